@@ -1,0 +1,205 @@
+"""Typed configuration: the schema behind every file in ``conf/``.
+
+Each dataclass is one config group (``conf/<group>/*.yaml`` picks its values); ``TrainConfig`` is
+the whole of ``fedlm-train``. Hydra registers these in its ConfigStore (``fedlm/cli/``), so a typo
+in a key or a wrong type fails at start. Values are checked once, by :func:`validate`, before
+anything is compiled; every error names the dotted key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fedlm.errors import ConfigError
+from fedlm.vocab import UNKNOWN_POLICIES
+
+PIPELINES = ("tutorial", "paper")
+DATASETS = ("shakespeare", "synthetic")
+CELLS = ("gru", "lstm")
+OPTIMIZERS = ("sgd", "adam", "adagrad", "yogi")
+ALGORITHMS = ("fedavg", "fedavg_unweighted", "fedprox")
+CLIENT_WEIGHTINGS = ("num_examples", "num_tokens", "uniform")
+SAMPLERS = ("fixed", "uniform", "with_replacement", "weighted", "round_robin")
+RUNTIMES = ("local", "remote")
+
+
+@dataclass
+class DataConfig:
+    # shakespeare: SQL client data in cache_dir (built from `source`, else TFF's download);
+    # synthetic: TFF's small in-memory Shakespeare (tests).
+    name: str = "shakespeare"
+    cache_dir: str = "~/.cache/fedlm/shakespeare"
+    source: str | None = None
+    pipeline: str = "tutorial"
+    unknown_chars: str = "drop"
+    # Tutorial pipeline only: pad the last sequence and batch of a client instead of dropping
+    # them; padded positions are masked out of loss and metrics.
+    pad: bool = False
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dickens_gru"
+    cell: str = "gru"
+    embedding_dim: int = 256
+    units: int = 1024
+    layers: int = 1
+    # none | dickens | a local Keras model path | an http(s) URL of a Keras model
+    pretrained: str = "none"
+
+
+@dataclass
+class OptimizerConfig:
+    # One schema for all of tff.learning.optimizers' builders; each uses the fields it knows.
+    name: str = "sgd"
+    learning_rate: float = 1.0
+    momentum: float = 0.0  # sgd
+    beta_1: float = 0.9  # adam, yogi
+    beta_2: float = 0.999  # adam, yogi
+    epsilon: float = 1e-3  # adam, yogi, adagrad
+    initial_accumulator_value: float = 0.0  # adagrad, yogi
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = "fedavg"
+    proximal_strength: float = 0.0  # fedprox's mu
+    client_weighting: str = "num_examples"
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "uniform"
+    client_ids: list[str] = field(default_factory=list)  # fixed
+
+
+@dataclass
+class RuntimeConfig:
+    name: str = "local"
+    # local: cap on concurrent client computations in TFF's worker (-1: no cap)
+    max_concurrent_computation_calls: int = -1
+    # remote: TFF worker services (host:port), each started with `fedlm-worker`
+    workers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str | None = None  # None: SQLite store under the results directory
+    experiment_name: str = "fedlm"
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 3
+    log_model: bool = True
+
+
+@dataclass
+class TrainingConfig:
+    rounds: int = 5
+    clients_per_round: int = 3
+    local_epochs: int = 1
+    max_batches_per_client: int | None = None
+    seq_len: int = 100
+    batch_size: int = 8
+    shuffle_buffer: int = 100
+
+
+@dataclass
+class EvalConfig:
+    every: int = 1  # rounds; 0: only before the first and after the last round
+    centralized: bool = True
+    federated: bool = False
+    # test clients to evaluate on; empty: all test clients (capped by max_clients)
+    client_ids: list[str] = field(default_factory=list)
+    max_clients: int | None = None
+    max_batches: int | None = None  # per client
+    generate_every: int = 0  # rounds; 0: only before the first and after the last round
+    prompt: str = "What of TensorFlow Federated, you ask? "
+    generate_length: int = 200
+    temperature: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    client_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    server_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    # false | true (the last run in this output directory) | an MLflow run id
+    resume: Any = False
+    output_dir: str = "."
+    experiment_scale: str = "default"
+
+
+def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, allowed)
+
+
+def _at_least(key: str, value: float | None, low: float, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value < low:
+        raise ConfigError(key, value, f"a number >= {low}" + (" or null" if allow_none else ""))
+
+
+def _positive(key: str, value: float) -> None:
+    if value is None or value <= 0:
+        raise ConfigError(key, value, "a number > 0")
+
+
+def validate_optimizer(opt: OptimizerConfig, key: str) -> None:
+    _choice(f"{key}.name", opt.name, OPTIMIZERS)
+    _positive(f"{key}.learning_rate", opt.learning_rate)
+    _at_least(f"{key}.momentum", opt.momentum, 0.0)
+    for name in ("beta_1", "beta_2"):
+        value = getattr(opt, name)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key}.{name}", value, "a number in [0, 1)")
+    _positive(f"{key}.epsilon", opt.epsilon)
+    _at_least(f"{key}.initial_accumulator_value", opt.initial_accumulator_value, 0.0)
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Check every value that does not depend on the data; raise :class:`ConfigError`."""
+    _choice("data.name", cfg.data.name, DATASETS)
+    _choice("data.pipeline", cfg.data.pipeline, PIPELINES)
+    _choice("data.unknown_chars", cfg.data.unknown_chars, UNKNOWN_POLICIES)
+    _choice("model.cell", cfg.model.cell, CELLS)
+    for key in ("embedding_dim", "units", "layers"):
+        _at_least(f"model.{key}", getattr(cfg.model, key), 1)
+    validate_optimizer(cfg.client_optimizer, "client_optimizer")
+    validate_optimizer(cfg.server_optimizer, "server_optimizer")
+    _choice("algorithm.name", cfg.algorithm.name, ALGORITHMS)
+    _choice("algorithm.client_weighting", cfg.algorithm.client_weighting, CLIENT_WEIGHTINGS)
+    _at_least("algorithm.proximal_strength", cfg.algorithm.proximal_strength, 0.0)
+    _choice("sampler.name", cfg.sampler.name, SAMPLERS)
+    if cfg.sampler.name == "fixed" and not cfg.sampler.client_ids:
+        raise ConfigError("sampler.client_ids", [], "a non-empty list of client ids for 'fixed'")
+    _choice("runtime.name", cfg.runtime.name, RUNTIMES)
+    if cfg.runtime.name == "remote" and not cfg.runtime.workers:
+        raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
+    t = cfg.training
+    _at_least("training.rounds", t.rounds, 1)
+    _at_least("training.clients_per_round", t.clients_per_round, 1)
+    _at_least("training.local_epochs", t.local_epochs, 1)
+    _at_least("training.max_batches_per_client", t.max_batches_per_client, 1, allow_none=True)
+    _at_least("training.seq_len", t.seq_len, 1)
+    _at_least("training.batch_size", t.batch_size, 1)
+    _at_least("training.shuffle_buffer", t.shuffle_buffer, 1)
+    e = cfg.eval
+    _at_least("eval.every", e.every, 0)
+    _at_least("eval.generate_every", e.generate_every, 0)
+    _at_least("eval.generate_length", e.generate_length, 0)
+    _at_least("eval.max_clients", e.max_clients, 1, allow_none=True)
+    _at_least("eval.max_batches", e.max_batches, 1, allow_none=True)
+    _positive("eval.temperature", e.temperature)
+    _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
+    _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)

@@ -1,0 +1,31 @@
+"""The one small family of fedlm exceptions.
+
+Every message names what was wrong (the dotted config key or the file), the value given, and what
+is allowed, so that a user can fix the call without reading the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class FedlmError(Exception):
+    """Base class of every error fedlm raises on purpose."""
+
+
+class ConfigError(FedlmError, ValueError):
+    """A configuration value that fedlm cannot use."""
+
+    def __init__(self, key: str, value: object, allowed: str | Iterable[object]):
+        if not isinstance(allowed, str):
+            allowed = "one of " + ", ".join(repr(a) for a in allowed)
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is not allowed: expected {allowed}")
+
+
+class DataError(FedlmError):
+    """Input data that is missing, unreadable or not what fedlm expects."""
+
+
+class ModelError(FedlmError):
+    """A model or weights file that does not fit the configured architecture."""

@@ -1,0 +1,71 @@
+"""Loss and metrics of next-character prediction.
+
+- ``CharacterAccuracy``: the tutorial's flattened character accuracy (the fraction of positions
+  whose most likely next character is the right one), leaving out targets in ``ignore_ids``. With
+  nothing to ignore it is the tutorial's ``FlattenedCategoricalAccuracy``; with ``ignore_ids=[0]``
+  it is TFF's baseline ``MaskedCategoricalAccuracy(masked_tokens=[pad])``.
+- ``NumTokens``: how many targets count (not ignored); the papers weight clients by it.
+- ``loss_fn``: sparse categorical cross-entropy over logits, masked the same way.
+- ``perplexity`` and ``bits_per_char`` derive from the mean loss (nats per character).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+
+def _flat_targets(y_true: tf.Tensor, ignore_ids: Sequence[int]) -> tuple[tf.Tensor, tf.Tensor]:
+    y_true = tf.reshape(tf.cast(y_true, tf.int64), [-1])
+    keep = tf.ones_like(y_true, dtype=tf.bool)
+    for token in ignore_ids:
+        keep = tf.logical_and(keep, tf.not_equal(y_true, token))
+    return y_true, keep
+
+
+class CharacterAccuracy(tf.keras.metrics.SparseCategoricalAccuracy):
+    """Flattened character accuracy over every position whose target is not in ``ignore_ids``."""
+
+    def __init__(self, name: str = "accuracy", ignore_ids: Sequence[int] = (), dtype=tf.float32):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_ids = tuple(int(i) for i in ignore_ids)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, keep = _flat_targets(y_true, self.ignore_ids)
+        # Ignored targets may be out of range (-1): any valid id will do under a zero weight.
+        y_true = tf.where(keep, y_true, tf.zeros_like(y_true))
+        y_pred = tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]])
+        return super().update_state(y_true, y_pred, sample_weight=tf.cast(keep, self.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_ids": list(self.ignore_ids)}
+
+
+class NumTokens(tf.keras.metrics.Sum):
+    """The number of targets that count (those not in ``ignore_ids``)."""
+
+    def __init__(self, name: str = "num_tokens", ignore_ids: Sequence[int] = (), dtype=tf.int64):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_ids = tuple(int(i) for i in ignore_ids)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        _, keep = _flat_targets(y_true, self.ignore_ids)
+        return super().update_state(tf.reduce_sum(tf.cast(keep, self.dtype)))
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_ids": list(self.ignore_ids)}
+
+
+def loss_fn(ignore_id: int | None) -> tf.keras.losses.Loss:
+    """Mean cross-entropy (nats per character) over the targets that are not ``ignore_id``."""
+    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore_id)
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))
+
+
+def bits_per_char(loss: float) -> float:
+    return loss / math.log(2.0)
