@@ -13,6 +13,8 @@ inputs are id 0, so clients with fewer than ``(seq_len + 1) * batch_size`` chara
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -70,6 +72,12 @@ class TutorialPipeline:
     @property
     def vocab_size(self) -> int:
         return vocab.input_vocab_size(self.unknown_chars)
+
+    def num_batches(self, snippets: Iterable[str]) -> int:
+        """Batches one epoch of a client with these snippets yields, before any cap (no TF)."""
+        chars = sum(len(vocab.encode(s, self.unknown_chars)) for s in snippets)
+        round_ = math.ceil if self.pad else math.floor
+        return round_(round_(chars / (self.seq_len + 1)) / self.batch_size)
 
     def to_ids(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Snippets -> a dataset of int64 character-id vectors, one per snippet."""
