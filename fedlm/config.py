@@ -32,7 +32,8 @@ class DataConfig:
     cache_dir: str = "~/.cache/fedlm/shakespeare"
     source: str | None = None
     pipeline: str = "tutorial"
-    unknown_chars: str = "drop"
+    # drop | oov | tutorial (fedlm/vocab.py); null: the pipeline's own (tutorial: drop, paper: oov)
+    unknown_chars: str | None = None
     # Tutorial pipeline only: pad the last sequence and batch of a client instead of dropping
     # them; padded positions are masked out of loss and metrics.
     pad: bool = False
@@ -51,14 +52,14 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    # One schema for all of tff.learning.optimizers' builders; each uses the fields it knows.
+    # One schema for tff.learning.optimizers' builders; null means TFF's own default.
     name: str = "sgd"
     learning_rate: float = 1.0
-    momentum: float = 0.0  # sgd
-    beta_1: float = 0.9  # adam, yogi
-    beta_2: float = 0.999  # adam, yogi
-    epsilon: float = 1e-3  # adam, yogi, adagrad
-    initial_accumulator_value: float = 0.0  # adagrad, yogi
+    momentum: float | None = None  # sgd
+    beta_1: float | None = None  # adam, yogi
+    beta_2: float | None = None  # adam, yogi
+    epsilon: float | None = None  # adam, yogi, adagrad
+    initial_preconditioner_value: float | None = None  # adagrad, yogi
 
 
 @dataclass
@@ -155,23 +156,41 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(key, value, "a number > 0")
 
 
+OPTIMIZER_FIELDS = {
+    "sgd": ("momentum",),
+    "adam": ("beta_1", "beta_2", "epsilon"),
+    "adagrad": ("initial_preconditioner_value", "epsilon"),
+    "yogi": ("beta_1", "beta_2", "epsilon", "initial_preconditioner_value"),
+}
+
+
 def validate_optimizer(opt: OptimizerConfig, key: str) -> None:
     _choice(f"{key}.name", opt.name, OPTIMIZERS)
     _positive(f"{key}.learning_rate", opt.learning_rate)
-    _at_least(f"{key}.momentum", opt.momentum, 0.0)
-    for name in ("beta_1", "beta_2"):
+    for name in ("momentum", "beta_1", "beta_2", "epsilon", "initial_preconditioner_value"):
         value = getattr(opt, name)
-        if not 0.0 <= value < 1.0:
+        if value is None:
+            continue
+        if name not in OPTIMIZER_FIELDS[opt.name]:
+            allowed = ", ".join(OPTIMIZER_FIELDS[opt.name]) or "none"
+            raise ConfigError(f"{key}.{name}", value, f"null: {opt.name} takes only {allowed}")
+        if name in ("beta_1", "beta_2", "momentum") and not 0.0 <= value < 1.0:
             raise ConfigError(f"{key}.{name}", value, "a number in [0, 1)")
-    _positive(f"{key}.epsilon", opt.epsilon)
-    _at_least(f"{key}.initial_accumulator_value", opt.initial_accumulator_value, 0.0)
+        if name == "epsilon":
+            _positive(f"{key}.{name}", value)
+        _at_least(f"{key}.{name}", value, 0.0)
 
 
 def validate(cfg: TrainConfig) -> None:
     """Check every value that does not depend on the data; raise :class:`ConfigError`."""
     _choice("data.name", cfg.data.name, DATASETS)
     _choice("data.pipeline", cfg.data.pipeline, PIPELINES)
-    _choice("data.unknown_chars", cfg.data.unknown_chars, UNKNOWN_POLICIES)
+    if cfg.data.unknown_chars is not None:
+        _choice("data.unknown_chars", cfg.data.unknown_chars, UNKNOWN_POLICIES)
+    if cfg.data.pipeline == "paper" and cfg.data.unknown_chars not in (None, "oov"):
+        raise ConfigError(
+            "data.unknown_chars", cfg.data.unknown_chars, "null or 'oov' with data.pipeline=paper"
+        )
     _choice("model.cell", cfg.model.cell, CELLS)
     for key in ("embedding_dim", "units", "layers"):
         _at_least(f"model.{key}", getattr(cfg.model, key), 1)
@@ -203,3 +222,47 @@ def validate(cfg: TrainConfig) -> None:
     _positive("eval.temperature", e.temperature)
     _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
     _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)
+
+
+@dataclass
+class PretrainConfig:
+    """``fedlm-pretrain``: central training of a character model on a corpus (the Dickens books)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # Text files; a relative path is read under fedlm.paths.shared_data_dir().
+    corpus: list[str] = field(
+        default_factory=lambda: [
+            "dickens/a_tale_of_two_cities.txt",
+            "dickens/a_christmas_carol.txt",
+        ]
+    )
+    unknown_chars: str = "drop"
+    validation_fraction: float = 0.1  # the last part of each book is held out
+    epochs: int = 1
+    steps_per_epoch: int | None = None  # cap on batches per epoch; null: the whole corpus
+    seq_len: int = 100
+    batch_size: int = 8
+    shuffle_buffer: int = 10000
+    optimizer: str = "adam"  # adam | sgd (Keras optimizers: this is central training)
+    learning_rate: float = 1e-3
+    eval_batches: int | None = None  # cap on validation and Shakespeare batches
+    # Shakespeare test data for the transfer accuracy: auto | sqlite | gutenberg | synthetic | none
+    shakespeare: str = "auto"
+    log_every: int = 50  # steps between progress lines
+    seed: int = 0
+    output: str | None = (
+        None  # null: cache_dir()/pretrained/<model.name>.h5 (model.pretrained=dickens)
+    )
+
+
+@dataclass
+class GenerateConfig:
+    """``fedlm-generate``: sample text from a saved model with a batch-1 stateful copy of it."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: str = "What of TensorFlow Federated, you ask? "
+    length: int = 200
+    temperature: float = 1.0
+    top_k: int | None = None
+    seed: int | None = None
+    vocab_size: int | None = None  # null: the saved model's embedding rows

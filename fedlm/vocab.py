@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from fedlm.errors import ConfigError
 
-CHARS = 'dhlptx@DHLPTX $(,048cgkoswCGKOSW[_#\'/37;?bfjnrvzBFJNRVZ"&*.26:\naeimquyAEIMQUY]!%)-159\r'
+CHARS = "dhlptx@DHLPTX $(,048cgkoswCGKOSW[_#'/37;?bfjnrvzBFJNRVZ\"&*.26:\naeimquyAEIMQUY]!%)-159\r"
 CHAR_TO_ID = {char: i for i, char in enumerate(CHARS)}
 
 UNKNOWN_POLICIES = ("drop", "oov", "tutorial")

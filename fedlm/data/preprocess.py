@@ -46,8 +46,9 @@ def split_input_target(chunk: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     input_text = tf.map_fn(lambda x: x[:-1], chunk)
     target_text = tf.map_fn(lambda x: x[1:], chunk)
     # Padding (and the reserved oov id) are never predicted; padded inputs read as id 0.
-    target_text = tf.where(target_text == vocab.OOV_ID, tf.constant(vocab.IGNORE_ID, tf.int64),
-                           target_text)
+    target_text = tf.where(
+        target_text == vocab.OOV_ID, tf.constant(vocab.IGNORE_ID, tf.int64), target_text
+    )
     input_text = tf.where(input_text == vocab.IGNORE_ID, tf.constant(0, tf.int64), input_text)
     return input_text, target_text
 
@@ -97,9 +98,11 @@ class TutorialPipeline:
         if not self.pad:
             return ids.batch(self.seq_len + 1, drop_remainder=True)
         n = self.seq_len + 1
-        return ids.batch(n).map(
-            lambda s: tf.pad(s, [[0, n - tf.shape(s)[0]]], constant_values=vocab.IGNORE_ID)
-        ).map(lambda s: tf.ensure_shape(s, [n]))
+        return (
+            ids.batch(n)
+            .map(lambda s: tf.pad(s, [[0, n - tf.shape(s)[0]]], constant_values=vocab.IGNORE_ID))
+            .map(lambda s: tf.ensure_shape(s, [n]))
+        )
 
     def batches(self, sequences: tf.data.Dataset) -> tf.data.Dataset:
         if not self.pad:
@@ -108,8 +111,14 @@ class TutorialPipeline:
         full = sequences.batch(self.batch_size)
         return full.map(
             lambda b: tf.concat(
-                [b, tf.fill([self.batch_size - tf.shape(b)[0], self.seq_len + 1],
-                            tf.constant(vocab.IGNORE_ID, tf.int64))], axis=0
+                [
+                    b,
+                    tf.fill(
+                        [self.batch_size - tf.shape(b)[0], self.seq_len + 1],
+                        tf.constant(vocab.IGNORE_ID, tf.int64),
+                    ),
+                ],
+                axis=0,
             )
         ).map(lambda b: tf.ensure_shape(b, [self.batch_size, self.seq_len + 1]))
 

@@ -1,0 +1,101 @@
+import pytest
+
+from fedlm.errors import ConfigError
+from fedlm.federated.samplers import build_sampler
+
+ELIGIBLE = {f"PLAY_C{i}": i + 1 for i in range(10)}
+
+
+def draws(sampler, rounds):
+    return [sampler.sample() for _ in range(rounds)]
+
+
+@pytest.mark.parametrize("name", ["uniform", "with_replacement", "weighted", "round_robin"])
+def test_same_seed_same_clients_and_different_seed_differs(name):
+    a = draws(build_sampler(name, ELIGIBLE, 3, seed=7), 20)
+    b = draws(build_sampler(name, ELIGIBLE, 3, seed=7), 20)
+    c = draws(build_sampler(name, ELIGIBLE, 3, seed=8), 20)
+    assert a == b
+    assert a != c
+    assert all(len(r) == 3 and set(r) <= set(ELIGIBLE) for r in a)
+
+
+@pytest.mark.parametrize("name", ["uniform", "with_replacement", "weighted", "round_robin"])
+def test_state_restores_the_sequence(name):
+    sampler = build_sampler(name, ELIGIBLE, 4, seed=3)
+    draws(sampler, 5)
+    saved = sampler.state
+    expected = draws(sampler, 5)
+    fresh = build_sampler(name, ELIGIBLE, 4, seed=999)
+    fresh.load_state(saved)
+    assert draws(fresh, 5) == expected
+
+
+def test_uniform_has_no_repeats_within_a_round():
+    for clients in draws(build_sampler("uniform", ELIGIBLE, 10, seed=0), 5):
+        assert sorted(clients) == sorted(ELIGIBLE)
+
+
+def test_with_replacement_can_repeat_and_may_exceed_population():
+    rounds = draws(build_sampler("with_replacement", ELIGIBLE, 12, seed=0), 5)
+    assert any(len(set(r)) < len(r) for r in rounds)
+
+
+def test_round_robin_visits_every_client_once_per_pass():
+    sampler = build_sampler("round_robin", ELIGIBLE, 5, seed=1)
+    first_pass = sampler.sample() + sampler.sample()
+    second_pass = sampler.sample() + sampler.sample()
+    assert sorted(first_pass) == sorted(ELIGIBLE) == sorted(second_pass)
+    assert first_pass != second_pass  # reshuffled between passes
+
+
+def test_weighted_prefers_large_clients():
+    eligible = {"BIG": 1000, "SMALL": 1, "TINY": 1}
+    picks = [c for r in draws(build_sampler("weighted", eligible, 1, seed=0), 200) for c in r]
+    assert picks.count("BIG") > 190
+
+
+def test_fixed_returns_the_configured_ids_in_order():
+    sampler = build_sampler("fixed", ELIGIBLE, 3, 0, fixed_client_ids=["PLAY_C5", "PLAY_C1"])
+    assert draws(sampler, 2) == [["PLAY_C5", "PLAY_C1"]] * 2
+
+
+def test_fixed_unknown_id_is_refused_with_its_key():
+    with pytest.raises(ConfigError, match=r"sampler.client_ids='NOPE' .*client id of this dataset"):
+        build_sampler("fixed", ELIGIBLE, 1, 0, fixed_client_ids=["NOPE"])
+
+
+def test_fixed_empty_client_is_refused():
+    with pytest.raises(ConfigError, match="at least one batch"):
+        build_sampler(
+            "fixed", ELIGIBLE, 1, 0, fixed_client_ids=["EMPTY"], all_client_ids=["EMPTY", *ELIGIBLE]
+        )
+
+
+def test_too_many_clients_per_round_names_the_limit():
+    with pytest.raises(ConfigError, match=r"training.clients_per_round=11 .*at most 10"):
+        build_sampler("uniform", ELIGIBLE, 11, 0)
+
+
+def test_unknown_sampler_lists_the_choices():
+    with pytest.raises(ConfigError, match="round_robin"):
+        build_sampler("lottery", ELIGIBLE, 1, 0)
+
+
+def test_fixed_alternatives_take_the_first_id_the_data_has():
+    eligible = {"AS_YOU_LIKE_IT_CELIA": 3, "OTHELLO_OTHELLO": 2}
+    sampler = build_sampler(
+        "fixed",
+        eligible,
+        2,
+        0,
+        fixed_client_ids=["ALL_S_WELL_THAT_ENDS_WELL_CELIA|AS_YOU_LIKE_IT_CELIA", "OTHELLO_OTHELLO"],
+    )
+    assert sampler.sample() == ["AS_YOU_LIKE_IT_CELIA", "OTHELLO_OTHELLO"]
+
+
+def test_unknown_fixed_id_suggests_the_same_speaker():
+    with pytest.raises(ConfigError, match="same speaker: AS_YOU_LIKE_IT_CELIA"):
+        build_sampler(
+            "fixed", {"AS_YOU_LIKE_IT_CELIA": 3}, 1, 0, fixed_client_ids=["HAMLET_CELIA"]
+        )
