@@ -249,6 +249,10 @@ class PretrainConfig:
     # Shakespeare test data for the transfer accuracy: auto | sqlite | gutenberg | synthetic | none
     shakespeare: str = "auto"
     log_every: int = 50  # steps between progress lines
+    # Stop early, keeping the weights of the best validation loss, after this many epochs
+    # without improvement (null: never).
+    patience: int | None = None
+    time_limit_minutes: float | None = None  # stop training (then evaluate and save) after this
     seed: int = 0
     output: str | None = (
         None  # null: cache_dir()/pretrained/<model.name>.h5 (model.pretrained=dickens)

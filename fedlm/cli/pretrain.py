@@ -1,0 +1,30 @@
+"""``uv run fedlm-pretrain``: central pre-training of a character model (conf/pretrain.yaml)."""
+
+from __future__ import annotations
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors
+from fedlm.config import PretrainConfig
+
+register_resolvers()
+ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pretrain")
+@report_errors("fedlm-pretrain")
+def main(cfg: DictConfig) -> None:
+    from fedlm.models.pretrain import pretrain  # TensorFlow loads after the config is checked
+
+    result = pretrain(OmegaConf.to_object(cfg))
+    for key, value in result.metrics.items():
+        print(f"{key}: {value:.4f}")
+    print(f"shakespeare test data: {result.shakespeare_source}")
+    print(f"time: {result.wall_seconds:.0f} s wall, {result.cpu_seconds:.0f} s CPU")
+    print(f"saved: {result.path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""Central pre-training of a character model on a corpus (by default the two Dickens books).
+
+This plays the part of TFF's published ``dickens_rnn`` models, which the tutorial downloads and
+fedlm cannot: the tutorial's preprocessing (ids -> ``seq_len + 1`` chunks -> shuffle -> batch ->
+input/target), Keras ``fit`` with the masked loss and accuracy of :mod:`fedlm.models.metrics`,
+evaluation on a held-out slice (the last ``validation_fraction`` of each book) and on Shakespeare
+test data, and a save in the tutorial's form (``save_model(..., include_optimizer=False)``, HDF5)
+that ``model.pretrained=PATH`` (or ``dickens``) loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from fedlm import paths, vocab
+from fedlm.config import PretrainConfig
+from fedlm.data.corpus import load_corpus, split_holdout
+from fedlm.data.preprocess import TutorialPipeline, split_input_target
+from fedlm.data.shakespeare_text import read_complete_works
+from fedlm.errors import ConfigError, DataError
+from fedlm.io import atomic_path, write_text
+from fedlm.models.architectures import build_model, check_model_config
+from fedlm.models.metrics import CharacterAccuracy, bits_per_char, loss_fn, perplexity
+from fedlm.models.pretrained import default_pretrained_path, load_pretrained_weights
+
+SHAKESPEARE_SOURCES = ("auto", "sqlite", "gutenberg", "synthetic", "none")
+KERAS_OPTIMIZERS = ("adam", "sgd")
+GUTENBERG_SHAKESPEARE = "shakespeare/complete_works_gutenberg100_1994.txt"
+
+
+@dataclass
+class PretrainResult:
+    path: Path  # the saved Keras model
+    metrics: dict[str, float]  # train_*, validation_*, shakespeare_* (loss, accuracy, ...)
+    vocab_size: int
+    shakespeare_source: str  # which Shakespeare test data gave shakespeare_* ("none": not measured)
+    train_steps: int
+    epochs_run: int
+    wall_seconds: float
+    cpu_seconds: float
+
+
+def validate_pretrain(cfg: PretrainConfig) -> None:
+    check_model_config(cfg.model)
+    vocab.check_policy(cfg.unknown_chars, "unknown_chars")
+    if not cfg.corpus:
+        raise ConfigError("corpus", cfg.corpus, "a non-empty list of text files")
+    if not 0.0 < cfg.validation_fraction < 1.0:
+        raise ConfigError("validation_fraction", cfg.validation_fraction, "a number in (0, 1)")
+    for key in ("epochs", "seq_len", "batch_size", "shuffle_buffer", "log_every"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(key, getattr(cfg, key), "an integer >= 1")
+    for key in ("steps_per_epoch", "eval_batches", "patience"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ConfigError(key, getattr(cfg, key), "an integer >= 1 or null")
+    if cfg.optimizer not in KERAS_OPTIMIZERS:
+        raise ConfigError("optimizer", cfg.optimizer, KERAS_OPTIMIZERS)
+    if cfg.learning_rate <= 0:
+        raise ConfigError("learning_rate", cfg.learning_rate, "a number > 0")
+    if cfg.time_limit_minutes is not None and cfg.time_limit_minutes <= 0:
+        raise ConfigError("time_limit_minutes", cfg.time_limit_minutes, "a number > 0 or null")
+    if cfg.shakespeare not in SHAKESPEARE_SOURCES:
+        raise ConfigError("shakespeare", cfg.shakespeare, SHAKESPEARE_SOURCES)
+
+
+def corpus_path(entry: str) -> Path:
+    """A corpus entry: absolute as given, relative under ``shared_data_dir()``."""
+    path = Path(entry).expanduser()
+    return path if path.is_absolute() else paths.shared_data_dir() / path
+
+
+def id_batches(
+    ids: np.ndarray, pipeline: TutorialPipeline, shuffle_seed: int | None
+) -> tf.data.Dataset:
+    """The tutorial's steps on one id stream: chunks of seq_len + 1 -> (shuffle) -> batches."""
+    chunks = tf.data.Dataset.from_tensor_slices(ids).batch(
+        pipeline.seq_len + 1, drop_remainder=True
+    )
+    if shuffle_seed is not None:
+        chunks = chunks.shuffle(
+            pipeline.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+    return pipeline.batches(chunks).map(split_input_target)
+
+
+def _snippet_dataset(snippets: list[str]) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices({"snippets": tf.constant(snippets, tf.string)})
+
+
+def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:
+    """(the source used, Shakespeare test snippets) for the transfer accuracy; no network.
+
+    - ``sqlite``: the test split of ``cache_dir()/shakespeare/shakespeare.sqlite`` (what
+      ``fedlm-data`` builds, in TFF's layout);
+    - ``gutenberg``: the same test split parsed straight from the shared Complete Works by
+      :func:`fedlm.data.shakespeare_text.read_complete_works` (LEAF's partition, no SQL);
+    - ``synthetic``: TFF's small synthetic Shakespeare (tests);
+    - ``auto``: sqlite if it exists, else gutenberg if the text is there, else none.
+    """
+    sqlite = paths.cache_dir() / "shakespeare" / "shakespeare.sqlite"
+    gutenberg = paths.shared_data_dir() / GUTENBERG_SHAKESPEARE
+    if source == "auto":
+        source = "sqlite" if sqlite.exists() else "gutenberg" if gutenberg.exists() else "none"
+    if source == "none":
+        return source, []
+    if source == "gutenberg":
+        clients = read_complete_works(gutenberg)
+        return source, [s for cid in sorted(clients.test) for s in clients.test[cid]]
+    import tensorflow_federated as tff  # only here: loading TFF's client data
+
+    if source == "sqlite":
+        if not sqlite.exists():
+            raise DataError(f"shakespeare=sqlite: no such file {sqlite}; run `uv run fedlm-data`")
+        # load_data reads an existing shakespeare.sqlite in cache_dir and downloads nothing.
+        _, test = tff.simulation.datasets.shakespeare.load_data(cache_dir=str(sqlite.parent))
+    else:
+        test = tff.simulation.datasets.shakespeare.get_synthetic()
+    data = test.create_tf_dataset_from_all_clients()
+    return source, [x["snippets"].numpy().decode("utf-8") for x in data]
+
+
+class ProgressLine(tf.keras.callbacks.Callback):
+    """One line every ``every`` training steps: step, epoch, loss, accuracy, steps per second."""
+
+    def __init__(self, every: int, steps_per_epoch: int, epochs: int, stream=None):
+        super().__init__()
+        self.every, self.steps_per_epoch, self.epochs = every, steps_per_epoch, epochs
+        self.stream = stream or sys.stdout
+        self.step, self.start = 0, time.perf_counter()
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every == 0 or batch + 1 == self.steps_per_epoch:
+            rate = self.step / (time.perf_counter() - self.start)
+            total = self.steps_per_epoch * self.epochs
+            self._print(
+                f"step {self.step}/{total} "
+                f"(epoch {(self.step - 1) // self.steps_per_epoch + 1}/{self.epochs}) "
+                f"loss {logs['loss']:.4f} accuracy {logs['accuracy']:.4f} {rate:.2f} steps/s"
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = {k: round(float(v), 4) for k, v in (logs or {}).items()}
+        self._print(f"epoch {epoch + 1}/{self.epochs} done: {shown}")
+
+
+class TimeLimit(tf.keras.callbacks.Callback):
+    """Stop training after ``minutes`` of wall time (checked after every step)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.deadline = time.perf_counter() + 60.0 * minutes
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() > self.deadline and not self.model.stop_training:
+            print("time limit reached: stopping training", flush=True)
+            self.model.stop_training = True
+
+
+def _callbacks(cfg: PretrainConfig, steps: int) -> list[tf.keras.callbacks.Callback]:
+    callbacks = [ProgressLine(cfg.log_every, steps, cfg.epochs)]
+    if cfg.patience is not None:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.patience, restore_best_weights=True, verbose=1
+            )
+        )
+    if cfg.time_limit_minutes is not None:
+        callbacks.append(TimeLimit(cfg.time_limit_minutes))
+    return callbacks
+
+
+def _optimizer(cfg: PretrainConfig) -> tf.keras.optimizers.Optimizer:
+    if cfg.optimizer == "adam":
+        return tf.keras.optimizers.Adam(cfg.learning_rate)
+    return tf.keras.optimizers.SGD(cfg.learning_rate)
+
+
+def _evaluate(model: tf.keras.Model, batches: tf.data.Dataset, prefix: str) -> dict[str, float]:
+    values = model.evaluate(batches, verbose=0, return_dict=True)
+    out = {f"{prefix}_loss": float(values["loss"]), f"{prefix}_accuracy": float(values["accuracy"])}
+    out[f"{prefix}_perplexity"] = perplexity(out[f"{prefix}_loss"])
+    out[f"{prefix}_bits_per_char"] = bits_per_char(out[f"{prefix}_loss"])
+    return out
+
+
+def save_model(model: tf.keras.Model, target: Path) -> Path:
+    """The tutorial's save (HDF5, no optimizer), written beside ``target`` and renamed onto it."""
+    with atomic_path(target, suffix=".h5") as tmp, warnings.catch_warnings():
+        # HDF5 is Keras 2's "legacy" format, and the one the tutorial's models come in.
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*", category=UserWarning)
+        tf.keras.models.save_model(model, str(tmp), include_optimizer=False, save_format="h5")
+    return target
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Train ``cfg.model`` on ``cfg.corpus``, evaluate it, save it; return metrics and the path."""
+    validate_pretrain(cfg)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    tf.keras.utils.set_random_seed(cfg.seed)
+    corpus = load_corpus([corpus_path(e) for e in cfg.corpus], cfg.unknown_chars)
+    train_ids, held_out_ids = (
+        np.asarray(ids, np.int64)
+        for ids in split_holdout(corpus.ids, cfg.validation_fraction, "validation_fraction")
+    )
+    pipeline = TutorialPipeline(
+        seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        shuffle_buffer=cfg.shuffle_buffer,
+        unknown_chars=cfg.unknown_chars,
+    )
+    batches_per_epoch = len(train_ids) // (cfg.seq_len + 1) // cfg.batch_size
+    held_out_batches = len(held_out_ids) // (cfg.seq_len + 1) // cfg.batch_size
+    if batches_per_epoch < 1 or held_out_batches < 1:
+        raise DataError(
+            f"corpus {cfg.corpus} is too short for one batch of {cfg.batch_size} x "
+            f"{cfg.seq_len + 1} characters in training ({len(train_ids)} ids) and validation "
+            f"({len(held_out_ids)} ids)"
+        )
+    steps = min(batches_per_epoch, cfg.steps_per_epoch or batches_per_epoch)
+
+    vocab_size = pipeline.vocab_size
+    model = build_model(cfg.model, vocab_size)
+    initial = load_pretrained_weights(cfg.model.pretrained, cfg.model, vocab_size)
+    if initial is not None:
+        model.set_weights(initial)
+    model.compile(
+        optimizer=_optimizer(cfg),
+        loss=loss_fn(vocab.IGNORE_ID),
+        metrics=[CharacterAccuracy(ignore_ids=[vocab.IGNORE_ID])],
+    )
+    train = id_batches(train_ids, pipeline, shuffle_seed=cfg.seed).repeat()
+    held_out = id_batches(held_out_ids, pipeline, shuffle_seed=None)
+    if cfg.eval_batches is not None:
+        held_out = held_out.take(cfg.eval_batches)
+    print(
+        f"pre-training {cfg.model.name} ({model.count_params():,} parameters, vocabulary "
+        f"{vocab_size}) on {len(train_ids):,} characters, validating on {len(held_out_ids):,}: "
+        f"{cfg.epochs} epoch(s) x {steps} steps of {cfg.batch_size} x {cfg.seq_len}",
+        flush=True,
+    )
+    history = model.fit(
+        train.prefetch(2),
+        epochs=cfg.epochs,
+        steps_per_epoch=steps,
+        validation_data=held_out,
+        verbose=0,
+        callbacks=_callbacks(cfg, steps),
+    )
+    epochs_run = len(history.history["loss"])
+    metrics = {
+        "train_loss": float(history.history["loss"][-1]),
+        "train_accuracy": float(history.history["accuracy"][-1]),
+    }
+    metrics.update(_evaluate(model, held_out, "validation"))
+    source, snippets = shakespeare_test_snippets(cfg.shakespeare)
+    if snippets:
+        shakespeare = pipeline.evaluate(_snippet_dataset(snippets), max_batches=cfg.eval_batches)
+        metrics.update(_evaluate(model, shakespeare, "shakespeare"))
+    target = (
+        Path(cfg.output).expanduser() if cfg.output else default_pretrained_path(cfg.model.name)
+    )
+    save_model(model, target)
+    result = PretrainResult(
+        path=target,
+        metrics=metrics,
+        vocab_size=vocab_size,
+        shakespeare_source=source,
+        train_steps=int(model.optimizer.iterations.numpy()),
+        epochs_run=epochs_run,
+        wall_seconds=time.perf_counter() - wall0,
+        cpu_seconds=time.process_time() - cpu0,
+    )
+    record = {
+        **dataclasses.asdict(result),
+        "path": str(target),
+        "config": dataclasses.asdict(cfg),
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    return result

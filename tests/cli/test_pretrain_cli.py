@@ -1,0 +1,68 @@
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+import fedlm.cli.pretrain as cli
+from fedlm.config import PretrainConfig
+
+
+def _compose(overrides=()):
+    with initialize_config_dir(config_dir=cli.CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="pretrain", overrides=list(overrides))
+
+
+def test_shipped_config_is_the_dickens_gru_on_the_two_books():
+    cfg = OmegaConf.to_object(_compose())
+    assert isinstance(cfg, PretrainConfig)
+    assert (cfg.model.name, cfg.model.units, cfg.model.pretrained) == ("dickens_gru", 1024, "none")
+    assert cfg.corpus == ["dickens/a_tale_of_two_cities.txt", "dickens/a_christmas_carol.txt"]
+    assert (cfg.seq_len, cfg.batch_size, cfg.optimizer, cfg.output) == (100, 8, "adam", None)
+
+
+@pytest.mark.parametrize("model", ["dickens_gru", "lstm_2x256", "tiny"])
+def test_every_model_composes(model):
+    assert OmegaConf.to_object(_compose([f"model={model}"])).model.name == model
+
+
+@pytest.mark.parametrize("typo", ["epocs=1", "model.unit=3", "batch_size=eight"])
+def test_a_typo_or_wrong_type_fails_at_start(typo):
+    with pytest.raises(ConfigCompositionException):
+        _compose([typo])
+
+
+def test_fedlm_pretrain_runs_and_saves(tmp_path, monkeypatch, capfd):
+    book = tmp_path / "book.txt"
+    book.write_text("A merry Christmas, uncle! God save you! " * 300)
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "fedlm-pretrain",
+            "model=tiny",
+            f"corpus=[{book}]",
+            "epochs=1",
+            "steps_per_epoch=2",
+            "seq_len=20",
+            "batch_size=4",
+            "shakespeare=none",
+        ],
+    )
+    cli.main()
+    out = capfd.readouterr().out
+    saved = tmp_path / "cache" / "pretrained" / "tiny.h5"
+    assert f"saved: {saved}" in out and saved.exists()
+    assert "validation_accuracy: " in out and "step 2/2 (epoch 1/1)" in out
+
+
+def test_fedlm_pretrain_reports_a_bad_value_in_one_line(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(sys, "argv", ["fedlm-pretrain", "model=tiny", "optimizer=rmsprop"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert "fedlm-pretrain: error: optimizer='rmsprop' is not allowed" in capfd.readouterr().err
