@@ -63,20 +63,27 @@ def generate_text(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int | None = None,
+    id_offset: int = 0,
 ) -> str:
-    """``start_string`` followed by ``length`` sampled characters."""
+    """``start_string`` followed by ``length`` sampled characters.
+
+    ``id_offset``: the id of ``vocab.CHARS[0]`` in the model, 0 for the tutorial's pipeline, 1 for
+    the papers' (TFF's baseline ids, where 0 is padding); only character ids are ever sampled.
+    """
     check_prompt(start_string)
     check_sampling(length, temperature, top_k)
+    if not 0 <= id_offset <= vocab_size - len(vocab.CHARS):
+        raise ConfigError("id_offset", id_offset, f"0..{vocab_size - len(vocab.CHARS)}")
     model = build_model(cfg, vocab_size, batch_size=1, stateful=True)
     model.set_weights(weights)
     rng = np.random.default_rng(seed)
     step = tf.function(lambda ids: model(ids, training=False)[:, -1, :])
-    ids = tf.constant([vocab.encode(start_string)], tf.int64)
+    ids = tf.constant([[i + id_offset for i in vocab.encode(start_string)]], tf.int64)
     generated = []
     for _ in range(length):
-        next_id = sample_next(step(ids)[0].numpy(), temperature, top_k, rng)
-        generated.append(vocab.CHARS[next_id])
-        ids = tf.constant([[next_id]], tf.int64)
+        next_char = sample_next(step(ids)[0].numpy()[id_offset:], temperature, top_k, rng)
+        generated.append(vocab.CHARS[next_char])
+        ids = tf.constant([[next_char + id_offset]], tf.int64)
     return start_string + "".join(generated)
 
 

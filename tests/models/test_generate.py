@@ -67,3 +67,14 @@ def test_load_weights_for_generation_from_a_saved_model(saved_tiny, tiny):
         load_weights_for_generation(path, tiny, 87)
     with pytest.raises(ModelError, match="generation needs trained weights"):
         load_weights_for_generation("none", tiny)
+
+
+def test_a_paper_pipeline_model_generates_with_shifted_ids(tiny):
+    # TFF's baseline ids: 0 is padding, characters are 1..86, then oov, bos, eos.
+    weights = build_model(tiny, 90).get_weights()
+    bias = weights[-1]
+    bias[:] = -30.0
+    bias[1 + vocab.CHAR_TO_ID["e"]] = 30.0  # the model always says 'e'
+    assert generate_text(weights, tiny, 90, "th", length=5, id_offset=1) == "theeeee"
+    with pytest.raises(ConfigError, match="id_offset=5"):
+        generate_text(weights, tiny, 90, "th", length=5, id_offset=5)
