@@ -125,8 +125,12 @@ def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:
         _, test = tff.simulation.datasets.shakespeare.load_data(cache_dir=str(sqlite.parent))
     else:
         test = tff.simulation.datasets.shakespeare.get_synthetic()
-    data = test.create_tf_dataset_from_all_clients()
-    return source, [x["snippets"].numpy().decode("utf-8") for x in data]
+    # Client by client in id order (create_tf_dataset_from_all_clients shuffles the clients).
+    return source, [
+        x["snippets"].numpy().decode("utf-8")
+        for cid in sorted(test.client_ids)
+        for x in test.create_tf_dataset_for_client(cid)
+    ]
 
 
 class ProgressLine(tf.keras.callbacks.Callback):
@@ -206,22 +210,68 @@ def save_model(model: tf.keras.Model, target: Path) -> Path:
     return target
 
 
-def pretrain(cfg: PretrainConfig) -> PretrainResult:
-    """Train ``cfg.model`` on ``cfg.corpus``, evaluate it, save it; return metrics and the path."""
-    validate_pretrain(cfg)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    tf.keras.utils.set_random_seed(cfg.seed)
-    corpus = load_corpus([corpus_path(e) for e in cfg.corpus], cfg.unknown_chars)
-    train_ids, held_out_ids = (
-        np.asarray(ids, np.int64)
-        for ids in split_holdout(corpus.ids, cfg.validation_fraction, "validation_fraction")
-    )
-    pipeline = TutorialPipeline(
+def _pipeline(cfg: PretrainConfig) -> TutorialPipeline:
+    return TutorialPipeline(
         seq_len=cfg.seq_len,
         batch_size=cfg.batch_size,
         shuffle_buffer=cfg.shuffle_buffer,
         unknown_chars=cfg.unknown_chars,
     )
+
+
+def corpus_ids(cfg: PretrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training ids, held-out ids) of ``cfg.corpus``: the end of every book is held out."""
+    corpus = load_corpus([corpus_path(e) for e in cfg.corpus], cfg.unknown_chars)
+    train, held_out = split_holdout(corpus.ids, cfg.validation_fraction, "validation_fraction")
+    return np.asarray(train, np.int64), np.asarray(held_out, np.int64)
+
+
+def compile_model(model: tf.keras.Model, cfg: PretrainConfig) -> tf.keras.Model:
+    model.compile(
+        optimizer=_optimizer(cfg),
+        loss=loss_fn(vocab.IGNORE_ID),
+        metrics=[CharacterAccuracy(ignore_ids=[vocab.IGNORE_ID])],
+    )
+    return model
+
+
+def _held_out_batches(held_out_ids: np.ndarray, cfg: PretrainConfig) -> tf.data.Dataset:
+    held_out = id_batches(held_out_ids, _pipeline(cfg), shuffle_seed=None)
+    return held_out if cfg.eval_batches is None else held_out.take(cfg.eval_batches)
+
+
+def evaluate_model(
+    model: tf.keras.Model, cfg: PretrainConfig, held_out_ids: np.ndarray
+) -> tuple[dict[str, float], str]:
+    """validation_* metrics on the held-out ids and shakespeare_* metrics on ``cfg.shakespeare``
+    (the Shakespeare source used is returned too) of a model compiled by :func:`compile_model`."""
+    metrics = _evaluate(model, _held_out_batches(held_out_ids, cfg), "validation")
+    source, snippets = shakespeare_test_snippets(cfg.shakespeare)
+    if snippets:
+        batches = _pipeline(cfg).evaluate(_snippet_dataset(snippets), max_batches=cfg.eval_batches)
+        metrics.update(_evaluate(model, batches, "shakespeare"))
+    return metrics, source
+
+
+def evaluate_saved(cfg: PretrainConfig) -> tuple[dict[str, float], str]:
+    """:func:`evaluate_model` of the saved model ``cfg.model.pretrained``, without training."""
+    validate_pretrain(cfg)
+    vocab_size = _pipeline(cfg).vocab_size
+    weights = load_pretrained_weights(cfg.model.pretrained, cfg.model, vocab_size)
+    if weights is None:
+        raise ConfigError("model.pretrained", cfg.model.pretrained, "a saved model to evaluate")
+    model = compile_model(build_model(cfg.model, vocab_size), cfg)
+    model.set_weights(weights)
+    return evaluate_model(model, cfg, corpus_ids(cfg)[1])
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Train ``cfg.model`` on ``cfg.corpus``, evaluate it, save it; return metrics and the path."""
+    validate_pretrain(cfg)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    tf.keras.utils.set_random_seed(cfg.seed)
+    train_ids, held_out_ids = corpus_ids(cfg)
+    pipeline = _pipeline(cfg)
     batches_per_epoch = len(train_ids) // (cfg.seq_len + 1) // cfg.batch_size
     held_out_batches = len(held_out_ids) // (cfg.seq_len + 1) // cfg.batch_size
     if batches_per_epoch < 1 or held_out_batches < 1:
@@ -233,19 +283,11 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     steps = min(batches_per_epoch, cfg.steps_per_epoch or batches_per_epoch)
 
     vocab_size = pipeline.vocab_size
-    model = build_model(cfg.model, vocab_size)
+    model = compile_model(build_model(cfg.model, vocab_size), cfg)
     initial = load_pretrained_weights(cfg.model.pretrained, cfg.model, vocab_size)
     if initial is not None:
         model.set_weights(initial)
-    model.compile(
-        optimizer=_optimizer(cfg),
-        loss=loss_fn(vocab.IGNORE_ID),
-        metrics=[CharacterAccuracy(ignore_ids=[vocab.IGNORE_ID])],
-    )
     train = id_batches(train_ids, pipeline, shuffle_seed=cfg.seed).repeat()
-    held_out = id_batches(held_out_ids, pipeline, shuffle_seed=None)
-    if cfg.eval_batches is not None:
-        held_out = held_out.take(cfg.eval_batches)
     print(
         f"pre-training {cfg.model.name} ({model.count_params():,} parameters, vocabulary "
         f"{vocab_size}) on {len(train_ids):,} characters, validating on {len(held_out_ids):,}: "
@@ -256,20 +298,16 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         train.prefetch(2),
         epochs=cfg.epochs,
         steps_per_epoch=steps,
-        validation_data=held_out,
+        validation_data=_held_out_batches(held_out_ids, cfg),
         verbose=0,
         callbacks=_callbacks(cfg, steps),
     )
-    epochs_run = len(history.history["loss"])
     metrics = {
         "train_loss": float(history.history["loss"][-1]),
         "train_accuracy": float(history.history["accuracy"][-1]),
     }
-    metrics.update(_evaluate(model, held_out, "validation"))
-    source, snippets = shakespeare_test_snippets(cfg.shakespeare)
-    if snippets:
-        shakespeare = pipeline.evaluate(_snippet_dataset(snippets), max_batches=cfg.eval_batches)
-        metrics.update(_evaluate(model, shakespeare, "shakespeare"))
+    evaluated, source = evaluate_model(model, cfg, held_out_ids)
+    metrics.update(evaluated)
     target = (
         Path(cfg.output).expanduser() if cfg.output else default_pretrained_path(cfg.model.name)
     )
@@ -280,7 +318,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         vocab_size=vocab_size,
         shakespeare_source=source,
         train_steps=int(model.optimizer.iterations.numpy()),
-        epochs_run=epochs_run,
+        epochs_run=len(history.history["loss"]),
         wall_seconds=time.perf_counter() - wall0,
         cpu_seconds=time.process_time() - cpu0,
     )

@@ -6,7 +6,7 @@ from shipped_models import model_config
 from fedlm.config import PretrainConfig
 from fedlm.errors import ConfigError, DataError
 from fedlm.models.generate import generate_text, load_weights_for_generation
-from fedlm.models.pretrain import pretrain, shakespeare_test_snippets
+from fedlm.models.pretrain import evaluate_saved, pretrain, shakespeare_test_snippets
 from fedlm.models.pretrained import default_pretrained_path, load_pretrained_weights
 from fedlm.paths import shared_data_dir
 
@@ -50,6 +50,11 @@ def test_pretrain_trains_evaluates_and_saves_atomically(corpus, tmp_path, isolat
     record = json.loads(result.path.with_suffix(".json").read_text())
     assert record["metrics"] == result.metrics and record["config"]["model"]["name"] == "tiny"
     assert load_pretrained_weights("dickens", cfg.model, 86) is not None
+    cfg.model.pretrained = "dickens"
+    metrics, source = evaluate_saved(cfg)  # the saved model scores what pretrain reported
+    assert source == "synthetic"
+    for key, value in metrics.items():
+        assert value == pytest.approx(result.metrics[key], rel=1e-5), key
 
 
 def test_pretrain_to_a_path_with_oov_policy_and_no_shakespeare(corpus, tmp_path):
