@@ -86,7 +86,9 @@ class TutorialPipeline:
 
         def to_ids(x):
             s = tf.reshape(x["snippets"], shape=[1])
-            chars = tf.strings.bytes_split(s).values
+            # One id per character, as vocab.encode and num_batches count them: the tutorial's
+            # bytes_split gave a non-ASCII character one unknown id per UTF-8 byte.
+            chars = tf.strings.unicode_split(s, "UTF-8").values
             ids = table.lookup(chars)
             return tf.boolean_mask(ids, ids != -2)
 

@@ -1,0 +1,143 @@
+"""``fedlm-data``: build the federated Shakespeare dataset, and count what is in it.
+
+    uv run fedlm-data build [--source FILE] [--cache-dir DIR] [--force]
+    uv run fedlm-data stats [--cache-dir DIR] [--split train|test] [--seq-len 100]
+                            [--batch-size 8] [--pad] [--unknown-chars drop] [--pipeline tutorial]
+
+Plain argparse (no Hydra: two commands with a few flags). TensorFlow is imported only once the
+arguments are known to be good, so ``--help`` and bad flags answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from fedlm.cli.common import report_errors
+from fedlm.config import PIPELINES
+from fedlm.vocab import UNKNOWN_POLICIES
+
+PROG = "fedlm-data"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: expected an integer >= 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: expected a number in [0, 1)")
+    return value
+
+
+def _min_examples(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not allowed: expected an integer >= 2 (one train and one test example)"
+        )
+    return value
+
+
+@report_errors(PROG)
+def build(args: argparse.Namespace) -> int:
+    from fedlm.data import build_shakespeare, database_path, default_cache_dir, default_source
+
+    source = args.source or default_source()
+    cache_dir = args.cache_dir or default_cache_dir()
+    start = time.perf_counter()
+    clients = build_shakespeare(
+        source, cache_dir, args.force, args.test_fraction, args.min_examples, log=print
+    )
+    unknown = sum(clients.unknown_chars.values())
+    common = ", ".join(f"{c!r}: {n}" for c, n in clients.unknown_chars.most_common(10))
+    print(
+        f"built {database_path(cache_dir)} from {source} in {time.perf_counter() - start:.1f} s\n"
+        f"plays: {len(clients.plays)}\n"
+        f"clients: {len(clients.train)} ({clients.dropped_clients} dropped with fewer than "
+        f"{args.min_examples} examples)\n"
+        f"examples: {clients.num_train_examples} train, {clients.num_test_examples} test\n"
+        f"discarded lines: {clients.discarded_lines}\n"
+        f"unknown characters: {unknown}" + (f" ({common})" if unknown else "")
+    )
+    return 0
+
+
+@report_errors(PROG)
+def stats(args: argparse.Namespace) -> int:
+    from fedlm.data import (
+        SPLITS,
+        build_pipeline,
+        dataset_stats,
+        default_cache_dir,
+        format_stats,
+        read_snippets,
+    )
+
+    pipeline = build_pipeline(
+        args.pipeline, args.seq_len, args.batch_size, args.unknown_chars, args.pad
+    )
+    cache_dir = args.cache_dir or default_cache_dir()
+    splits = [args.split] if args.split else list(SPLITS)
+    snippets = {split: read_snippets(cache_dir, split) for split in splits}
+    print(format_stats(dataset_stats(snippets, pipeline)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    cache_help = "directory of shakespeare.sqlite (default: ~/.cache/fedlm/shakespeare)"
+
+    p = commands.add_parser("build", help="parse the Gutenberg text into shakespeare.sqlite")
+    p.add_argument("--source", help="the complete works (default: the shared 1994 text)")
+    p.add_argument("--cache-dir", help=cache_help)
+    p.add_argument("--force", action="store_true", help="replace an existing database")
+    p.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=0.2,
+        help="share of each client's examples held out for test (default: 0.2)",
+    )
+    p.add_argument(
+        "--min-examples",
+        type=_min_examples,
+        default=2,
+        help="drop characters with fewer examples (default: 2)",
+    )
+    p.set_defaults(func=build)
+
+    p = commands.add_parser("stats", help="count clients, examples, characters, empty clients")
+    p.add_argument("--cache-dir", help=cache_help)
+    p.add_argument("--split", choices=["train", "test"], help="one split (default: both)")
+    p.add_argument("--pipeline", choices=PIPELINES, default="tutorial")
+    p.add_argument("--seq-len", type=_positive_int, default=100)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument(
+        "--pad",
+        action="store_true",
+        help="tutorial pipeline: pad each client's last sequence and batch",
+    )
+    p.add_argument("--unknown-chars", choices=UNKNOWN_POLICIES, default="drop")
+    p.set_defaults(func=stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Counts of a federated Shakespeare database, and how many clients a preprocessing leaves empty.
+
+A client whose snippets make no full batch under the pipeline's settings (with the tutorial's
+``drop_remainder``, fewer than ``(seq_len + 1) * batch_size`` characters) yields zero batches:
+it cannot train and is left out of sampling. :func:`dataset_stats` counts them per split.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fedlm import vocab
+from fedlm.data.preprocess import TutorialPipeline
+from fedlm.errors import ConfigError
+
+PIPELINES = ("tutorial", "paper")
+
+
+@dataclass(frozen=True)
+class SplitStats:
+    clients: int
+    examples: int
+    chars_min: int  # characters per client
+    chars_median: float
+    chars_max: int
+    empty_clients: int  # clients with zero batches under the pipeline
+
+
+@dataclass(frozen=True)
+class DatasetStats:
+    clients: int  # distinct client ids over the splits counted
+    splits: dict[str, SplitStats]
+    unknown_chars: collections.Counter[str]  # over every snippet of the splits counted
+    pipeline: str  # the pipeline and settings that the empty-client counts are for
+
+
+def build_pipeline(
+    name: str = "tutorial",
+    seq_len: int = 100,
+    batch_size: int = 8,
+    unknown_chars: str = "drop",
+    pad: bool = False,
+) -> TutorialPipeline:
+    """The pipeline whose ``num_batches`` decides which clients are empty (``paper``: the
+    ``PaperPipeline`` of :mod:`fedlm.data.paper`, which has the same method)."""
+    if name == "tutorial":
+        return TutorialPipeline(
+            seq_len=seq_len, batch_size=batch_size, unknown_chars=unknown_chars, pad=pad
+        )
+    if name == "paper":
+        if pad:
+            raise ConfigError("data.pad", pad, "false with the 'paper' pipeline (it pads itself)")
+        from fedlm.data.paper import PaperPipeline  # written beside this module, maybe later
+
+        return PaperPipeline(seq_len=seq_len, batch_size=batch_size)
+    raise ConfigError("data.pipeline", name, PIPELINES)
+
+
+def split_stats(snippets: Mapping[str, Sequence[str]], pipeline: TutorialPipeline) -> SplitStats:
+    chars = [sum(len(s) for s in client) for client in snippets.values()] or [0]
+    return SplitStats(
+        clients=len(snippets),
+        examples=sum(len(client) for client in snippets.values()),
+        chars_min=min(chars),
+        chars_median=statistics.median(chars),
+        chars_max=max(chars),
+        empty_clients=sum(pipeline.num_batches(client) == 0 for client in snippets.values()),
+    )
+
+
+def dataset_stats(
+    snippets_by_split: Mapping[str, Mapping[str, Sequence[str]]],
+    pipeline: TutorialPipeline,
+) -> DatasetStats:
+    """Stats of ``{split: {client_id: snippets}}`` (see :func:`fedlm.data.clients.read_snippets`)
+    under ``pipeline`` (any object with ``num_batches(snippets)``)."""
+    unknown = collections.Counter()
+    for snippets in snippets_by_split.values():
+        for client in snippets.values():
+            for snippet in client:
+                unknown.update(vocab.unknown_chars(snippet))
+    return DatasetStats(
+        clients=len(set().union(*snippets_by_split.values())),
+        splits={split: split_stats(s, pipeline) for split, s in snippets_by_split.items()},
+        unknown_chars=unknown,
+        pipeline=repr(pipeline),
+    )
+
+
+def format_stats(stats: DatasetStats, most_common: int = 10) -> str:
+    lines = [f"clients: {stats.clients}"]
+    for split, s in stats.splits.items():
+        lines += [
+            f"{split}: {s.clients} clients, {s.examples} examples",
+            f"  characters per client: min {s.chars_min}, median {s.chars_median:g}, "
+            f"max {s.chars_max}",
+            f"  empty clients (zero batches): {s.empty_clients} of {s.clients}",
+        ]
+    total = sum(stats.unknown_chars.values())
+    common = ", ".join(f"{c!r}: {n}" for c, n in stats.unknown_chars.most_common(most_common))
+    lines.append(f"unknown characters: {total}" + (f" ({common})" if total else ""))
+    lines.append(f"pipeline: {stats.pipeline}")
+    return "\n".join(lines)

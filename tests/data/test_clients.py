@@ -1,0 +1,139 @@
+import sqlite3
+import urllib.error
+import urllib.request
+
+import pytest
+import tensorflow_federated as tff
+
+from fedlm.config import DataConfig
+from fedlm.data.build import build_shakespeare, database_path
+from fedlm.data.clients import (
+    client_data_snippets,
+    client_snippets,
+    load_client_data,
+    read_snippets,
+)
+from fedlm.errors import ConfigError, DataError
+
+TINY_WORKS = """A TINY PLAY
+
+by William Shakespeare
+
+  ANNE. One.
+  BEN. Two.
+  ANNE. Three.
+  BEN. Four.
+"""
+TRAIN = {"A_TINY_PLAY_ANNE": ["One."], "A_TINY_PLAY_BEN": ["Two."]}
+TEST = {"A_TINY_PLAY_ANNE": ["Three."], "A_TINY_PLAY_BEN": ["Four."]}
+SYNTHETIC_CUPID = {"THE_TAMING_OF_THE_SHREW_CUPID": ["Hail to thee, worthy Timon, and to all"]}
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "works.txt"
+    path.write_text(TINY_WORKS)
+    return path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """TFF's download is the one network boundary: make it fail at once, as it does offline."""
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_synthetic_is_tffs_synthetic_shakespeare_for_both_splits():
+    train, test = load_client_data("synthetic", "")
+
+    snippets = client_data_snippets(train)
+    assert sorted(snippets) == sorted(
+        tff.simulation.datasets.shakespeare.get_synthetic().client_ids
+    )
+    assert {k: snippets[k] for k in SYNTHETIC_CUPID} == SYNTHETIC_CUPID
+    assert client_data_snippets(test) == snippets
+    assert client_snippets(train, DataConfig(name="synthetic"), "train") == snippets
+
+
+def test_an_unknown_name_is_a_config_error():
+    with pytest.raises(ConfigError) as error:
+        load_client_data("emnist", "")
+    assert error.value.key == "data.name"
+
+
+def test_an_existing_database_is_loaded(source, tmp_path):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+
+    train, test = load_client_data("shakespeare", tmp_path, source=tmp_path / "unused.txt")
+
+    assert client_data_snippets(train) == TRAIN
+    assert client_data_snippets(test) == TEST
+
+
+def test_a_missing_database_is_built_from_the_source(source, tmp_path, capsys):
+    cache_dir = tmp_path / "cache"
+
+    train, test = load_client_data("shakespeare", cache_dir, source=source)
+
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"Building federated Shakespeare from {source} into {cache_dir}/shakespeare.sqlite"
+    )
+    assert client_data_snippets(train) == TRAIN
+    assert client_data_snippets(test) == TEST
+    config = DataConfig(cache_dir=str(cache_dir))
+    assert client_snippets(train, config, "test") == TEST
+
+
+def test_a_missing_source_is_a_data_error_naming_it(tmp_path, no_network):
+    with pytest.raises(DataError, match=r"data.source='.*gone\.txt' does not exist"):
+        load_client_data("shakespeare", tmp_path, source=tmp_path / "gone.txt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_download_names_both_ways_out(tmp_path, no_network):
+    with pytest.raises(DataError) as error:
+        load_client_data("shakespeare", tmp_path)
+
+    message = str(error.value)
+    assert "has no shakespeare.sqlite and TFF could not download it" in message
+    assert "fedlm-data build --source" in message and f"--cache-dir {tmp_path}" in message
+    assert "set data.cache_dir to a directory that has shakespeare.sqlite" in message
+    assert not database_path(tmp_path).exists()
+
+
+def test_the_cache_dir_is_expanded(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    build_shakespeare(source, tmp_path / "cache", log=lambda line: None)
+
+    train, _ = load_client_data("shakespeare", "~/cache")
+
+    assert client_data_snippets(train) == TRAIN
+    assert read_snippets("~/cache", "test") == TEST
+
+
+def test_a_database_that_is_not_tffs_is_a_data_error(tmp_path):
+    database_path(tmp_path).write_bytes(b"not a database")
+
+    with pytest.raises(DataError, match="cannot be read as federated Shakespeare"):
+        load_client_data("shakespeare", tmp_path)
+    with pytest.raises(DataError, match="is not a federated Shakespeare database"):
+        read_snippets(tmp_path, "train")
+
+
+def test_read_snippets_checks_split_and_file(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        read_snippets(tmp_path, "validation")
+    assert error.value.key == "split"
+    with pytest.raises(DataError, match=r"shakespeare\.sqlite does not exist"):
+        read_snippets(tmp_path, "train")
+
+
+def test_read_snippets_keeps_clients_without_examples(source, tmp_path):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+    with sqlite3.connect(database_path(tmp_path)) as con:
+        con.execute("DELETE FROM examples WHERE client_id = 'A_TINY_PLAY_BEN'")
+
+    assert read_snippets(tmp_path, "train") == {"A_TINY_PLAY_ANNE": ["One."], "A_TINY_PLAY_BEN": []}
