@@ -85,6 +85,7 @@ def write_sql_client_data(
             )
             parts.append(part)
         _combine(parts, tmp)
+        tmp.chmod(0o644)  # as TFF's own download; the temporary file was private (0600)
 
 
 def build_shakespeare(

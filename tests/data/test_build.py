@@ -93,7 +93,7 @@ def test_a_missing_source_writes_nothing(tmp_path):
 SHARED_TEXT = paths.shared_data_dir() / "shakespeare" / "complete_works_gutenberg100_1994.txt"
 
 
-@pytest.mark.slow
+# ~10 s (15 s with the machine busy): in the default run.
 @pytest.mark.skipif(not SHARED_TEXT.exists(), reason=f"shared corpus missing: {SHARED_TEXT}")
 def test_the_real_dataset_builds_and_loads(tmp_path):
     clients = build_shakespeare(SHARED_TEXT, tmp_path, log=lambda line: None)
