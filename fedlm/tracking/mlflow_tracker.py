@@ -1,0 +1,337 @@
+"""The MLflow tracker: one run per job, per-round metrics, artifacts, checkpoints and resume.
+
+A fresh run is created in ``tracking.experiment_name`` with the config as params and provenance
+tags; its checkpoints go to ``<output_dir>/checkpoints/`` (recorded in the run's
+``fedlm.checkpoint_dir`` tag and, the other way round, in that folder's ``run.json``).
+
+Resuming (``resume=true``: the run of this output dir; ``resume=<run id>``) re-opens the same run
+and hands the loop the last checkpoint. The loop then repeats the rounds after that checkpoint,
+some of which may already be logged (a crash between logging a round and checkpointing it); the
+tracker reads which (metric, step) pairs the run holds and does not log those again, so every
+step is logged exactly once. The loop is deterministic for a seed, so the values repeated rounds
+would have logged are the ones already there.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from fedlm.config import TrainConfig
+from fedlm.errors import ConfigError, FedlmError
+from fedlm.tracking import run_info, store, sweeps
+from fedlm.tracking.base import Checkpoint, Tracker
+from fedlm.tracking.checkpoints import CheckpointStore
+from fedlm.tracking.plots import plot_learning_curves
+
+BATCH = 100  # MLflow takes at most 100 params or tags per call
+MAX_TAG_LENGTH = 5000  # the smallest tag limit of the MLflow versions a team server may run
+MODEL_TAG = "fedlm.model_id"
+
+
+class MlflowTracker(Tracker):
+    def __init__(self, cfg: TrainConfig, context: Mapping[str, Any] | None = None):
+        self.cfg = cfg
+        self.context = dict(context or {})
+        self.uri = store.resolve_uri(cfg.tracking.uri)
+        self.client: mlflow.MlflowClient | None = None
+        self.experiment_id: str | None = None
+        self.run_id: str | None = None
+        self.checkpoints = CheckpointStore(
+            Path(cfg.output_dir) / "checkpoints", keep=cfg.tracking.keep_checkpoints
+        )
+        self.resuming = False
+        self.logged: set[tuple[str, int]] = set()  # (metric, step) pairs the run already holds
+        self.finished = False
+
+    # -- starting and resuming -------------------------------------------------------------
+
+    def start(self, config: Mapping[str, Any]) -> None:
+        self.client, self.experiment_id = store.prepare_store(
+            self.cfg.tracking.uri, self.cfg.tracking.experiment_name
+        )
+        if self.cfg.resume is False:
+            self._create_run(config)
+        else:
+            self._reopen_run(config)
+
+    def _create_run(self, config: Mapping[str, Any]) -> None:
+        self.checkpoints.remove_partial()
+        recorded = self.checkpoints.read_run()
+        if recorded is not None or self.checkpoints.rounds():
+            owner = f" of run {recorded['run_id']}" if recorded else ""
+            raise ConfigError(
+                "resume",
+                False,
+                f"true to continue the run{owner} whose checkpoints are in "
+                f"{self.checkpoints.directory}, or a new output directory for a new run",
+            )
+        tags = {
+            **run_info.git_state(),
+            **run_info.versions(),
+            **run_info.context_tags(self.context),
+            "fedlm.data.name": self.cfg.data.name,
+            "fedlm.data.pipeline": self.cfg.data.pipeline,
+            "fedlm.output_dir": str(Path(self.cfg.output_dir).resolve()),
+            run_info.CHECKPOINT_DIR_TAG: str(self.checkpoints.directory.resolve()),
+        }
+        parent = self._sweep_parent()
+        if parent is not None:
+            tags[run_info.PARENT_RUN_TAG] = parent
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_info.run_name(self.context),
+            tags={k: _tag(v) for k, v in tags.items()},
+        )
+        self.run_id = run.info.run_id
+        self.checkpoints.write_run(self.run_id, store.mask_uri(self.uri))
+        self._log_params(self._params(config))
+        shown = {**config, "tracking": {**config["tracking"], "uri": self._shown_uri()}}
+        self.client.log_text(self.run_id, yaml.safe_dump(shown, sort_keys=False), "config.yaml")
+
+    def _reopen_run(self, config: Mapping[str, Any]) -> None:
+        run_id = self._run_to_resume()
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as error:
+            raise ConfigError(
+                "resume",
+                self.cfg.resume,
+                f"the id of a run in {store.mask_uri(self.uri)} ({run_id} is not there: "
+                f"{error.message.splitlines()[0]})",
+            ) from error
+        if run.info.status == "FINISHED":
+            raise ConfigError(
+                "resume",
+                self.cfg.resume,
+                f"a run that did not finish: run {run_id} FINISHED all its rounds, "
+                "nothing to resume",
+            )
+        recorded = self.checkpoints.read_run()
+        if recorded is None or recorded["run_id"] != run_id:
+            # resume=<run id> from another output dir: the run's tag says where its checkpoints are
+            directory = run.data.tags.get(run_info.CHECKPOINT_DIR_TAG)
+            if directory:
+                self.checkpoints = CheckpointStore(directory, keep=self.checkpoints.keep)
+            recorded = self.checkpoints.read_run()
+        if recorded is None or recorded["run_id"] != run_id:
+            raise ConfigError(
+                "resume",
+                self.cfg.resume,
+                f"a run whose checkpoint folder is still there: run {run_id} recorded "
+                f"{self.checkpoints.directory}, which holds no run.json of that run",
+            )
+        self._check_same_config(run.data.params, self._params(config))
+        self.run_id = run_id
+        self.checkpoints.remove_partial()
+        self.resuming = True
+        self.client.update_run(run_id, status="RUNNING")
+        resumes = int(run.data.tags.get("fedlm.resumes", "0")) + 1
+        round_num = self.checkpoints.latest_round()
+        self._set_tags(
+            {
+                "fedlm.resumes": str(resumes),
+                "fedlm.resumed_from_round": "none" if round_num is None else str(round_num),
+                "fedlm.last_output_dir": str(Path(self.cfg.output_dir).resolve()),
+            }
+        )
+        for key in run.data.metrics:
+            for metric in self.client.get_metric_history(run_id, key):
+                self.logged.add((key, metric.step))
+
+    def _run_to_resume(self) -> str:
+        resume = self.cfg.resume
+        if resume is True:
+            recorded = self.checkpoints.read_run()
+            if recorded is None:
+                raise ConfigError(
+                    "resume",
+                    True,
+                    f"false here: {self.checkpoints.directory} holds no run to resume (resume=true "
+                    "continues the run of the same output directory: pass "
+                    "hydra.run.dir=<that run's directory>, or resume=<MLflow run id>)",
+                )
+            return recorded["run_id"]
+        if isinstance(resume, str) and resume.strip():
+            return resume.strip()
+        raise ConfigError("resume", resume, "false, true or an MLflow run id (quoted if numeric)")
+
+    def _check_same_config(self, logged: Mapping[str, str], current: Mapping[str, str]) -> None:
+        changed = [
+            k
+            for k in sorted(current)
+            if k in logged and logged[k] != current[k] and not k.startswith(run_info.MAY_CHANGE)
+        ]
+        if changed:
+            shown = ", ".join(f"{k}: {logged[k]} -> {current[k]}" for k in changed[:5])
+            raise ConfigError(
+                "resume",
+                self.cfg.resume,
+                f"the same config as the run being resumed, which differs in {len(changed)} "
+                f"key(s): {shown}",
+            )
+        new = {k: v for k, v in current.items() if k not in logged}
+        self._log_params(new)  # keys a newer fedlm added to the config
+
+    def _sweep_parent(self) -> str | None:
+        """The sweep's parent run (made by fedlm.cli.callbacks before the jobs), if any."""
+        sweep = run_info.sweep_id(self.context)
+        if sweep is None:
+            return None
+        try:
+            return sweeps.find_parent(self.client, self.experiment_id, sweep)
+        except MlflowException:
+            return None  # a sweep dir the filter syntax cannot quote: the tags still group it
+
+    def restore(self, template_state: Any) -> Checkpoint | None:
+        if not self.resuming:
+            return None
+        round_num = self.checkpoints.latest_round()
+        if round_num is None:
+            return None  # crashed before its first checkpoint: start again, in the same run
+        checkpoint, run_id = self.checkpoints.load(template_state, round_num)
+        if run_id != self.run_id:
+            raise FedlmError(
+                f"checkpoint {self.checkpoints.directory}/round_{round_num} belongs to MLflow "
+                f"run {run_id}, not to run {self.run_id} being resumed"
+            )
+        return checkpoint
+
+    # -- during the run ----------------------------------------------------------------------
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, int(step))
+            for key, value in metrics.items()
+            if (key, int(step)) not in self.logged
+        ]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+            self.logged.update((m.key, m.step) for m in batch)
+
+    def log_text(self, name: str, text: str, step: int) -> None:
+        self.client.log_text(self.run_id, text, f"{name}/round_{step:04d}.txt")
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.checkpoints.save(checkpoint, self.run_id)
+        self._set_tags({"fedlm.checkpoint_round": str(checkpoint.round_num)})
+
+    def log_model(self, keras_model: Any) -> None:
+        """Log the model as an MLflow model (TensorFlow flavour) named ``model``."""
+        if not self.cfg.tracking.log_model:
+            return
+        if MODEL_TAG in self.client.get_run(self.run_id).data.tags:
+            return  # logged before a crash that this resumption recovers from
+        import tensorflow as tf
+
+        mlflow.set_tracking_uri(self.uri)  # log_model speaks through MLflow's active run
+        with mlflow.start_run(run_id=self.run_id):
+            info = mlflow.tensorflow.log_model(
+                keras_model,
+                name="model",
+                signature=model_signature(keras_model),
+                # Given, MLflow skips a ~20 s requirement inference; the model needs only TF.
+                pip_requirements=[f"tensorflow=={tf.__version__}"],
+            )
+        self._set_tags({MODEL_TAG: info.model_id, "fedlm.model_uri": info.model_uri})
+        self.client.update_run(self.run_id, status="RUNNING")  # start_run's exit ended it
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.run_id is None or self.finished:
+            return
+        self.finished = True
+        if status == "FINISHED":
+            try:
+                self._log_plots()
+            except Exception as error:  # plots are a convenience: never fail a finished run
+                _warn(f"could not plot the learning curves of MLflow run {self.run_id}: {error}")
+        try:
+            self.client.set_terminated(self.run_id, status)
+        except Exception as error:
+            if status == "FINISHED":
+                raise
+            # Never hide the error that ended the run behind one from the tracking store.
+            _warn(f"could not mark MLflow run {self.run_id} {status}: {error}")
+
+    def where(self) -> str | None:
+        if self.run_id is None:
+            return None
+        line = (
+            f"MLflow run {self.run_id} in experiment {self.cfg.tracking.experiment_name!r} "
+            f"at {store.mask_uri(self.uri)}"
+        )
+        command = store.ui_command(self.uri)
+        if command:
+            return f"{line}; see it with: {command}"
+        if self.uri.startswith(("http://", "https://")):
+            base = store.mask_uri(self.uri).rstrip("/")
+            return f"{line}: {base}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        return line
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def history(self) -> dict[str, list[tuple[int, float]]]:
+        """Every metric of the run as (step, value) points, from the store."""
+        run = self.client.get_run(self.run_id)
+        return {
+            key: [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)]
+            for key in run.data.metrics
+        }
+
+    def _log_plots(self) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            if plot_learning_curves(self.history(), folder):
+                self.client.log_artifacts(self.run_id, folder, "plots")
+
+    def _shown_uri(self) -> str | None:
+        uri = self.cfg.tracking.uri
+        return None if uri in (None, "", "none") else store.mask_uri(str(uri))
+
+    def _params(self, config: Mapping[str, Any]) -> dict[str, str]:
+        params = run_info.params(config)
+        if "tracking.uri" in params:  # never a password in a param
+            params["tracking.uri"] = run_info.param_value(self._shown_uri())
+        return params
+
+    def _log_params(self, params: Mapping[str, str]) -> None:
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + BATCH])
+
+    def _set_tags(self, tags: Mapping[str, str]) -> None:
+        items = [RunTag(k, _tag(v)) for k, v in tags.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, tags=items[i : i + BATCH])
+
+
+def model_signature(keras_model: Any) -> mlflow.models.ModelSignature:
+    """Input ids [batch, time] -> logits [batch, time, vocab], any batch size and length (-1)."""
+    from mlflow.types import Schema, TensorSpec
+
+    def spec(tensor, name=None):
+        shape = tuple(-1 if d is None else int(d) for d in tensor.shape)
+        return TensorSpec(np.dtype(tensor.dtype.as_numpy_dtype), shape, name)
+
+    inputs = Schema([spec(t, t.name.split(":")[0]) for t in keras_model.inputs])
+    outputs = Schema([spec(t) for t in keras_model.outputs])
+    return mlflow.models.ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _warn(message: str) -> None:
+    print(f"fedlm: warning: {message}", file=sys.stderr)
+
+
+def _tag(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_TAG_LENGTH else text[: MAX_TAG_LENGTH - 3] + "..."

@@ -1,0 +1,146 @@
+"""What a run records about itself: the config as params, and where and from what code it ran."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedlm import paths
+
+# Older tracking servers cut param values at 500 characters and refuse longer ones; the whole
+# config is logged as config.yaml anyway.
+MAX_PARAM_LENGTH = 500
+# Keys that differ between a run and its resumption: recorded as tags, not as (immutable) params.
+NOT_PARAMS = ("resume", "output_dir")
+# Keys that may differ when a run is resumed (where it runs, not what it computes); the run keeps
+# the values it was started with.
+MAY_CHANGE = ("runtime.", "data.cache_dir", "tracking.uri", "tracking.keep_checkpoints")
+# MLflow's own tag names, which its UI shows in the run's header.
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "fedlm.sweep"
+CHECKPOINT_DIR_TAG = "fedlm.checkpoint_dir"
+
+
+def param_value(value: Any) -> str:
+    """A config value as a command-line override would spell it (null, true, [a, b])."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, list | tuple | dict):
+        text = json.dumps(value)
+    else:
+        text = str(value)
+    if len(text) > MAX_PARAM_LENGTH:
+        text = text[: MAX_PARAM_LENGTH - 3] + "..."
+    return text
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """The config as dotted keys (``training.rounds``) and override-style string values."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = param_value(value)
+    return flat
+
+
+def params(config: Mapping[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in flatten(config).items() if k not in NOT_PARAMS}
+
+
+def git_state(root: Path = paths.PROJECT_ROOT) -> dict[str, str]:
+    """The commit and dirty flag of the fedlm checkout; empty when git or the repository is absent.
+
+    Dirty means tracked files differ from the commit (untracked files are not counted).
+    """
+    try:
+        commit = _git(root, "rev-parse", "HEAD")
+        changes = _git(root, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {GIT_COMMIT_TAG: commit, "fedlm.git.dirty": "true" if changes else "false"}
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def versions() -> dict[str, str]:
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    import fedlm
+
+    return {
+        "fedlm.version": fedlm.__version__,
+        "fedlm.tff_version": tff.__version__,
+        "fedlm.tf_version": tf.__version__,
+        "fedlm.host": socket.gethostname(),
+    }
+
+
+def overrides_of(context: Mapping[str, str]) -> dict[str, str]:
+    """The job's command-line overrides, key -> value (``+key``/``~key`` keep their sign off)."""
+    overrides = context.get("hydra.overrides") or []
+    if isinstance(overrides, str):
+        try:
+            overrides = shlex.split(overrides)  # quoted values may hold spaces
+        except ValueError:
+            overrides = overrides.split()
+    found = {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep:
+            found[key.lstrip("+~")] = value
+    return found
+
+
+def sweep_id(context: Mapping[str, str]) -> str | None:
+    """The sweep a multirun job belongs to (its sweep dir, absolute), or None for a single run."""
+    if context.get("hydra.mode") != "MULTIRUN" or not context.get("hydra.sweep_dir"):
+        return None
+    return str(Path(context["hydra.sweep_dir"]).resolve())
+
+
+def context_tags(context: Mapping[str, str]) -> dict[str, str]:
+    """Tags from Hydra's facts about the job: mode, output dir, overrides, sweep and job number."""
+    tags = {
+        f"fedlm.{key}": " ".join(value) if isinstance(value, list) else str(value)
+        for key, value in context.items()
+        if key != "hydra.choices" and value not in (None, "", [])
+    }
+    sweep = sweep_id(context)
+    if sweep is not None:
+        tags[SWEEP_TAG] = sweep
+        tags["fedlm.sweep.job"] = str(context.get("hydra.job_num", ""))
+        for key, value in overrides_of(context).items():
+            tags[f"override.{key}"] = value
+    return tags
+
+
+def run_name(context: Mapping[str, str]) -> str | None:
+    """The job's overrides as the run's name (MLflow picks a random one when there are none)."""
+    shown = [
+        f"{key}={value}"
+        for key, value in overrides_of(context).items()
+        if key not in NOT_PARAMS and not key.startswith("hydra.")
+    ]
+    return " ".join(shown)[:250] or None

@@ -1,0 +1,160 @@
+"""Where runs are recorded: the default SQLite store, a team's tracking server, and the experiment.
+
+With no ``tracking.uri`` every run goes to one SQLite store under the results directory,
+``sqlite:///<results>/mlflow.db``, with artifacts in ``<results>/mlartifacts/<experiment>``, so
+``uv run mlflow ui --backend-store-uri sqlite:///results/mlflow.db`` shows every run at once.
+A ``tracking.uri`` such as ``http://mlflow.example.org:5000`` sends them to a tracking server,
+which then decides where artifacts go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from fedlm import paths
+from fedlm.errors import FedlmError
+
+# Seconds and retries for the reachability check at start; MLflow's own defaults (7 retries with
+# exponential backoff) would leave a mistyped URI hanging for minutes.
+PROBE_TIMEOUT_S = 10
+SECRET_QUERY_VALUE = re.compile(
+    r"([?&][^=&#]*(?:token|pass|secret|key|auth)[^=&#]*=)[^&#]*", re.IGNORECASE
+)
+
+
+class TrackingError(FedlmError):
+    """The tracking store cannot be reached or used."""
+
+
+def default_uri() -> str:
+    return f"sqlite:///{paths.results_dir().resolve()}/mlflow.db"
+
+
+def resolve_uri(uri: str | None) -> str:
+    """``tracking.uri``, or the SQLite store under the results directory when it is unset."""
+    return default_uri() if uri in (None, "", "none") else str(uri)
+
+
+def mask_uri(uri: str) -> str:
+    """``uri`` with any password, and query values that look like credentials, replaced by ***."""
+
+    def userinfo(match: re.Match) -> str:
+        user, has_password, _ = match.group(2).partition(":")
+        return f"{match.group(1)}{user}:***@" if has_password else f"{match.group(1)}***@"
+
+    uri = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@", userinfo, uri)
+    return SECRET_QUERY_VALUE.sub(r"\1***", uri)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
+def artifact_location(uri: str, experiment_name: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite store, else the server's call.
+
+    MLflow's default for a SQLite store is ``./mlruns`` relative to the working directory, which
+    scatters artifacts over every folder a run was started from; an explicit location does not.
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment_name).strip("_") or "experiment"
+    return (db.parent.resolve() / "mlartifacts" / folder).as_uri()
+
+
+@contextlib.contextmanager
+def _short_http_retries():
+    probe = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S),
+    }
+    saved = {key: os.environ.get(key) for key in probe}
+    os.environ.update(probe)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def connect(uri: str) -> mlflow.MlflowClient:
+    """A client of the store at ``uri``, checked to answer (a new SQLite store is created).
+
+    Raises :class:`TrackingError` naming the URI (credentials masked) when it does not answer.
+    """
+    db = sqlite_path(uri)
+    try:
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        with _short_http_retries():
+            client = mlflow.MlflowClient(tracking_uri=uri)  # opens (and creates) a SQL store
+            client.search_experiments(max_results=1)
+    except Exception as error:  # requests, SQLAlchemy, OS and MLflow errors alike
+        reason = _first_line(error)
+        password = urlsplit(uri).password
+        if password:
+            reason = reason.replace(password, "***")
+        raise TrackingError(
+            f"tracking.uri={mask_uri(uri)!r} cannot be reached ({type(error).__name__}: "
+            f"{reason}): expected a running MLflow tracking server or a writable store; "
+            "leave tracking.uri unset for the local SQLite store, or use tracking=none"
+        ) from error
+    return client
+
+
+def experiment_id(client: mlflow.MlflowClient, uri: str, name: str) -> str:
+    """The id of the experiment called ``name``, created (with an artifact location) if new."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"tracking.experiment_name={name!r} is a deleted experiment in "
+                f"{mask_uri(uri)}: expected a live one (restore it in the MLflow UI, or pick "
+                "another name)"
+            )
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(uri, name))
+    except MlflowException:
+        # Another job created it between our look and our create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def prepare_store(uri: str | None, experiment_name: str) -> tuple[mlflow.MlflowClient, str]:
+    """Connect (creating a new SQLite store) and make sure the experiment exists.
+
+    Run once before parallel jobs start: two processes creating one SQLite store at once fail.
+    """
+    uri = resolve_uri(uri)
+    client = connect(uri)
+    return client, experiment_id(client, uri, experiment_name)
+
+
+def ui_command(uri: str) -> str | None:
+    """The command that opens the MLflow UI over a local store, or None for a server."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return f"uv run mlflow ui --backend-store-uri {uri}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else ""

@@ -1,0 +1,266 @@
+"""The MLflow tracker against a temporary SQLite store, driven as the round loop drives it."""
+
+import dataclasses
+
+import mlflow
+import numpy as np
+import pytest
+
+from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
+from fedlm.errors import ConfigError
+from fedlm.tracking import Checkpoint, Tracker, build_tracker, run_info
+from fedlm.tracking.mlflow_tracker import MlflowTracker
+
+CONTEXT = {
+    "hydra.mode": "RUN",
+    "hydra.output_dir": "/somewhere",
+    "hydra.sweep_dir": "multirun/x",
+    "hydra.job_num": "0",
+    "hydra.overrides": "training.rounds=4",
+    "hydra.choices": "data: synthetic\n",
+}
+
+
+def config(tmp_path, **changes) -> TrainConfig:
+    cfg = TrainConfig(output_dir=str(tmp_path / "out"))
+    cfg.training.rounds = 4
+    cfg.tracking = TrackingConfig(experiment_name="tests", keep_checkpoints=2)
+    return dataclasses.replace(cfg, **changes)
+
+
+def round_metrics(round_num: int) -> dict[str, float]:
+    return {
+        "train/loss": 4.0 - round_num / 10,
+        "train/accuracy": round_num / 100,
+        "eval/loss": 4.1 - round_num / 10,
+        "eval/accuracy": round_num / 90,
+    }
+
+
+def play_rounds(tracker, rounds, make_state, checkpoint_after=()):
+    for round_num in rounds:
+        tracker.log_metrics(round_metrics(round_num), step=round_num)
+        tracker.log_text("generated_text", f"text {round_num}", round_num)
+        if round_num in checkpoint_after:
+            sampler = {"rng": {"state": round_num}}
+            tracker.save_checkpoint(Checkpoint(round_num, make_state(round_num), sampler))
+
+
+def steps(client, run_id, key):
+    return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+def artifacts(client, run_id, path=None):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found.extend(artifacts(client, run_id, item.path) if item.is_dir else [item.path])
+    return sorted(found)
+
+
+def test_tracking_off_is_the_do_nothing_tracker(tmp_path):
+    cfg = config(tmp_path, tracking=TrackingConfig(enabled=False))
+    assert type(build_tracker(cfg)) is Tracker
+    with pytest.raises(ConfigError, match="resume=True is not allowed"):
+        build_tracker(dataclasses.replace(cfg, resume=True))
+
+
+def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_state):
+    cfg = config(tmp_path)
+    tracker = build_tracker(cfg, CONTEXT)
+    assert isinstance(tracker, MlflowTracker)
+    tracker.start(dataclasses.asdict(cfg))
+    assert tracker.restore(make_state()) is None
+    play_rounds(tracker, range(0, 5), make_state, checkpoint_after=(2, 4))
+    tracker.finish("FINISHED")
+
+    client = tracker.client
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "tests"
+    params = run.data.params
+    assert params["training.rounds"] == "4"
+    assert params["tracking.uri"] == "null"
+    assert params["eval.prompt"] == cfg.eval.prompt
+    assert "resume" not in params and "output_dir" not in params
+    flat = run_info.flatten(dataclasses.asdict(cfg))
+    assert params == {k: v for k, v in flat.items() if k not in ("resume", "output_dir")}
+    tags = run.data.tags
+    for key in (
+        "mlflow.source.git.commit",
+        "fedlm.git.dirty",
+        "fedlm.version",
+        "fedlm.tff_version",
+        "fedlm.tf_version",
+        "fedlm.host",
+        "fedlm.hydra.sweep_dir",
+        "fedlm.hydra.job_num",
+    ):
+        assert tags[key], key
+    assert tags["fedlm.data.pipeline"] == "tutorial"
+    assert tags["fedlm.checkpoint_dir"] == str((tmp_path / "out" / "checkpoints").resolve())
+    assert tags["fedlm.checkpoint_round"] == "4"
+    assert tags["mlflow.runName"] == "training.rounds=4"
+    for key in round_metrics(0):
+        assert steps(client, tracker.run_id, key) == [0, 1, 2, 3, 4]
+    assert client.get_metric_history(tracker.run_id, "eval/loss")[3].value == pytest.approx(3.8)
+    assert artifacts(client, tracker.run_id) == [
+        "config.yaml",
+        *[f"generated_text/round_{r:04d}.txt" for r in range(5)],
+        "plots/accuracy.png",
+        "plots/loss.png",
+    ]
+    text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/generated_text/round_0003.txt")
+    assert text == "text 3"
+    assert tracker.checkpoints.rounds() == [2, 4]
+    assert "uv run mlflow ui --backend-store-uri sqlite:///" in tracker.where()
+
+
+def test_params_come_in_batches_of_at_most_100(tmp_path):
+    cfg = config(tmp_path)
+    cfg.sampler.client_ids = [f"CLIENT_{i}" for i in range(200)]  # a long value is cut, not refused
+    tracker = build_tracker(cfg, {})
+    config_dict = dataclasses.asdict(cfg)
+    config_dict["extra"] = {f"key_{i}": i for i in range(150)}  # more than one batch
+    tracker.start(config_dict)
+    params = tracker.client.get_run(tracker.run_id).data.params
+    assert len(params) > 200
+    assert params["extra.key_149"] == "149"
+    assert len(params["sampler.client_ids"]) == 500
+
+
+def crashed_run(tmp_path, make_state):
+    """Rounds 0-3 logged, checkpoints after 1 and 2, killed before checkpointing round 3."""
+    cfg = config(tmp_path)
+    tracker = build_tracker(cfg, CONTEXT)
+    tracker.start(dataclasses.asdict(cfg))
+    play_rounds(tracker, range(0, 4), make_state, checkpoint_after=(1, 2))
+    tracker.finish("KILLED")
+    return cfg, tracker.run_id
+
+
+def test_resume_true_continues_the_same_run_and_logs_every_step_once(tmp_path, make_state):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    client = mlflow.MlflowClient(MlflowTracker(cfg).uri)
+    assert client.get_run(run_id).info.status == "KILLED"
+
+    tracker = build_tracker(dataclasses.replace(cfg, resume=True), CONTEXT)
+    tracker.start(dataclasses.asdict(cfg))
+    assert tracker.run_id == run_id
+    assert client.get_run(run_id).info.status == "RUNNING"
+    checkpoint = tracker.restore(make_state())
+    assert checkpoint.round_num == 2
+    assert checkpoint.sampler_state == {"rng": {"state": 2}}
+    np.testing.assert_array_equal(
+        checkpoint.server_state.global_model_weights.trainable[0],
+        make_state(2).global_model_weights.trainable[0],
+    )
+    # The loop repeats round 3 (logged before the crash) and goes on with round 4.
+    tracker.log_metrics({k: v + 100 for k, v in round_metrics(3).items()}, step=3)
+    play_rounds(tracker, [4], make_state, checkpoint_after=(4,))
+    tracker.finish("FINISHED")
+
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    for key in round_metrics(0):
+        assert steps(client, run_id, key) == [0, 1, 2, 3, 4]
+    assert client.get_metric_history(run_id, "eval/loss")[3].value == pytest.approx(3.8)
+    assert run.data.tags["fedlm.resumes"] == "1"
+    assert run.data.tags["fedlm.resumed_from_round"] == "2"
+    assert tracker.checkpoints.rounds() == [2, 4]  # keep_checkpoints=2
+
+
+def test_resume_by_run_id_from_another_output_dir(tmp_path, make_state):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    other = dataclasses.replace(cfg, resume=run_id, output_dir=str(tmp_path / "elsewhere"))
+    tracker = build_tracker(other, {})
+    tracker.start(dataclasses.asdict(other))
+    assert tracker.run_id == run_id
+    assert tracker.restore(make_state()).round_num == 2
+    assert tracker.checkpoints.directory == tmp_path / "out" / "checkpoints"
+
+
+def test_resume_before_the_first_checkpoint_starts_again_in_the_same_run(tmp_path, make_state):
+    cfg = config(tmp_path)
+    tracker = build_tracker(cfg, {})
+    tracker.start(dataclasses.asdict(cfg))
+    play_rounds(tracker, [0, 1], make_state)  # killed before any checkpoint
+    resumed = build_tracker(dataclasses.replace(cfg, resume=True), {})
+    resumed.start(dataclasses.asdict(cfg))
+    assert resumed.run_id == tracker.run_id
+    assert resumed.restore(make_state()) is None
+    play_rounds(resumed, [0, 1, 2], make_state)
+    assert steps(resumed.client, resumed.run_id, "train/loss") == [0, 1, 2]
+
+
+def test_nothing_to_resume_names_the_output_dir(tmp_path):
+    cfg = config(tmp_path, resume=True)
+    tracker = build_tracker(cfg, {})
+    with pytest.raises(ConfigError, match=str(tmp_path / "out" / "checkpoints")):
+        tracker.start(dataclasses.asdict(cfg))
+
+
+def test_unknown_run_id_is_named(tmp_path):
+    cfg = config(tmp_path, resume="0123456789abcdef")
+    with pytest.raises(ConfigError, match="0123456789abcdef is not there"):
+        build_tracker(cfg, {}).start(dataclasses.asdict(cfg))
+
+
+def test_a_finished_run_has_nothing_to_resume(tmp_path, make_state):
+    cfg = config(tmp_path)
+    tracker = build_tracker(cfg, {})
+    tracker.start(dataclasses.asdict(cfg))
+    play_rounds(tracker, [0, 1], make_state, checkpoint_after=(1,))
+    tracker.finish("FINISHED")
+    resumed = dataclasses.replace(cfg, resume=True)
+    with pytest.raises(ConfigError, match=f"run {tracker.run_id} FINISHED"):
+        build_tracker(resumed, {}).start(dataclasses.asdict(resumed))
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, make_state):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    changed = dataclasses.replace(cfg, resume=True, seed=5)
+    with pytest.raises(ConfigError, match="seed: 0 -> 5"):
+        build_tracker(changed, {}).start(dataclasses.asdict(changed))
+
+
+def test_a_new_run_refuses_a_folder_holding_another_runs_checkpoints(tmp_path, make_state):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    with pytest.raises(ConfigError, match=f"continue the run of run {run_id}"):
+        build_tracker(cfg, {}).start(dataclasses.asdict(cfg))
+
+
+def test_failed_run_is_marked_failed_and_its_checkpoint_stays(tmp_path, make_state):
+    cfg = config(tmp_path)
+    tracker = build_tracker(cfg, {})
+    tracker.start(dataclasses.asdict(cfg))
+    play_rounds(tracker, [0, 1], make_state, checkpoint_after=(1,))
+    tracker.finish("FAILED")
+    tracker.finish("FINISHED")  # a second finish changes nothing
+    assert tracker.client.get_run(tracker.run_id).info.status == "FAILED"
+    assert tracker.checkpoints.load(make_state())[0].round_num == 1
+
+
+def test_logged_model_reloads_and_predicts_the_same_logits(tmp_path):
+    from fedlm.models.architectures import build_model
+
+    cfg = config(tmp_path)
+    tracker = build_tracker(cfg, {})
+    tracker.start(dataclasses.asdict(cfg))
+    model = build_model(ModelConfig(name="tiny", embedding_dim=8, units=16), vocab_size=86)
+    tracker.log_model(model)
+    tracker.log_model(model)  # e.g. a resumed run that had logged it: no second model
+    tracker.finish("FINISHED")
+
+    run = tracker.client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    uri = run.data.tags["fedlm.model_uri"]
+    models = mlflow.search_logged_models([run.info.experiment_id], output_format="list")
+    assert len(models) == 1
+    loaded = mlflow.tensorflow.load_model(uri)
+    ids = np.random.default_rng(0).integers(0, 86, size=(2, 13))
+    np.testing.assert_allclose(loaded(ids).numpy(), model(ids).numpy(), rtol=1e-6, atol=1e-6)
+    short = ids[:, :5]  # the signature leaves the sequence length free
+    np.testing.assert_allclose(loaded(short).numpy(), model(short).numpy(), rtol=1e-6, atol=1e-6)
+    signature = mlflow.models.get_model_info(uri).signature
+    assert signature.inputs.inputs[0].shape == (-1, -1)
+    assert signature.outputs.inputs[0].shape == (-1, -1, 86)
