@@ -1,0 +1,49 @@
+"""What every Hydra entry point shares: the config folder, resolvers, and clean error reporting."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from fedlm import paths
+from fedlm.errors import FedlmError
+
+CONFIG_DIR = str(paths.PROJECT_ROOT / "conf")
+
+
+def register_resolvers() -> None:
+    """``${fedlm_dir:cache}``, ``${fedlm_dir:shared_data}``, ``${fedlm_dir:results}`` in configs."""
+    if not OmegaConf.has_resolver("fedlm_dir"):
+        OmegaConf.register_new_resolver("fedlm_dir", lambda name: str(paths.named(name)))
+
+
+def quiet_libraries() -> None:
+    """Keep TFF's and TensorFlow's INFO chatter out of the log Hydra sets up at INFO level."""
+    for name in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def report_errors(prog: str) -> Callable:
+    """Turn fedlm's own errors into one clear line on stderr and exit status 2, no traceback."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except FedlmError as error:
+                print(f"{prog}: error: {error}", file=sys.stderr)
+                sys.exit(2)
+
+        return wrapper
+
+    return decorate
+
+
+def expand(path: str | None) -> Path | None:
+    return None if path in (None, "", "none") else Path(path).expanduser()

@@ -1,0 +1,281 @@
+"""One federated training run, from a typed config to TFF and back, readable top to bottom.
+
+    data -> task (pipeline + model) -> clients that have data -> sampler -> initial weights
+    -> execution context -> learning process -> rounds (train, evaluate, generate, checkpoint)
+    -> final evaluation and model
+
+Everything that can be wrong with the configuration is found before any TFF compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedlm.config import TrainConfig, validate
+from fedlm.data.clients import client_snippets, load_client_data
+from fedlm.errors import ConfigError
+from fedlm.federated import runtime
+from fedlm.federated.evaluation import (
+    CentralizedEvaluator,
+    FederatedEvaluator,
+    client_datasets,
+    concatenate,
+)
+from fedlm.federated.process import build_learning_process
+from fedlm.federated.samplers import build_sampler, resolve_client_ids
+from fedlm.federated.task import Task, build_pipeline
+from fedlm.models.generate import generate_text
+from fedlm.models.pretrained import load_pretrained_weights, pretrained_available
+from fedlm.tracking.base import Checkpoint, Tracker
+
+
+@dataclass
+class RunResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per logged step
+    generated: dict[int, str] = field(default_factory=dict)  # round -> text
+    final_weights: Any = None
+    run_id: str | None = None
+
+
+def client_seed(seed: int, round_num: int, index: int) -> int:
+    """The shuffle seed of the index-th client of a round: the same on resume as in one go."""
+    return int(np.random.SeedSequence([seed, round_num, index]).generate_state(1)[0])
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def format_metrics(prefix: str, metrics: Mapping[str, float]) -> str:
+    shown = [k for k in ("loss", "accuracy") if k in metrics]
+    return f"{prefix}: " + ", ".join(f"{k}={metrics[k]:.3f}" for k in shown)
+
+
+def initial_weights(cfg: TrainConfig, task: Task, say: Callable[[str], None]) -> list | None:
+    """The pre-trained weights ``model.pretrained`` names, or None for random initialisation."""
+    spec = cfg.model.pretrained
+    if spec in (None, "", "none"):
+        return None
+    if spec == "dickens" and not pretrained_available(spec, cfg.model.name):
+        say(
+            "No pre-trained Dickens model found (run `uv run fedlm-pretrain` to make one): "
+            "starting from random weights."
+        )
+        return None
+    return load_pretrained_weights(spec, cfg.model, task.vocab_size)
+
+
+def starting_weights(task: Task, pretrained: list | None) -> tff.learning.models.ModelWeights:
+    """The pre-trained weights, or a seeded random initialisation, as TFF model weights."""
+    model = task.keras_model()
+    if pretrained is not None:
+        model.set_weights(pretrained)
+    return tff.learning.models.ModelWeights.from_model(model)
+
+
+def eligible_clients(pipeline, snippets: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Client id -> batches per epoch, for the clients with at least one batch."""
+    sizes = {c: pipeline.num_batches(s) for c, s in snippets.items()}
+    return {c: n for c, n in sizes.items() if n > 0}
+
+
+def evaluation_client_ids(
+    cfg: TrainConfig, test_eligible: Mapping[str, int], test_ids
+) -> list[str]:
+    """The configured evaluation clients, or all test clients with data (a seeded subset)."""
+    if cfg.eval.client_ids:
+        ids = resolve_client_ids(cfg.eval.client_ids, list(test_ids), "eval.client_ids")
+        for client_id in ids:
+            if client_id not in test_eligible:
+                raise ConfigError(
+                    "eval.client_ids", client_id, "a test client with at least one batch"
+                )
+        return ids
+    ids = sorted(test_eligible)
+    if cfg.eval.max_clients is not None and cfg.eval.max_clients < len(ids):
+        rng = np.random.default_rng(cfg.seed)
+        ids = sorted(rng.choice(ids, cfg.eval.max_clients, replace=False).tolist())
+    return ids
+
+
+def due(every: int, round_num: int, last_round: int) -> bool:
+    """Whether something done every ``every`` rounds (0: never between) is due after this round."""
+    return round_num == last_round or (every > 0 and round_num % every == 0)
+
+
+def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], None] = print):
+    """Run federated training as ``cfg`` says; return the history and the final weights."""
+    validate(cfg)
+    tracker = tracker or Tracker()
+    pipeline = build_pipeline(cfg.data, cfg.training)
+    task = Task(pipeline, cfg.model)
+    t = cfg.training
+
+    # Everything cheap and checkable first: weights, data, clients, sampler, evaluation clients.
+    tf.keras.utils.set_random_seed(cfg.seed)
+    pretrained = initial_weights(cfg, task, say)
+    train_data, test_data = load_client_data(cfg.data.name, cfg.data.cache_dir, cfg.data.source)
+    train_snippets = client_snippets(train_data, cfg.data, "train")
+    eligible = eligible_clients(pipeline, train_snippets)
+    skipped = len(train_snippets) - len(eligible)
+    say(
+        f"data: {len(train_snippets)} training clients, {len(eligible)} with data under "
+        f"pipeline={pipeline.name} seq_len={t.seq_len} batch_size={t.batch_size}"
+        + (f" ({skipped} empty, never sampled)" if skipped else "")
+    )
+    sampler = build_sampler(
+        cfg.sampler.name,
+        eligible,
+        t.clients_per_round,
+        cfg.seed,
+        fixed_client_ids=cfg.sampler.client_ids,
+        all_client_ids=list(train_snippets),
+    )
+    test_snippets = client_snippets(test_data, cfg.data, "test")
+    eval_ids = evaluation_client_ids(cfg, eligible_clients(pipeline, test_snippets), test_snippets)
+
+    def evaluate_dataset(client_data, ids):
+        return client_datasets(
+            client_data, ids, lambda d: pipeline.evaluate(d, max_batches=cfg.eval.max_batches)
+        )
+
+    eval_datasets = evaluate_dataset(test_data, eval_ids) if eval_ids else []
+    tracker.start(dataclasses.asdict(cfg))
+    try:
+        result = RunResult(run_id=tracker.run_id)
+
+        start_weights = starting_weights(task, pretrained)
+        # Keras models made before TFF traces its own (in a graph) stop working, so the
+        # evaluation and export models are made after the TFF processes are built.
+        keras_model = centralized = None
+
+        federated = None  # TFF's evaluation process, built inside the execution context
+
+        def evaluate(weights) -> dict[str, float]:
+            metrics = {}
+            if centralized is not None:
+                metrics.update({f"eval/{k}": v for k, v in centralized(weights).items()})
+            if federated is not None:
+                metrics.update({f"fed_eval/{k}": v for k, v in federated(weights).items()})
+            return metrics
+
+        def generate(weights, round_num: int) -> None:
+            if cfg.eval.generate_length <= 0:
+                return
+            text = generate_text(
+                keras_weights(weights),
+                cfg.model,
+                task.vocab_size,
+                cfg.eval.prompt,
+                length=cfg.eval.generate_length,
+                temperature=cfg.eval.temperature,
+                seed=cfg.seed + round_num,
+            )
+            result.generated[round_num] = text
+            tracker.log_text("generated_text", text, round_num)
+            say(f"generated text (round {round_num}):\n{text}\n")
+
+        def keras_weights(weights) -> list[np.ndarray]:
+            weights.assign_weights_to(keras_model)
+            return keras_model.get_weights()
+
+        with runtime.execution_context(cfg.runtime):
+            first_client = train_data.create_tf_dataset_for_client(next(iter(eligible)))
+            element_spec = pipeline.train(first_client).element_spec
+            process = build_learning_process(
+                task.model_fn(element_spec),
+                cfg.algorithm,
+                cfg.client_optimizer,
+                cfg.server_optimizer,
+            )
+            if cfg.eval.federated and eval_datasets:
+                federated = FederatedEvaluator(task, eval_datasets)
+            keras_model = task.keras_model()
+            if cfg.eval.centralized and eval_datasets:
+                centralized = CentralizedEvaluator(task, concatenate(eval_datasets))
+            state = process.set_model_weights(process.initialize(), start_weights)
+            first_round = 1
+            checkpoint = tracker.restore(state)
+            if checkpoint is not None:
+                state = checkpoint.server_state
+                sampler.load_state(checkpoint.sampler_state)
+                first_round = checkpoint.round_num + 1
+                say(f"resuming after round {checkpoint.round_num} of {t.rounds}")
+            else:
+                weights = process.get_model_weights(state)
+                metrics = evaluate(weights)
+                if metrics:
+                    tracker.log_metrics(metrics, step=0)
+                    result.history.append({"round": 0, **metrics})
+                    say(f"round 0/{t.rounds} | " + format_metrics("eval", _strip(metrics, "eval/")))
+                generate(weights, 0)
+
+            started = time.monotonic()
+            for round_num in range(first_round, t.rounds + 1):
+                round_start = time.monotonic()
+                client_ids = sampler.sample()
+                datasets = [
+                    pipeline.train(
+                        train_data.create_tf_dataset_for_client(client_id),
+                        local_epochs=t.local_epochs,
+                        max_batches=t.max_batches_per_client,
+                        seed=client_seed(cfg.seed, round_num, i),
+                    )
+                    for i, client_id in enumerate(client_ids)
+                ]
+                output = process.next(state, datasets)
+                state = output.state
+                seconds = time.monotonic() - round_start
+                train = output.metrics["client_work"]["train"]
+                metrics = {f"train/{k}": float(v) for k, v in train.items()}
+                metrics.update(
+                    {
+                        "round/seconds": seconds,
+                        "round/examples_per_second": float(train["num_examples"]) / seconds,
+                        "round/tokens_per_second": float(train["num_tokens"]) / seconds,
+                        "clients/sampled": float(len(client_ids)),
+                        "clients/skipped": float(skipped),
+                    }
+                )
+                weights = None
+                if due(cfg.eval.every, round_num, t.rounds):
+                    weights = process.get_model_weights(state)
+                    metrics.update(evaluate(weights))
+                tracker.log_metrics(metrics, step=round_num)
+                result.history.append({"round": round_num, **metrics})
+                done = round_num - first_round + 1
+                eta = (time.monotonic() - started) / done * (t.rounds - round_num)
+                line = f"round {round_num}/{t.rounds} | "
+                line += format_metrics("train", _strip(metrics, "train/"))
+                if "eval/loss" in metrics:
+                    line += " | " + format_metrics("eval", _strip(metrics, "eval/"))
+                say(f"{line} | {seconds:.1f} s/round | ETA {format_duration(eta)}")
+                if due(cfg.eval.generate_every, round_num, t.rounds):
+                    generate(weights or process.get_model_weights(state), round_num)
+                if due(cfg.tracking.checkpoint_every, round_num, t.rounds):
+                    tracker.save_checkpoint(Checkpoint(round_num, state, sampler.state))
+
+            final = process.get_model_weights(state)
+            result.final_weights = keras_weights(final)
+            tracker.log_model(keras_model)
+    except (KeyboardInterrupt, SystemExit):
+        tracker.finish("KILLED")
+        raise
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    tracker.finish("FINISHED")
+    return result
+
+
+def _strip(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
+    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
