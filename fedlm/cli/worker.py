@@ -1,0 +1,102 @@
+"""``fedlm-worker``: a TFF worker service for ``runtime=remote``, run in the foreground.
+
+Runs TFF's own C++ worker (``tensorflow_federated/data/worker_binary``) on ``--port``. The
+process *becomes* the worker (exec), so Ctrl-C, SIGTERM and a job scheduler's signals reach it
+directly and nothing is left behind. The binary listens on all interfaces; ``--host`` is only the
+name other machines use to reach this one, printed in the ``runtime.workers`` entry to use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import socket
+import sys
+
+from fedlm.errors import FedlmError
+from fedlm.federated.runtime import worker_binary_path
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` on any interface of this host.
+
+    The worker cannot tell: gRPC binds with SO_REUSEPORT, so a second worker on a taken port
+    starts and silently shares it with the first.
+    """
+    for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 on this host
+            continue
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError:
+                return False
+    return True
+
+
+def worker_command(port: int, max_concurrent_computation_calls: int) -> list[str]:
+    return [
+        str(worker_binary_path()),
+        f"--port={port}",
+        f"--max_concurrent_computation_calls={max_concurrent_computation_calls}",
+    ]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fedlm-worker",
+        description="Serve TFF computations for fedlm's remote runtime "
+        "(runtime=remote runtime.workers=[HOST:PORT,...]).",
+    )
+    parser.add_argument("--port", type=int, required=True, help="TCP port to serve on")
+    parser.add_argument(
+        "--host",
+        default=socket.getfqdn(),
+        help="name or address other hosts use to reach this one (default: %(default)s); "
+        "only printed: the worker listens on all interfaces",
+    )
+    parser.add_argument(
+        "--max-concurrent-computation-calls",
+        type=int,
+        default=-1,
+        help="cap on client computations run at once on this worker (-1: no cap)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        serve(parse_args(argv))
+    except FedlmError as error:
+        print(f"fedlm-worker: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Check the port, print the command, and become TFF's worker (does not return)."""
+    if not 0 < args.port < 65536:
+        raise FedlmError(f"--port={args.port} is not allowed: expected a port in 1..65535")
+    if not port_is_free(args.port):
+        raise FedlmError(
+            f"--port={args.port} is already in use on this host (another fedlm-worker?); "
+            "choose a free port"
+        )
+    command = worker_command(args.port, args.max_concurrent_computation_calls)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(
+        f"fedlm-worker: serving TFF computations on port {args.port}; "
+        f"use runtime.workers=[{args.host}:{args.port}]\n"
+        f"fedlm-worker: TF_CPP_MIN_LOG_LEVEL={env['TF_CPP_MIN_LOG_LEVEL']} {shlex.join(command)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.execve(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main()
