@@ -179,6 +179,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 length=cfg.eval.generate_length,
                 temperature=cfg.eval.temperature,
                 seed=cfg.seed + round_num,
+                id_offset=task.char_id_offset,
             )
             result.generated[round_num] = text
             tracker.log_text("generated_text", text, round_num)

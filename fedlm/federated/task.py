@@ -14,9 +14,9 @@ import tensorflow as tf
 from fedlm.config import DataConfig, ModelConfig, TrainingConfig
 from fedlm.data.preprocess import TutorialPipeline
 from fedlm.errors import ConfigError
+from fedlm.federated.process import ModelFn, build_model_fn
 from fedlm.models.architectures import build_model
 from fedlm.models.metrics import CharacterAccuracy, NumTokens, loss_fn
-from fedlm.federated.process import ModelFn, build_model_fn
 
 
 def build_pipeline(data: DataConfig, training: TrainingConfig):
@@ -53,6 +53,11 @@ class Task:
     def mask_zero(self) -> bool:
         # The papers' pipeline pads with id 0, which the embedding masks (TFF's baseline model).
         return self.pipeline.name == "paper"
+
+    @property
+    def char_id_offset(self) -> int:
+        """The model id of the vocabulary's first character (the papers' ids keep 0 for padding)."""
+        return 1 if self.pipeline.name == "paper" else 0
 
     def keras_model(self, batch_size: int | None = None, stateful: bool = False) -> tf.keras.Model:
         return build_model(

@@ -1,0 +1,184 @@
+"""The round loop, on the real shipped config shrunk to the tiny model and synthetic data."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fedlm.cli.common import CONFIG_DIR
+from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
+from fedlm.config import TrainConfig
+from fedlm.errors import ConfigError
+from fedlm.experiment import run
+from fedlm.federated import runtime
+from fedlm.federated.process import build_learning_process
+from fedlm.federated.task import Task, build_pipeline
+from fedlm.tracking.base import Tracker
+
+SMALL = [
+    "data=synthetic",
+    "model=tiny",
+    "tracking=none",
+    "training.rounds=2",
+    "training.clients_per_round=2",
+    "training.seq_len=10",
+    "training.batch_size=2",
+    "training.max_batches_per_client=3",
+    "eval.generate_length=5",
+]
+
+
+def config(tmp_path, *overrides) -> TrainConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*SMALL, f"output_dir={tmp_path}", *overrides])
+    return OmegaConf.to_object(cfg)
+
+
+class RecordingTracker(Tracker):
+    """Keeps what the loop reports, to check it exactly."""
+
+    def __init__(self):
+        self.metrics, self.texts, self.checkpoints, self.status = {}, {}, [], None
+
+    def log_metrics(self, metrics, step):
+        assert step not in self.metrics, f"step {step} logged twice"
+        self.metrics[step] = dict(metrics)
+
+    def log_text(self, name, text, step):
+        self.texts[step] = text
+
+    def save_checkpoint(self, checkpoint):
+        self.checkpoints.append(checkpoint.round_num)
+
+    def finish(self, status="FINISHED"):
+        self.status = status
+
+
+def test_two_rounds_log_exactly_these_keys_at_steps_0_1_2(tmp_path):
+    tracker = RecordingTracker()
+    result = run(config(tmp_path), tracker, say=lambda line: None)
+    assert sorted(tracker.metrics) == [0, 1, 2]
+    evaluation = {
+        "eval/loss",
+        "eval/accuracy",
+        "eval/num_tokens",
+        "eval/perplexity",
+        "eval/bits_per_char",
+    }
+    assert set(tracker.metrics[0]) == evaluation
+    train = {
+        "train/loss",
+        "train/accuracy",
+        "train/num_tokens",
+        "train/num_examples",
+        "train/num_batches",
+        "round/seconds",
+        "round/examples_per_second",
+        "round/tokens_per_second",
+        "clients/sampled",
+        "clients/skipped",
+    }
+    assert set(tracker.metrics[1]) == set(tracker.metrics[2]) == train | evaluation
+    assert tracker.metrics[1]["clients/sampled"] == 2
+    # 2 clients x at most 3 batches of 2 sequences
+    assert 0 < tracker.metrics[1]["train/num_examples"] <= 12
+    assert sorted(tracker.texts) == [0, 2]
+    assert all(
+        t.startswith("What of TensorFlow Federated, you ask? ") for t in tracker.texts.values()
+    )
+    assert tracker.checkpoints == [2]  # checkpoint_every=0: only after the last round
+    assert tracker.status == "FINISHED"
+    m = tracker.metrics[2]
+    assert m["eval/perplexity"] == pytest.approx(np.exp(m["eval/loss"]))
+    assert m["eval/bits_per_char"] == pytest.approx(m["eval/loss"] / np.log(2))
+    assert [h["round"] for h in result.history] == [0, 1, 2]
+
+
+def test_round_zero_evaluation_equals_the_keras_evaluation_of_the_starting_model(tmp_path):
+    """The server state starts from exactly the weights given, and round 0 evaluates them."""
+    cfg = config(tmp_path, "training.rounds=1", "eval.generate_length=0")
+    # A "pre-trained" model: the tiny model after one Keras step, saved the tutorial's way.
+    task = Task(build_pipeline(cfg.data, cfg.training), cfg.model)
+    pretrained = task.compiled_keras_model()
+    train, test = tff.simulation.datasets.shakespeare.get_synthetic(), None
+    ds = task.pipeline.train(train.create_tf_dataset_for_client(train.client_ids[1]), seed=0)
+    pretrained.fit(ds, epochs=1, verbose=0)
+    path = tmp_path / "pretrained.h5"
+    tf.keras.models.save_model(pretrained, path, include_optimizer=False)
+    cfg.model.pretrained = str(path)
+
+    tracker = RecordingTracker()
+    run(cfg, tracker, say=lambda line: None)
+
+    test = train  # synthetic data: the same clients in both splits
+    expected = task.compiled_keras_model()
+    expected.set_weights(pretrained.get_weights())
+    datasets = [
+        task.pipeline.evaluate(test.create_tf_dataset_for_client(c))
+        for c in sorted(test.client_ids)
+    ]
+    eval_ds = datasets[0].concatenate(datasets[1]).concatenate(datasets[2])
+    loss, accuracy, num_tokens = expected.evaluate(eval_ds, verbose=0)
+    assert tracker.metrics[0]["eval/loss"] == pytest.approx(loss, rel=1e-6)
+    assert tracker.metrics[0]["eval/accuracy"] == pytest.approx(accuracy, rel=1e-6)
+    assert tracker.metrics[0]["eval/num_tokens"] == num_tokens
+
+
+def test_one_client_one_round_of_fedavg_equals_the_same_keras_sgd_steps(tmp_path):
+    """Flower Baselines' habit: pin the federated result to a reference computed another way."""
+    cfg = config(tmp_path, "client_optimizer.learning_rate=0.3")
+    task = Task(build_pipeline(cfg.data, cfg.training), cfg.model)
+    data = tff.simulation.datasets.shakespeare.get_synthetic()
+    client = data.create_tf_dataset_for_client("MUCH_ADO_ABOUT_NOTHING_EMILIA")
+    dataset = task.pipeline.train(client, max_batches=3, seed=42)
+    tf.keras.utils.set_random_seed(0)
+    reference = task.keras_model()
+    start = [w.copy() for w in reference.get_weights()]
+
+    with runtime.execution_context(cfg.runtime):
+        process = build_learning_process(
+            task.model_fn(dataset.element_spec),
+            cfg.algorithm,
+            cfg.client_optimizer,
+            cfg.server_optimizer,
+        )
+        state = process.initialize()
+        state = process.set_model_weights(
+            state, tff.learning.models.ModelWeights(trainable=start, non_trainable=[])
+        )
+        state = process.next(state, [dataset]).state
+        federated = process.get_model_weights(state).trainable
+
+    reference = task.keras_model()
+    reference.set_weights(start)
+    reference.compile(loss=task.loss(), optimizer=tf.keras.optimizers.SGD(learning_rate=0.3))
+    for inputs, targets in dataset:  # the same batches: the shuffle is seeded
+        reference.train_on_batch(inputs, targets)
+    for got, want in zip(federated, reference.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(federated[0], start[0])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("client_optimizer.name=rmsprop", r"client_optimizer.name='rmsprop' .*'sgd', 'adam'"),
+        ("server_optimizer.learning_rate=0", r"server_optimizer.learning_rate=0.0 .*> 0"),
+        ("training.rounds=0", r"training.rounds=0 .*>= 1"),
+        ("training.clients_per_round=5", r"training.clients_per_round=5 .*at most 3"),
+        ("sampler.name=lottery", r"sampler.name='lottery' .*'round_robin'"),
+        ("+sampler.client_ids=[NOBODY]", None),
+        ("eval.client_ids=[NOBODY]", r"eval.client_ids='NOBODY'"),
+        ("training.seq_len=0", r"training.seq_len=0"),
+    ],
+)
+def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, override, message):
+    if override.startswith("+sampler"):
+        override, message = "sampler=fixed", r"sampler.client_ids=\[\]"
+    tracker = RecordingTracker()
+    with pytest.raises(ConfigError, match=message):
+        run(config(tmp_path, override), tracker, say=lambda line: None)
+    assert tracker.status is None  # nothing started
+    assert runtime.running_workers() == []
