@@ -294,17 +294,21 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         f"{cfg.epochs} epoch(s) x {steps} steps of {cfg.batch_size} x {cfg.seq_len}",
         flush=True,
     )
+    callbacks = _callbacks(cfg, steps)
     history = model.fit(
         train.prefetch(2),
         epochs=cfg.epochs,
         steps_per_epoch=steps,
         validation_data=_held_out_batches(held_out_ids, cfg),
         verbose=0,
-        callbacks=_callbacks(cfg, steps),
+        callbacks=callbacks,
     )
+    # The training metrics of the epoch whose weights are kept (early stopping restores the best).
+    stopped = [c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping)]
+    kept = stopped[0].best_epoch if stopped and stopped[0].stopped_epoch > 0 else -1
     metrics = {
-        "train_loss": float(history.history["loss"][-1]),
-        "train_accuracy": float(history.history["accuracy"][-1]),
+        "train_loss": float(history.history["loss"][kept]),
+        "train_accuracy": float(history.history["accuracy"][kept]),
     }
     evaluated, source = evaluate_model(model, cfg, held_out_ids)
     metrics.update(evaluated)

@@ -34,6 +34,7 @@ def test_pretrain_trains_evaluates_and_saves_atomically(corpus, tmp_path, isolat
     cfg = PretrainConfig(
         model=model_config("tiny"),
         corpus=corpus,
+        patience=5,
         epochs=2,
         steps_per_epoch=3,
         seq_len=20,
