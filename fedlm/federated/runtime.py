@@ -333,6 +333,32 @@ def _remote_contexts(workers: list[str], timeout: float):
     return [context_for(channel) for channel in channels], dispose
 
 
+def _compile_for_remote(comp):
+    """TFF's mergeable form of ``comp``, refusing what the remote runtime would get wrong."""
+    import tensorflow_federated as tff
+
+    def per_client(type_spec) -> bool:
+        return (
+            isinstance(type_spec, tff.FederatedType)
+            and type_spec.placement is tff.CLIENTS
+            and not type_spec.all_equal
+        )
+
+    # TFF 0.87 joins the subrounds' client values in the order the subrounds finish.
+    if tff.types.contains(comp.type_signature.result, per_client):
+        raise FedlmError(
+            f"runtime 'remote' cannot return per-client values in client order (result type "
+            f"{comp.type_signature.result}); use runtime 'local' for this computation"
+        )
+    try:
+        return tff.backends.native.compile_to_mergeable_comp_form(comp)
+    except ValueError as error:
+        raise FedlmError(
+            "runtime 'remote' splits a computation into subrounds at its one aggregation step "
+            f"(TFF's mergeable form), which this one does not allow ({error}); use runtime 'local'"
+        ) from error
+
+
 @contextlib.contextmanager
 def execution_context(cfg: RuntimeConfig, connect_timeout: float = 10.0) -> Iterator[None]:
     """Install TFF's execution context for ``cfg`` in this thread; end what it started on exit.
@@ -368,7 +394,9 @@ def execution_context(cfg: RuntimeConfig, connect_timeout: float = 10.0) -> Iter
                 "fedlm-worker --max-concurrent-computation-calls N)",
             )
         async_contexts, dispose = _remote_contexts(list(cfg.workers), connect_timeout)
-        context = tff.backends.native.create_mergeable_comp_execution_context(async_contexts)
+        context = tff.framework.MergeableCompExecutionContext(
+            async_contexts, compiler_fn=_compile_for_remote
+        )
         del async_contexts
     else:
         raise ConfigError("runtime.name", cfg.name, RUNTIMES)
