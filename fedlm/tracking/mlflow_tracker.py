@@ -24,7 +24,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import yaml
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
@@ -33,6 +33,13 @@ from fedlm.tracking import run_info, store, sweeps
 from fedlm.tracking.base import Checkpoint, Tracker
 from fedlm.tracking.checkpoints import CheckpointStore
 from fedlm.tracking.plots import plot_learning_curves
+from fedlm.tracking.resume import (
+    check_same_config,
+    checkpoints_of,
+    get_run,
+    logged_steps,
+    run_id_to_resume,
+)
 
 BATCH = 100  # MLflow takes at most 100 params or tags per call
 MAX_TAG_LENGTH = 5000  # the smallest tag limit of the MLflow versions a team server may run
@@ -53,6 +60,7 @@ class MlflowTracker(Tracker):
         self.resuming = False
         self.logged: set[tuple[str, int]] = set()  # (metric, step) pairs the run already holds
         self.finished = False
+        self.already_finished = False  # resume of a run that had finished: changes nothing
 
     # -- starting and resuming -------------------------------------------------------------
 
@@ -60,6 +68,9 @@ class MlflowTracker(Tracker):
         self.client, self.experiment_id = store.prepare_store(
             self.cfg.tracking.uri, self.cfg.tracking.experiment_name
         )
+        # MLflow resolves a server's proxied artifact URIs (mlflow-artifacts:/) and logs models
+        # through the process-wide tracking URI, whatever the client was given.
+        mlflow.set_tracking_uri(self.uri)
         if self.cfg.resume is False:
             self._create_run(config)
         else:
@@ -86,12 +97,18 @@ class MlflowTracker(Tracker):
             run_info.CHECKPOINT_DIR_TAG: str(self.checkpoints.directory.resolve()),
         }
         parent = self._sweep_parent()
+        swept_keys = []
         if parent is not None:
-            tags[run_info.PARENT_RUN_TAG] = parent
+            tags[run_info.PARENT_RUN_TAG] = parent.info.run_id
+            swept_keys = parent.data.tags.get(sweeps.KEYS_TAG, "").split()
+            overrides = run_info.overrides_of(self.context)
+            tags[sweeps.VALUES_TAG] = " ".join(
+                f"{k}={overrides[k]}" for k in swept_keys if k in overrides
+            )
         run = self.client.create_run(
             self.experiment_id,
-            run_name=run_info.run_name(self.context),
-            tags={k: _tag(v) for k, v in tags.items()},
+            run_name=run_info.run_name(self.context, swept_keys),
+            tags={k: _tag(v) for k, v in tags.items() if v != ""},
         )
         self.run_id = run.info.run_id
         self.checkpoints.write_run(self.run_id, store.mask_uri(self.uri))
@@ -100,90 +117,34 @@ class MlflowTracker(Tracker):
         self.client.log_text(self.run_id, yaml.safe_dump(shown, sort_keys=False), "config.yaml")
 
     def _reopen_run(self, config: Mapping[str, Any]) -> None:
-        run_id = self._run_to_resume()
-        try:
-            run = self.client.get_run(run_id)
-        except MlflowException as error:
-            raise ConfigError(
-                "resume",
-                self.cfg.resume,
-                f"the id of a run in {store.mask_uri(self.uri)} ({run_id} is not there: "
-                f"{error.message.splitlines()[0]})",
-            ) from error
-        if run.info.status == "FINISHED":
-            raise ConfigError(
-                "resume",
-                self.cfg.resume,
-                f"a run that did not finish: run {run_id} FINISHED all its rounds, "
-                "nothing to resume",
-            )
-        recorded = self.checkpoints.read_run()
-        if recorded is None or recorded["run_id"] != run_id:
-            # resume=<run id> from another output dir: the run's tag says where its checkpoints are
-            directory = run.data.tags.get(run_info.CHECKPOINT_DIR_TAG)
-            if directory:
-                self.checkpoints = CheckpointStore(directory, keep=self.checkpoints.keep)
-            recorded = self.checkpoints.read_run()
-        if recorded is None or recorded["run_id"] != run_id:
-            raise ConfigError(
-                "resume",
-                self.cfg.resume,
-                f"a run whose checkpoint folder is still there: run {run_id} recorded "
-                f"{self.checkpoints.directory}, which holds no run.json of that run",
-            )
-        self._check_same_config(run.data.params, self._params(config))
+        resume = self.cfg.resume
+        run_id = run_id_to_resume(resume, self.checkpoints)
+        run = get_run(self.client, self.uri, resume, run_id)
+        self.checkpoints = checkpoints_of(run, self.checkpoints, resume)
+        current = self._params(config)
+        check_same_config(run.data.params, current, resume)
         self.run_id = run_id
-        self.checkpoints.remove_partial()
         self.resuming = True
+        self.logged = logged_steps(self.client, run)
+        if run.info.status == "FINISHED":
+            # Nothing to do (the loop gets the last round's checkpoint and runs no round); not an
+            # error, so that resuming a sweep skips the jobs that had finished.
+            self.already_finished = True
+            _warn(f"MLflow run {run_id} finished all its rounds: nothing to resume")
+            return
+        self.checkpoints.remove_partial()
+        self._log_params({k: v for k, v in current.items() if k not in run.data.params})
         self.client.update_run(run_id, status="RUNNING")
-        resumes = int(run.data.tags.get("fedlm.resumes", "0")) + 1
         round_num = self.checkpoints.latest_round()
         self._set_tags(
             {
-                "fedlm.resumes": str(resumes),
+                "fedlm.resumes": str(int(run.data.tags.get("fedlm.resumes", "0")) + 1),
                 "fedlm.resumed_from_round": "none" if round_num is None else str(round_num),
                 "fedlm.last_output_dir": str(Path(self.cfg.output_dir).resolve()),
             }
         )
-        for key in run.data.metrics:
-            for metric in self.client.get_metric_history(run_id, key):
-                self.logged.add((key, metric.step))
 
-    def _run_to_resume(self) -> str:
-        resume = self.cfg.resume
-        if resume is True:
-            recorded = self.checkpoints.read_run()
-            if recorded is None:
-                raise ConfigError(
-                    "resume",
-                    True,
-                    f"false here: {self.checkpoints.directory} holds no run to resume (resume=true "
-                    "continues the run of the same output directory: pass "
-                    "hydra.run.dir=<that run's directory>, or resume=<MLflow run id>)",
-                )
-            return recorded["run_id"]
-        if isinstance(resume, str) and resume.strip():
-            return resume.strip()
-        raise ConfigError("resume", resume, "false, true or an MLflow run id (quoted if numeric)")
-
-    def _check_same_config(self, logged: Mapping[str, str], current: Mapping[str, str]) -> None:
-        changed = [
-            k
-            for k in sorted(current)
-            if k in logged and logged[k] != current[k] and not k.startswith(run_info.MAY_CHANGE)
-        ]
-        if changed:
-            shown = ", ".join(f"{k}: {logged[k]} -> {current[k]}" for k in changed[:5])
-            raise ConfigError(
-                "resume",
-                self.cfg.resume,
-                f"the same config as the run being resumed, which differs in {len(changed)} "
-                f"key(s): {shown}",
-            )
-        new = {k: v for k, v in current.items() if k not in logged}
-        self._log_params(new)  # keys a newer fedlm added to the config
-
-    def _sweep_parent(self) -> str | None:
+    def _sweep_parent(self) -> Run | None:
         """The sweep's parent run (made by fedlm.cli.callbacks before the jobs), if any."""
         sweep = run_info.sweep_id(self.context)
         if sweep is None:
@@ -235,8 +196,7 @@ class MlflowTracker(Tracker):
             return  # logged before a crash that this resumption recovers from
         import tensorflow as tf
 
-        mlflow.set_tracking_uri(self.uri)  # log_model speaks through MLflow's active run
-        with mlflow.start_run(run_id=self.run_id):
+        with store.quiet_urls(), mlflow.start_run(run_id=self.run_id):
             info = mlflow.tensorflow.log_model(
                 keras_model,
                 name="model",
@@ -248,7 +208,7 @@ class MlflowTracker(Tracker):
         self.client.update_run(self.run_id, status="RUNNING")  # start_run's exit ended it
 
     def finish(self, status: str = "FINISHED") -> None:
-        if self.run_id is None or self.finished:
+        if self.run_id is None or self.finished or self.already_finished:
             return
         self.finished = True
         if status == "FINISHED":
@@ -257,7 +217,8 @@ class MlflowTracker(Tracker):
             except Exception as error:  # plots are a convenience: never fail a finished run
                 _warn(f"could not plot the learning curves of MLflow run {self.run_id}: {error}")
         try:
-            self.client.set_terminated(self.run_id, status)
+            with store.quiet_urls():
+                self.client.set_terminated(self.run_id, status)
         except Exception as error:
             if status == "FINISHED":
                 raise

@@ -6,7 +6,7 @@ import json
 import shlex
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +136,16 @@ def context_tags(context: Mapping[str, str]) -> dict[str, str]:
     return tags
 
 
-def run_name(context: Mapping[str, str]) -> str | None:
-    """The job's overrides as the run's name (MLflow picks a random one when there are none)."""
-    shown = [
-        f"{key}={value}"
-        for key, value in overrides_of(context).items()
-        if key not in NOT_PARAMS and not key.startswith("hydra.")
-    ]
+def run_name(context: Mapping[str, str], swept_keys: Sequence[str] = ()) -> str | None:
+    """The run's name: the job's values of the swept keys when its sweep names them, else all its
+    overrides (MLflow picks a random name when there are none)."""
+    overrides = overrides_of(context)
+    if any(key in overrides for key in swept_keys):
+        shown = [f"{key}={overrides[key]}" for key in swept_keys if key in overrides]
+    else:
+        shown = [
+            f"{key}={value}"
+            for key, value in overrides.items()
+            if key not in NOT_PARAMS and not key.startswith("hydra.")
+        ]
     return " ".join(shown)[:250] or None

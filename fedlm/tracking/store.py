@@ -74,13 +74,10 @@ def artifact_location(uri: str, experiment_name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _short_http_retries():
-    probe = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S),
-    }
-    saved = {key: os.environ.get(key) for key in probe}
-    os.environ.update(probe)
+def mlflow_environment(**values: str):
+    """MLflow settings (read from the environment at each call) changed for a block only."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -89,6 +86,11 @@ def _short_http_retries():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def quiet_urls():
+    """No "View run at <url>" on stdout from MLflow: it prints the URI's password unmasked."""
+    return mlflow_environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")
 
 
 def connect(uri: str) -> mlflow.MlflowClient:
@@ -100,7 +102,9 @@ def connect(uri: str) -> mlflow.MlflowClient:
     try:
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
-        with _short_http_retries():
+        with mlflow_environment(
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(PROBE_TIMEOUT_S)
+        ):
             client = mlflow.MlflowClient(tracking_uri=uri)  # opens (and creates) a SQL store
             client.search_experiments(max_results=1)
     except Exception as error:  # requests, SQLAlchemy, OS and MLflow errors alike

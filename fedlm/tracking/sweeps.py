@@ -11,20 +11,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import mlflow
+from mlflow.entities import Run
 
 from fedlm.tracking import run_info, store
 
 PARENT_TAG = "fedlm.sweep.parent"
+KEYS_TAG = "fedlm.sweep.keys"  # on the parent: the keys the sweep varies
+VALUES_TAG = "fedlm.sweep.values"  # on each job's run: its values of those keys
 
 
-def find_parent(client: mlflow.MlflowClient, experiment_id: str, sweep: str) -> str | None:
+def find_parent(client: mlflow.MlflowClient, experiment_id: str, sweep: str) -> Run | None:
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{run_info.SWEEP_TAG}` = '{_quoted(sweep)}' "
         f"and tags.`{PARENT_TAG}` = 'true'",
         max_results=1,
     )
-    return runs[0].info.run_id if runs else None
+    return runs[0] if runs else None
 
 
 def start_sweep(
@@ -39,8 +42,8 @@ def start_sweep(
     client, experiment_id = store.prepare_store(uri, experiment_name)
     parent = find_parent(client, experiment_id, sweep)
     if parent is not None:
-        client.update_run(parent, status="RUNNING")
-        return parent
+        client.update_run(parent.info.run_id, status="RUNNING")
+        return parent.info.run_id
     run = client.create_run(
         experiment_id,
         run_name=("sweep " + " ".join(swept_keys))[:250],
@@ -48,7 +51,7 @@ def start_sweep(
             run_info.SWEEP_TAG: sweep,
             PARENT_TAG: "true",
             "fedlm.sweep.overrides": " ".join(overrides)[:5000],
-            "fedlm.sweep.keys": " ".join(swept_keys)[:5000],
+            KEYS_TAG: " ".join(swept_keys)[:5000],
             **run_info.git_state(),
         },
     )
@@ -61,12 +64,14 @@ def end_sweep(uri: str | None, experiment_name: str, sweep: str) -> str | None:
     parent = find_parent(client, experiment_id, sweep)
     if parent is None:
         return None
+    parent_id = parent.info.run_id
     children = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{run_info.PARENT_RUN_TAG}` = '{parent}'"
+        [experiment_id], filter_string=f"tags.`{run_info.PARENT_RUN_TAG}` = '{parent_id}'"
     )
     ok = all(run.info.status == "FINISHED" for run in children)
     status = "FINISHED" if ok else "FAILED"
-    client.set_terminated(parent, status)
+    with store.quiet_urls():
+        client.set_terminated(parent_id, status)
     return status
 
 

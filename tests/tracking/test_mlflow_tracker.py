@@ -205,15 +205,24 @@ def test_unknown_run_id_is_named(tmp_path):
         build_tracker(cfg, {}).start(dataclasses.asdict(cfg))
 
 
-def test_a_finished_run_has_nothing_to_resume(tmp_path, make_state):
+def test_resuming_a_finished_run_changes_nothing(tmp_path, make_state, capfd):
     cfg = config(tmp_path)
     tracker = build_tracker(cfg, {})
     tracker.start(dataclasses.asdict(cfg))
-    play_rounds(tracker, [0, 1], make_state, checkpoint_after=(1,))
+    play_rounds(tracker, [0, 1, 2, 3, 4], make_state, checkpoint_after=(4,))
     tracker.finish("FINISHED")
-    resumed = dataclasses.replace(cfg, resume=True)
-    with pytest.raises(ConfigError, match=f"run {tracker.run_id} FINISHED"):
-        build_tracker(resumed, {}).start(dataclasses.asdict(resumed))
+    before = tracker.client.get_run(tracker.run_id)
+
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    resumed = build_tracker(resumed_cfg, {})
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    assert f"MLflow run {tracker.run_id} finished all its rounds" in capfd.readouterr().err
+    assert resumed.restore(make_state()).round_num == 4  # the loop has no round left to run
+    resumed.finish("FINISHED")
+    after = tracker.client.get_run(tracker.run_id)
+    assert after.info.status == "FINISHED"
+    assert after.info.end_time == before.info.end_time
+    assert after.data.tags == before.data.tags
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path, make_state):

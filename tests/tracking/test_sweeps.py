@@ -59,6 +59,8 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path):
         assert tags["fedlm.sweep"] == str(sweep_dir.resolve())
         assert tags["fedlm.sweep.job"] == str(job_num)
         assert tags["override.server_optimizer"] == optimizer
+        assert tags["fedlm.sweep.values"] == f"server_optimizer={optimizer}"
+        assert tags["mlflow.runName"] == f"server_optimizer={optimizer}"
 
     callback.on_multirun_end(multirun_config(sweep_dir))
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"

@@ -1,0 +1,155 @@
+"""Runs read back from MLflow for reports, and the summary run a report is logged to.
+
+A study's report (``fedlm.report``) works on plain :class:`RunRecord` objects, so that its
+grouping and statistics never touch MLflow; this module is where they come from. MLflow is
+imported inside the functions, so importing this module (as ``fedlm.report`` does) costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedlm.tracking import run_info
+
+SWEEP_PARENT_TAG = "fedlm.sweep.parent"  # fedlm.tracking.sweeps.PARENT_TAG
+REPORT_TAG = "fedlm.report"  # on a report's summary run
+OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_info.context_tags)
+# The metrics a report reads the history of (the others are not fetched).
+REPORT_METRICS = ("eval/accuracy", "round/seconds")
+
+
+@dataclass
+class RunRecord:
+    """One training run as a report sees it: config, status, times and per-round metrics."""
+
+    run_id: str
+    name: str
+    status: str  # MLflow's: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
+    params: dict[str, str] = field(default_factory=dict)  # dotted config keys, override spelling
+    tags: dict[str, str] = field(default_factory=dict)
+    start_time: float | None = None  # seconds since the epoch
+    end_time: float | None = None
+    # metric -> [(step, value, seconds since the epoch)], in step order; step = round
+    history: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """A multirun job's command-line overrides, key -> value (empty for a single run)."""
+        n = len(OVERRIDE_PREFIX)
+        return {k[n:]: v for k, v in self.tags.items() if k.startswith(OVERRIDE_PREFIX)}
+
+    def setting(self, key: str) -> str | None:
+        """The value of ``key``: the job's override if it has one, else the logged param."""
+        return self.overrides.get(key, self.params.get(key))
+
+
+def read_runs(
+    client,
+    experiment_id: str,
+    filter_string: str = "",
+    metrics: Sequence[str] = REPORT_METRICS,
+) -> list[RunRecord]:
+    """Every training run of the experiment (not sweep parents, not reports), oldest first."""
+    from mlflow.entities import ViewType
+
+    runs = []
+    page_token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=page_token,
+        )
+        runs.extend(page)
+        page_token = page.token
+        if not page_token:
+            break
+    records = []
+    for run in runs:
+        tags = dict(run.data.tags)
+        if tags.get(SWEEP_PARENT_TAG) == "true" or tags.get(REPORT_TAG) == "true":
+            continue
+        history = {}
+        for key in metrics:
+            if key in run.data.metrics:
+                points = client.get_metric_history(run.info.run_id, key)
+                history[key] = sorted((m.step, m.value, m.timestamp / 1000.0) for m in points)
+        records.append(
+            RunRecord(
+                run_id=run.info.run_id,
+                name=run.info.run_name or run.info.run_id,
+                status=run.info.status,
+                params=dict(run.data.params),
+                tags=tags,
+                start_time=_seconds(run.info.start_time),
+                end_time=_seconds(run.info.end_time),
+                history=history,
+            )
+        )
+    return records
+
+
+def load_runs(
+    uri: str | None, experiment_name: str, filter_string: str = ""
+) -> tuple[list[RunRecord], str]:
+    """The experiment's training runs from the store at ``uri`` (None: the default store).
+
+    Returns the runs and the store's URI as shown to people (credentials masked). Raises
+    :class:`fedlm.tracking.store.TrackingError` when the store or the experiment is not there.
+    """
+    from fedlm.tracking import store
+
+    resolved = store.resolve_uri(uri)
+    client = store.connect(resolved)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None or experiment.lifecycle_stage == "deleted":
+        names = sorted(e.name for e in client.search_experiments())
+        raise store.TrackingError(
+            f"experiment {experiment_name!r} is not in {store.mask_uri(resolved)}: expected one "
+            f"of {names} (the study's tracking.experiment_name), or pass --tracking-uri"
+        )
+    return read_runs(client, experiment.experiment_id, filter_string), store.mask_uri(resolved)
+
+
+def log_report(
+    uri: str | None,
+    experiment_name: str,
+    folder: str | Path,
+    run_ids: Sequence[str],
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Log ``folder`` as the artifacts (under ``report/``) of a new summary run; return its id.
+
+    The summary run is tagged ``fedlm.report=true`` (so reports never read it back as a training
+    run) and records which runs it summarises.
+    """
+    from fedlm.tracking import store
+
+    client, experiment_id = store.prepare_store(uri, experiment_name)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"report {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        tags={
+            REPORT_TAG: "true",
+            "fedlm.report.runs": " ".join(run_ids)[:5000],
+            **run_info.git_state(),
+            **dict(tags or {}),
+        },
+    )
+    try:
+        client.log_artifacts(run.info.run_id, str(folder), "report")
+    except BaseException:
+        client.set_terminated(run.info.run_id, "FAILED")
+        raise
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def _seconds(milliseconds: int | None) -> float | None:
+    return None if milliseconds is None else milliseconds / 1000.0

@@ -1,0 +1,230 @@
+"""Real short runs of the round loop with MLflow tracking: the shipped config, composed and shrunk.
+
+The tiny model on TFF's synthetic Shakespeare (3 clients) for 3 rounds, in a temporary store
+shared by this module's runs. One uninterrupted run (made once) is the reference that crashed and
+resumed runs must reproduce.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fedlm.cli.common import CONFIG_DIR
+from fedlm.cli.train import run_context  # noqa: F401 (registers the schema and resolvers)
+from fedlm.experiment import run
+from fedlm.tracking import build_tracker
+
+ROUNDS = 3
+SMALL = [
+    "data=synthetic",
+    "model=tiny",
+    "model.pretrained=none",
+    f"training.rounds={ROUNDS}",
+    "training.clients_per_round=2",
+    "training.seq_len=10",
+    "training.batch_size=2",
+    "training.max_batches_per_client=2",
+    "eval.max_batches=2",
+    "eval.generate_length=20",
+    "tracking.experiment_name=tests",
+    "tracking.checkpoint_every=1",
+    "tracking.keep_checkpoints=2",
+]
+TIMING = ("round/seconds", "round/examples_per_second", "round/tokens_per_second")
+
+
+def small_config(output_dir: Path, *overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*SMALL, f"output_dir={output_dir}", *overrides])
+    return OmegaConf.to_object(cfg)
+
+
+class Interrupt(Exception):
+    """Stands in for a crash in the middle of a run."""
+
+
+def crash_after_logging_round(round_num: int):
+    """A ``say`` that raises on the progress line of ``round_num``: after its metrics are logged,
+    before its checkpoint is written (the loop says the line in between)."""
+
+    def say(line: str) -> None:
+        if line.startswith(f"round {round_num}/"):
+            raise Interrupt(line)
+
+    return say
+
+
+def metric_table(client, run_id: str) -> dict[str, dict[int, float]]:
+    """key -> {step: value}, failing on any step logged twice."""
+    table = {}
+    for key in client.get_run(run_id).data.metrics:
+        history = client.get_metric_history(run_id, key)
+        steps = [m.step for m in history]
+        assert len(steps) == len(set(steps)), f"{key} logged twice at a step: {steps}"
+        table[key] = {m.step: m.value for m in history}
+    return table
+
+
+def assert_same_metrics(resumed: dict, reference: dict) -> None:
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        assert sorted(resumed[key]) == sorted(reference[key]), key  # no step missing
+        if key in TIMING:
+            continue
+        for step, value in reference[key].items():
+            assert resumed[key][step] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, step)
+
+
+def artifacts(client, run_id, path=None):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found.extend(artifacts(client, run_id, item.path) if item.is_dir else [item.path])
+    return sorted(found)
+
+
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory, empty_store):
+    folder = tmp_path_factory.mktemp("store")
+    shutil.copy(empty_store, folder / "mlflow.db")
+    return f"sqlite:///{folder}/mlflow.db"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, store_uri):
+    """One uninterrupted run: its tracker and result."""
+    cfg = small_config(tmp_path_factory.mktemp("reference"), f"tracking.uri={store_uri}")
+    with pytest.MonkeyPatch.context() as patch:  # never the real results dir
+        patch.setenv("FEDLM_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+        tracker = build_tracker(cfg, {"hydra.mode": "RUN", "hydra.job_num": "0"})
+        result = run(cfg, tracker, say=lambda line: None)
+    return tracker, result, cfg
+
+
+def test_a_run_records_metrics_every_round_artifacts_and_a_reloadable_model(reference):
+    tracker, result, cfg = reference
+
+    client = tracker.client
+    run_ = client.get_run(tracker.run_id)
+    assert run_.info.status == "FINISHED"
+    assert run_.data.params["training.rounds"] == str(ROUNDS)
+    assert run_.data.params["data.name"] == "synthetic"
+    assert run_.data.tags["fedlm.data.pipeline"] == "tutorial"
+    table = metric_table(client, tracker.run_id)
+    for key in ("eval/loss", "eval/accuracy", "eval/perplexity", "eval/bits_per_char"):
+        assert sorted(table[key]) == [0, 1, 2, 3], key
+    for key in ("train/loss", "train/accuracy", "clients/sampled", "clients/skipped", *TIMING[:2]):
+        assert sorted(table[key]) == [1, 2, 3], key
+    assert table["clients/sampled"] == {1: 2.0, 2: 2.0, 3: 2.0}
+    assert artifacts(client, tracker.run_id) == [
+        "config.yaml",
+        "generated_text/round_0000.txt",
+        f"generated_text/round_{ROUNDS:04d}.txt",
+        "plots/accuracy.png",
+        "plots/loss.png",
+    ]
+    assert tracker.checkpoints.rounds() == [2, 3]
+
+    from fedlm.federated.task import Task, build_pipeline
+
+    model = mlflow.tensorflow.load_model(run_.data.tags["fedlm.model_uri"])
+    task = Task(build_pipeline(cfg.data, cfg.training), cfg.model)
+    expected = task.keras_model()
+    expected.set_weights(result.final_weights)
+    ids = np.random.default_rng(1).integers(0, task.vocab_size, size=(2, 17))
+    np.testing.assert_allclose(model(ids).numpy(), expected(ids).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_crash_between_logging_and_checkpointing_resumes_to_the_uninterrupted_metrics(
+    tmp_path, reference, store_uri
+):
+    # No model logged: not what this test is about, and 5 s.
+    cfg = small_config(
+        tmp_path / "crashed", f"tracking.uri={store_uri}", "tracking.log_model=false"
+    )
+    crashed = build_tracker(cfg, {})
+    with pytest.raises(Interrupt):
+        run(cfg, crashed, say=crash_after_logging_round(2))
+    client = crashed.client
+    assert client.get_run(crashed.run_id).info.status == "FAILED"
+    assert crashed.checkpoints.rounds() == [1]  # round 2 logged, never checkpointed
+    assert sorted(metric_table(client, crashed.run_id)["train/loss"]) == [1, 2]
+
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    resumed = build_tracker(resumed_cfg, {})
+    run(resumed_cfg, resumed, say=lambda line: None)
+
+    assert resumed.run_id == crashed.run_id
+    assert client.get_run(resumed.run_id).info.status == "FINISHED"
+    expected = metric_table(client, reference[0].run_id)
+    assert_same_metrics(metric_table(client, resumed.run_id), expected)
+
+
+def train_command(run_dir: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fedlm.cli.train",
+        *SMALL,
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
+
+
+def run_train(run_dir: Path, log: Path, *overrides, kill_after_round=None):
+    """Run fedlm-train in its own process group with its output in ``log`` (TFF's worker may
+    hold a pipe open); SIGKILL the whole group once it reports ``kill_after_round``."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            train_command(run_dir, *overrides),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 240
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if kill_after_round is not None and f"round {kill_after_round}/" in log.read_text():
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return process.returncode, log.read_text()
+
+
+@pytest.mark.slow
+def test_sigkill_after_a_round_then_resume_reproduces_the_uninterrupted_run(
+    tmp_path, reference, store_uri
+):
+    """fedlm-train in a subprocess, SIGKILLed once it reports round 2 (before or after writing
+    that round's checkpoint), resumed with resume=true, equals the uninterrupted run."""
+    killed = tmp_path / "killed"
+    store = f"tracking.uri={store_uri}"
+    code, output = run_train(killed, tmp_path / "killed.log", store, kill_after_round=2)
+    assert code == -signal.SIGKILL, output
+    code, output = run_train(killed, tmp_path / "resumed.log", store, "resume=true")
+    assert code == 0, output
+    assert "resuming after round" in output
+
+    client = reference[0].client
+    run_id = json.loads((killed / "checkpoints" / "run.json").read_text())["run_id"]
+    resumed = client.get_run(run_id)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.tags["fedlm.resumes"] == "1"
+    assert resumed.data.tags["fedlm.resumed_from_round"] in ("1", "2")
+    expected = metric_table(client, reference[0].run_id)
+    assert_same_metrics(metric_table(client, run_id), expected)
