@@ -25,7 +25,6 @@ import mlflow
 import numpy as np
 import yaml
 from mlflow.entities import Metric, Param, Run, RunTag
-from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, FedlmError
@@ -149,10 +148,7 @@ class MlflowTracker(Tracker):
         sweep = run_info.sweep_id(self.context)
         if sweep is None:
             return None
-        try:
-            return sweeps.find_parent(self.client, self.experiment_id, sweep)
-        except MlflowException:
-            return None  # a sweep dir the filter syntax cannot quote: the tags still group it
+        return sweeps.find_parent(self.client, self.experiment_id, sweep)
 
     def restore(self, template_state: Any) -> Checkpoint | None:
         if not self.resuming:

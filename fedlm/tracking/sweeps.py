@@ -23,7 +23,7 @@ VALUES_TAG = "fedlm.sweep.values"  # on each job's run: its values of those keys
 def find_parent(client: mlflow.MlflowClient, experiment_id: str, sweep: str) -> Run | None:
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{run_info.SWEEP_TAG}` = '{_quoted(sweep)}' "
+        filter_string=f"tags.`{run_info.SWEEP_TAG}` = {_quoted(sweep)} "
         f"and tags.`{PARENT_TAG}` = 'true'",
         max_results=1,
     )
@@ -76,4 +76,5 @@ def end_sweep(uri: str | None, experiment_name: str, sweep: str) -> str | None:
 
 
 def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+    """A string literal for MLflow's filter syntax (which has no escapes: pick the other quote)."""
+    return f'"{value}"' if "'" in value else f"'{value}'"

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import pytest
 from omegaconf import OmegaConf
 
 from fedlm.cli.callbacks import MlflowSweepCallback, swept_keys
@@ -26,8 +27,9 @@ def test_swept_keys_are_those_with_several_values():
     assert swept_keys(overrides) == ["a", "c", "d"]
 
 
-def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path):
-    sweep_dir = tmp_path / "multirun" / "2026-01-01" / "12-00-00"
+@pytest.mark.parametrize("time_dir", ["12-00-00", "it's noon"])
+def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_dir):
+    sweep_dir = tmp_path / "multirun" / "2026-01-01" / time_dir
     callback = MlflowSweepCallback()
     callback.on_multirun_start(multirun_config(sweep_dir))
     callback.on_multirun_start(multirun_config(sweep_dir))  # a resumed sweep: the same parent
