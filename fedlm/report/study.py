@@ -1,0 +1,127 @@
+"""A study's paper file: its published numbers, and the statistic its runs are judged by.
+
+``experiments/<study>/paper.yaml``::
+
+    study: reddi2021
+    paper: Reddi et al., "Adaptive Federated Optimization", ICLR 2021
+    paper_statistic: mean test accuracy over the last 100 of 1200 rounds
+    metric: eval/accuracy
+    statistic: mean_last          # mean_last | first_at_target | final
+    scales:                       # per experiment_scale (the runs' param)
+      full: {last_rounds: 100, target_accuracy: 0.54}
+      quick: {last_fraction: 0.1, target_accuracy: 0.25}
+    numbers:
+      - label: FedAdam
+        match: {server_optimizer.name: adam}   # params every run of the setting must have
+        value: 57.0
+        source: Table 2
+        confirmed: false                       # not checked against the paper's text
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fedlm import paths
+from fedlm.errors import ConfigError
+
+STATISTICS = ("mean_last", "first_at_target", "final")
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """One published number and the runs it belongs beside (params that must all match)."""
+
+    label: str
+    match: dict[str, str]
+    value: float
+    source: str
+    confirmed: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What a study's statistic means at one experiment_scale."""
+
+    target_accuracy: float | None = None
+    last_rounds: int | None = None  # mean_last: the last N rounds ...
+    last_fraction: float | None = None  # ... or the last fraction of the rounds
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    paper: str = ""
+    paper_statistic: str = ""  # what the paper's numbers are, in words
+    metric: str = "eval/accuracy"
+    statistic: str = "final"  # mean_last | first_at_target | final
+    scales: dict[str, Scale] = field(default_factory=dict)
+    numbers: tuple[PaperNumber, ...] = ()
+
+    def scale(self, name: str | None) -> Scale:
+        return self.scales.get(name or "", self.scales.get("default", Scale()))
+
+
+def load_study(path: str | Path) -> Study:
+    """The study a paper file describes (the format is in this module's docstring)."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    statistic = data.get("statistic", "final")
+    if statistic not in STATISTICS:
+        raise ConfigError(f"{path}: statistic", statistic, STATISTICS)
+    scales = {}
+    for name, values in (data.get("scales") or {}).items():
+        unknown = set(values or {}) - {"target_accuracy", "last_rounds", "last_fraction"}
+        if unknown:
+            raise ConfigError(
+                f"{path}: scales.{name}",
+                sorted(unknown),
+                "target_accuracy, last_rounds, last_fraction",
+            )
+        scales[str(name)] = Scale(**(values or {}))
+    numbers = tuple(
+        PaperNumber(
+            label=str(n["label"]),
+            match={str(k): spelled(v) for k, v in (n.get("match") or {}).items()},
+            value=float(n["value"]),
+            source=str(n.get("source", "")),
+            confirmed=bool(n.get("confirmed", False)),
+            note=str(n.get("note", "")),
+        )
+        for n in data.get("numbers") or []
+    )
+    return Study(
+        name=str(data.get("study", path.parent.name)),
+        paper=str(data.get("paper", "")),
+        paper_statistic=str(data.get("paper_statistic", "")),
+        metric=str(data.get("metric", "eval/accuracy")),
+        statistic=statistic,
+        scales=scales,
+        numbers=numbers,
+    )
+
+
+def study_file(name: str) -> Path:
+    return paths.PROJECT_ROOT / "experiments" / name / "paper.yaml"
+
+
+def find_study(name: str, path: str | Path | None = None) -> Study:
+    """``path``, else ``experiments/<name>/paper.yaml`` if there is one, else a study with no
+    paper (final and best accuracy, times)."""
+    if path is not None:
+        return load_study(path)
+    default = study_file(name)
+    return load_study(default) if default.is_file() else Study(name=name)
+
+
+def spelled(value: object) -> str:
+    """A YAML value as fedlm logs params (``run_info.param_value``): null, true, 0.9."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,205 @@
+"""Runs grouped by their swept settings, and each group's statistics over seeds.
+
+Which runs count: per setting and seed, the newest FINISHED run. Runs still RUNNING (or ended
+without a status), FAILED or KILLED, and finished runs that a newer one supersedes, are kept aside
+with the reason, never averaged in; a seed that other settings have and this one lacks is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fedlm.report.study import PaperNumber, Scale, Study
+from fedlm.tracking.runs import RunRecord
+
+# Keys that say where or how a job ran, not what it computed: never a setting to group by.
+NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
+STATISTIC_KEYS = ("final", "best", "mean_last", "rounds_to_target", "wall_minutes", "train_minutes")
+
+
+@dataclass
+class Group:
+    settings: dict[str, str | None]  # swept key -> value
+    runs: list[RunRecord] = field(default_factory=list)  # counted: newest finished per seed
+    left_out: list[tuple[RunRecord, str]] = field(default_factory=list)  # (run, why)
+    missing_seeds: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        shown = [f"{k}={v}" for k, v in self.settings.items() if v is not None]
+        return " ".join(shown) or "all runs"
+
+
+def swept_keys(runs: Sequence[RunRecord]) -> list[str]:
+    """The settings that differ between runs, seeds aside: among the jobs' overrides when every
+    run has them (a multirun's jobs), else among the logged params."""
+    use_overrides = bool(runs) and all(run.overrides for run in runs)
+    keys = set()
+    for run in runs:
+        keys.update(run.overrides if use_overrides else run.params)
+    keys = {k for k in keys if not k.startswith(NOT_SETTINGS)}
+    return sorted(k for k in keys if len({run.setting(k) for run in runs}) > 1)
+
+
+def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None = None) -> list[Group]:
+    """One group per combination of the swept settings (``by``, or :func:`swept_keys`)."""
+    keys = list(by) if by else swept_keys(runs)
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        settings = {k: run.setting(k) for k in keys}
+        groups.setdefault(tuple(settings.items()), Group(settings)).runs.append(run)
+    seeds = {run.setting("seed") for run in runs} - {None}
+    for group in groups.values():
+        newest: dict[str | None, RunRecord] = {}
+        for run in sorted(group.runs, key=lambda r: r.start_time or 0.0):
+            if run.status != "FINISHED":
+                group.left_out.append((run, _why(run.status)))
+                continue
+            seed = run.setting("seed")
+            if seed in newest:
+                group.left_out.append((newest[seed], f"superseded by run {run.run_id}"))
+            newest[seed] = run
+        group.runs = list(newest.values())
+        group.missing_seeds = sorted(seeds - set(newest), key=sort_key)
+    return sorted(groups.values(), key=lambda g: [sort_key(v) for v in g.settings.values()])
+
+
+def _why(status: str) -> str:
+    if status in ("RUNNING", "SCHEDULED"):
+        return "still running (or ended without a status)"
+    return status.lower()
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+def points(run: RunRecord, metric: str) -> list[tuple[int, float, float]]:
+    """(round, value, seconds since the run started) of ``metric``; round 0 is before training."""
+    start = run.start_time or 0.0
+    return [(step, value, t - start) for step, value, t in run.history.get(metric, [])]
+
+
+def rounds_of(run: RunRecord, metric: str) -> int:
+    """The rounds the run was set to train (its param), else the last round it logged."""
+    value = run.params.get("training.rounds", "")
+    if value.isdigit():
+        return int(value)
+    return max((step for step, _, _ in run.history.get(metric, [])), default=0)
+
+
+def rounds_to_target(run: RunRecord, metric: str, target: float) -> int | None:
+    """The first round after which ``metric`` reached ``target`` (None: never)."""
+    for step, value, _ in points(run, metric):
+        if step >= 1 and value >= target:
+            return step
+    return None
+
+
+def window(scale: Scale, rounds: int) -> int:
+    """How many of the last rounds the mean_last statistic averages over."""
+    if scale.last_rounds is not None:
+        return min(scale.last_rounds, rounds)
+    if scale.last_fraction is not None:
+        return max(1, round(scale.last_fraction * rounds))
+    return rounds
+
+
+def mean_last(run: RunRecord, metric: str, last: int) -> float | None:
+    """The mean of ``metric`` over the evaluations after the last ``last`` rounds."""
+    first = rounds_of(run, metric) - last
+    values = [value for step, value, _ in points(run, metric) if step > first and step >= 1]
+    return statistics.fmean(values) if values else None
+
+
+def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
+    """Final and best accuracy, the study's statistic, rounds to the target, wall and training
+    minutes of one run (None where it has no value)."""
+    scale = study.scale(run.params.get("experiment_scale"))
+    trained = [(step, value) for step, value, _ in points(run, study.metric) if step >= 1]
+    seconds = [value for _, value, _ in run.history.get("round/seconds", [])]
+    result: dict[str, float | None] = {
+        "final": trained[-1][1] if trained else None,
+        "best": max((value for _, value in trained), default=None),
+        "mean_last": None,
+        "rounds_to_target": None,
+        "wall_minutes": None,
+        "train_minutes": sum(seconds) / 60.0 if seconds else None,
+    }
+    if study.statistic == "mean_last":
+        result["mean_last"] = mean_last(
+            run, study.metric, window(scale, rounds_of(run, study.metric))
+        )
+    if scale.target_accuracy is not None:
+        result["rounds_to_target"] = rounds_to_target(run, study.metric, scale.target_accuracy)
+    if run.start_time is not None and run.end_time is not None:
+        result["wall_minutes"] = (run.end_time - run.start_time) / 60.0
+    return result
+
+
+# -- one group --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    group: Group
+    scale: str | None  # the runs' experiment_scale, when they share one
+    values: dict[str, list[float]]  # statistic -> the counted runs' values (None left out)
+    paper: PaperNumber | None
+    target: float | None = None  # the scale's target accuracy
+
+    @property
+    def reached(self) -> int:
+        """Runs that reached the target accuracy."""
+        return len(self.values.get("rounds_to_target", []))
+
+    def mean_std(self, key: str) -> tuple[float | None, float | None]:
+        """Mean and sample standard deviation over seeds (None: no value, or one run)."""
+        values = self.values.get(key, [])
+        if not values:
+            return None, None
+        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarize(groups: Sequence[Group], study: Study) -> list[Row]:
+    rows = []
+    for group in groups:
+        per_run = [run_statistics(run, study) for run in group.runs]
+        values = {k: [s[k] for s in per_run if s[k] is not None] for k in STATISTIC_KEYS}
+        scales = {run.params.get("experiment_scale") for run in group.runs}
+        scale = scales.pop() if len(scales) == 1 else None
+        paper = paper_number(group.runs, study.numbers)
+        rows.append(Row(group, scale, values, paper, study.scale(scale).target_accuracy))
+    return rows
+
+
+def paper_number(runs: Sequence[RunRecord], numbers: Iterable[PaperNumber]) -> PaperNumber | None:
+    """The first published number whose ``match`` all the runs' settings satisfy."""
+    if not runs:
+        return None
+    for number in numbers:
+        if all(same(run.setting(k), v) for run in runs for k, v in number.match.items()):
+            return number
+    return None
+
+
+def same(logged: str | None, wanted: str) -> bool:
+    """Whether a logged param has the wanted value (numbers compared as numbers)."""
+    if logged is None:
+        return wanted == "null"
+    try:
+        return math.isclose(float(logged), float(wanted), rel_tol=1e-9)
+    except ValueError:
+        return logged == wanted
+
+
+def sort_key(value: str | None) -> tuple:
+    """Numbers by value, then text, then missing values."""
+    if value is None:
+        return (2, 0.0, "")
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)

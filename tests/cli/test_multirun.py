@@ -1,0 +1,143 @@
+"""``fedlm-train -m``: a 2 x 2 sweep on the tiny model and synthetic data logs four runs, each with
+its swept values as tags, nested under the sweep's parent run; and the study configs compose."""
+
+import sys
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
+
+import fedlm.cli.train as train_cli
+from fedlm.cli.common import CONFIG_DIR
+from fedlm.config import TrainConfig
+from fedlm.report import group_runs
+from fedlm.tracking.runs import load_runs
+
+TINY = [
+    "data=synthetic",
+    "model=tiny",
+    "training.rounds=1",
+    "training.clients_per_round=2",
+    "training.seq_len=10",
+    "training.batch_size=2",
+    "training.max_batches_per_client=1",
+    "eval.max_batches=1",
+    "eval.generate_length=0",
+    "tracking.log_model=false",
+    "tracking.experiment_name=multirun",
+]
+
+
+def multirun(monkeypatch, tmp_path, *overrides):
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
+    argv = ["fedlm-train", "-m", "hydra/callbacks=mlflow", *TINY, *overrides]
+    monkeypatch.setattr(sys, "argv", [*argv, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    train_cli.main()
+    uri = f"sqlite:///{tmp_path / 'results'}/mlflow.db"
+    return uri, mlflow.MlflowClient(tracking_uri=uri)
+
+
+def check_sweep(uri, client, tmp_path, optimizers=("adam", "sgd"), seeds=("0", "1")):
+    experiment = client.get_experiment_by_name("multirun")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("fedlm.sweep.parent") == "true"]
+    jobs = [r for r in runs if r is not parent]
+    swept = sorted(
+        (r.data.tags["override.server_optimizer"], r.data.tags["override.seed"]) for r in jobs
+    )
+    assert swept == [(o, s) for o in optimizers for s in seeds]
+    sweep_dir = str((tmp_path / "sweep").resolve())
+    for run in jobs:
+        tags, params = run.data.tags, run.data.params
+        assert run.info.status == "FINISHED"
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["fedlm.sweep"] == sweep_dir
+        assert params["server_optimizer.name"] == tags["override.server_optimizer"]
+        assert params["seed"] == tags["override.seed"]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval/accuracy")]
+        assert sorted(steps) == [0, 1]
+    assert sorted(r.data.tags["fedlm.sweep.job"] for r in jobs) == [
+        str(i) for i in range(len(jobs))
+    ]
+    groups = group_runs(load_runs(uri, "multirun")[0])
+    assert [(g.label, len(g.runs)) for g in groups] == [
+        (f"server_optimizer={o}", len(seeds)) for o in optimizers
+    ]
+
+
+def test_a_2x2_multirun_logs_four_runs_with_their_swept_values(monkeypatch, tmp_path):
+    uri, client = multirun(monkeypatch, tmp_path, "server_optimizer=sgd,adam", "seed=0,1")
+    check_sweep(uri, client, tmp_path)
+
+
+@pytest.mark.slow
+def test_parallel_jobs_through_joblib_each_get_their_own_tff_worker(monkeypatch, tmp_path):
+    # 4 jobs on 2 loky processes: each process runs two jobs, one after the other.
+    uri, client = multirun(
+        monkeypatch, tmp_path, "hydra/launcher=parallel", "server_optimizer=sgd,adam", "seed=0,1"
+    )
+    check_sweep(uri, client, tmp_path)
+
+
+def compose_train(*overrides) -> TrainConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "output_dir=."], return_hydra_config=True)
+    sweep = dict(cfg.hydra.sweeper.params or {})
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return OmegaConf.to_object(cfg), sweep
+
+
+@pytest.mark.parametrize(
+    ("method", "server"),
+    [
+        ("fedavg", ("sgd", 1.0, None, None)),
+        ("fedavgm", ("sgd", 10**-0.5, 0.9, None)),
+        ("fedadagrad", ("adagrad", 10**-0.5, None, 0.1)),
+        ("fedadam", ("adam", 0.01, None, 0.001)),
+        ("fedyogi", ("yogi", 0.01, None, 0.001)),
+    ],
+)
+def test_reddi2021_methods_have_the_papers_shakespeare_learning_rates(method, server):
+    cfg, _ = compose_train("+experiment=reddi2021", f"reddi2021={method}")
+    opt = cfg.server_optimizer
+    assert (opt.name, opt.learning_rate, opt.momentum, opt.epsilon) == pytest.approx(server)
+    assert cfg.client_optimizer.learning_rate == 1.0
+    assert (cfg.data.pipeline, cfg.model.name, cfg.algorithm.client_weighting) == (
+        "paper",
+        "lstm_2x256",
+        "num_tokens",
+    )
+    t = cfg.training
+    assert (t.clients_per_round, t.local_epochs, t.batch_size, t.seq_len, t.rounds) == (
+        10,
+        1,
+        4,
+        80,
+        1200,
+    )
+
+
+@pytest.mark.parametrize(
+    ("study", "quick_jobs", "full_jobs"),
+    [("reddi2021", 10, 15), ("mcmahan2017", 8, 15), ("sampling", 12, 48)],
+)
+def test_each_study_sweeps_its_settings_at_both_scales(study, quick_jobs, full_jobs):
+    for scale, jobs in (("quick", quick_jobs), ("full", full_jobs)):
+        cfg, sweep = compose_train(f"+experiment={study}", f"experiment_scale={scale}")
+        assert cfg.experiment_scale == scale
+        assert cfg.tracking.experiment_name == study
+        count = 1
+        for values in sweep.values():
+            count *= len(str(values).split(","))
+        assert count == jobs, (scale, sweep)
+
+
+def test_fedsgd_is_one_step_on_each_clients_whole_data():
+    cfg, _ = compose_train(
+        "+experiment=mcmahan2017", "experiment_scale=quick", "mcmahan2017=fedsgd"
+    )
+    t = cfg.training
+    assert (t.local_epochs, t.max_batches_per_client, t.batch_size) == (1, 1, 100000)
+    assert (cfg.client_optimizer.learning_rate, cfg.server_optimizer.learning_rate) == (1.47, 1.0)

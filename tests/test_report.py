@@ -1,0 +1,254 @@
+"""The report on runs made directly in a temporary MLflow store: grouping, mean ± std over seeds,
+the study's statistics, the paper's numbers, and runs that failed, still run or are missing."""
+
+import csv
+import math
+
+import mlflow
+import pytest
+from mlflow.entities import Metric, Param
+
+from fedlm.cli import report as cli
+from fedlm.report import (
+    Scale,
+    Study,
+    find_study,
+    group_runs,
+    load_study,
+    markdown,
+    summarize,
+    write_report,
+)
+from fedlm.report.study import PaperNumber, study_file
+from fedlm.tracking.runs import load_runs, log_report
+
+T0 = 1_700_000_000.0  # seconds; every run starts at T0 + its index * 1000
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory):
+    """One SQLite store for the module (MLflow's migrations take seconds); one experiment a test."""
+    folder = tmp_path_factory.mktemp("report_store")
+    return f"sqlite:///{folder}/mlflow.db"
+
+
+def make_run(
+    client, experiment_id, index, *, overrides=None, params=None, accuracy=(), status="FINISHED"
+):
+    """A run as fedlm-train logs one: params, override tags of a multirun job, eval/accuracy per
+    round (round r logged 60 s after the start times r), round/seconds, and its end."""
+    start = T0 + 1000 * index
+    tags = {f"override.{k}": v for k, v in (overrides or {}).items()}
+    run = client.create_run(experiment_id, start_time=int(start * 1000), tags=tags)
+    run_id = run.info.run_id
+    params = {"training.rounds": str(len(accuracy) - 1), **(params or {})}
+    metrics = [
+        Metric("eval/accuracy", value, int((start + 60 * step) * 1000), step)
+        for step, value in enumerate(accuracy)
+    ]
+    metrics += [
+        Metric("round/seconds", 30.0, int((start + 60 * step) * 1000), step)
+        for step in range(1, len(accuracy))
+    ]
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
+    if status != "RUNNING":
+        end = start + 60 * max(len(accuracy) - 1, 0) + 30
+        client.set_terminated(run_id, status, end_time=int(end * 1000))
+    return run_id
+
+
+def experiment(uri, name):
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    return client, client.create_experiment(name)
+
+
+# Two server optimizers x seeds 0 and 1, accuracy after rounds 0..4 (sgd+momentum, adam), plus a
+# FAILED and a RUNNING run, a finished run superseded by a newer one of the same seed, a sweep
+# parent (never a training run), and no seed-1 run of adam.
+SGD_0 = (0.01, 0.20, 0.30, 0.40, 0.50)
+SGD_1 = (0.01, 0.22, 0.34, 0.46, 0.54)
+ADAM_0 = (0.01, 0.10, 0.15, 0.20, 0.25)
+
+
+@pytest.fixture(scope="module")
+def sweep(uri):
+    client, eid = experiment(uri, "sweep")
+
+    def job(index, optimizer, seed, accuracy, status="FINISHED", momentum="0.9"):
+        name = {"sgdm": "sgd", "adam": "adam"}[optimizer]
+        return make_run(
+            client,
+            eid,
+            index,
+            overrides={"server_optimizer": optimizer, "seed": seed, "data": "synthetic"},
+            params={
+                "seed": seed,
+                "server_optimizer.name": name,
+                "server_optimizer.momentum": momentum if name == "sgd" else "null",
+                "experiment_scale": "quick",
+            },
+            accuracy=accuracy,
+            status=status,
+        )
+
+    ids = {
+        "old": job(0, "sgdm", "0", (0.01, 0.9, 0.9, 0.9, 0.9)),
+        "sgd0": job(1, "sgdm", "0", SGD_0),
+        "sgd1": job(2, "sgdm", "1", SGD_1),
+        "adam0": job(3, "adam", "0", ADAM_0),
+        "failed": job(4, "adam", "1", (0.01, 0.05), status="FAILED"),
+        "running": job(5, "adam", "1", (0.01, 0.07, 0.09)[:2], status="RUNNING"),
+    }
+    client.create_run(eid, tags={"fedlm.sweep.parent": "true", "override.seed": "0"})
+    return ids
+
+
+STUDY = Study(
+    name="sweep",
+    paper="A. Paper, 2021",
+    statistic="mean_last",
+    scales={"quick": Scale(target_accuracy=0.45, last_fraction=0.5)},
+    numbers=(
+        PaperNumber(
+            "FedAvgM",
+            {"server_optimizer.name": "sgd", "server_optimizer.momentum": "0.9"},
+            57.3,
+            "Table 2",
+            True,
+        ),
+        PaperNumber("FedAdam", {"server_optimizer.name": "adam"}, 57.0, "Table 2", False),
+    ),
+)
+
+
+def test_runs_are_grouped_by_the_swept_overrides_one_finished_run_per_seed(uri, sweep):
+    runs, _ = load_runs(uri, "sweep")
+    assert len(runs) == 6  # the sweep parent is not a training run
+    groups = group_runs(runs)
+    assert [g.label for g in groups] == ["server_optimizer=adam", "server_optimizer=sgdm"]
+    adam, sgd = groups
+    assert [r.run_id for r in sgd.runs] == [sweep["sgd0"], sweep["sgd1"]]
+    assert [r.run_id for r in adam.runs] == [sweep["adam0"]]
+    assert [(r.run_id, why) for r, why in sgd.left_out] == [
+        (sweep["old"], f"superseded by run {sweep['sgd0']}")
+    ]
+    assert [(r.run_id, why) for r, why in adam.left_out] == [
+        (sweep["failed"], "failed"),
+        (sweep["running"], "still running (or ended without a status)"),
+    ]
+    assert (adam.missing_seeds, sgd.missing_seeds) == (["1"], [])
+
+
+def test_mean_and_std_over_seeds_and_the_study_statistics(uri, sweep):
+    runs, _ = load_runs(uri, "sweep")
+    adam, sgd = summarize(group_runs(runs), STUDY)
+    assert sgd.mean_std("final") == pytest.approx((0.52, math.sqrt(0.0008)))
+    assert sgd.mean_std("best") == pytest.approx((0.52, math.sqrt(0.0008)))
+    # last 50% of 4 rounds: the evaluations after rounds 3 and 4
+    assert sgd.values["mean_last"] == pytest.approx([0.45, 0.50])
+    # target 45%: seed 0 reaches it after round 4, seed 1 after round 3
+    assert sgd.values["rounds_to_target"] == [4, 3] and sgd.reached == 2
+    assert sgd.values["wall_minutes"] == pytest.approx([4.5, 4.5])
+    assert sgd.values["train_minutes"] == pytest.approx([2.0, 2.0])
+    assert adam.mean_std("final") == (0.25, None)  # one seed: no standard deviation
+    assert adam.values["rounds_to_target"] == [] and adam.reached == 0
+    assert (sgd.paper.label, adam.paper.label) == ("FedAvgM", "FedAdam")
+
+
+def test_markdown_table_says_what_is_averaged_and_what_is_left_out(uri, sweep):
+    runs, _ = load_runs(uri, "sweep")
+    text = markdown(summarize(group_runs(runs), STUDY), STUDY, "source line")
+    lines = text.splitlines()
+    assert lines[4] == (
+        "| setting | runs | final acc % | best acc % | mean acc % last 50% of rounds "
+        "| rounds to 45% | wall time min | training time min | paper |"
+    )
+    assert lines[6] == (
+        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 | 57 * |"
+    )
+    assert lines[7] == (
+        "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 | 47.5 ± 3.5 | 3.5 ± 0.7 (2/2) "
+        "| 4.5 ± 0.0 | 2.0 ± 0.0 | 57.3 |"
+    )
+    assert "| server_optimizer=adam | 1 | failed_run | " not in text
+    assert f"({sweep['failed']}) | failed |" in text
+    assert f"({sweep['running']}) | still running (or ended without a status) |" in text
+    assert f"({sweep['old']}) | superseded by run {sweep['sgd0']} |" in text
+    assert "Missing: server_optimizer=adam has no finished run of seed 1." in text
+    assert "- FedAdam: 57, Table 2 (* not confirmed against the paper's text)." in text
+
+
+def test_files_are_written_and_the_report_is_logged_to_a_summary_run(uri, sweep, tmp_path):
+    runs, _ = load_runs(uri, "sweep")
+    rows = summarize(group_runs(runs), STUDY)
+    files = write_report(rows, STUDY, tmp_path / "report")
+    assert [f.name for f in files] == [
+        "report.md",
+        "report.csv",
+        "accuracy_vs_round.png",
+        "accuracy_vs_time.png",
+    ]
+    assert all(f.stat().st_size > 0 for f in files)
+    records = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
+    assert [r["setting"] for r in records] == ["server_optimizer=adam", "server_optimizer=sgdm"]
+    assert float(records[1]["final_mean"]) == pytest.approx(0.52)
+    assert (records[0]["missing_seeds"], records[0]["left_out"]) == ("1", "2")
+
+    summary = log_report(uri, "sweep", tmp_path / "report", [sweep["sgd0"]])
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    logged = sorted(a.path for a in client.list_artifacts(summary, "report"))
+    assert logged == [f"report/{f.name}" for f in sorted(files)]
+    assert client.get_run(summary).data.tags["fedlm.report"] == "true"
+    assert len(load_runs(uri, "sweep")[0]) == 6  # a report is never read back as a training run
+
+
+def test_single_runs_without_override_tags_group_by_the_params_that_differ(uri):
+    client, eid = experiment(uri, "singles")
+    for index, (lr, seed) in enumerate([("0.1", "0"), ("0.1", "1"), ("1.0", "0")]):
+        params = {"seed": seed, "client_optimizer.learning_rate": lr, "model.name": "tiny"}
+        make_run(client, eid, index, params=params, accuracy=(0.0, 0.1 * (index + 1)))
+    groups = group_runs(load_runs(uri, "singles")[0])
+    assert [(g.label, len(g.runs)) for g in groups] == [
+        ("client_optimizer.learning_rate=0.1", 2),
+        ("client_optimizer.learning_rate=1.0", 1),
+    ]
+    assert groups[1].missing_seeds == ["1"]
+
+
+def test_first_round_at_target_is_counted_in_rounds(uri):
+    client, eid = experiment(uri, "target")
+    make_run(client, eid, 0, params={"seed": "0"}, accuracy=(0.6, 0.3, 0.55, 0.5, 0.7))
+    study = Study(name="t", statistic="first_at_target", scales={"default": Scale(0.54)})
+    (row,) = summarize(group_runs(load_runs(uri, "target")[0]), study)
+    assert row.values["rounds_to_target"] == [2]  # round 0 (before training) does not count
+
+
+def test_shipped_paper_files_load_and_match_their_studies_settings():
+    reddi = load_study(study_file("reddi2021"))
+    assert (reddi.statistic, reddi.scale("full").last_rounds) == ("mean_last", 100)
+    assert reddi.scale("quick").last_fraction == 0.1
+    assert {n.label: n.value for n in reddi.numbers}["FedYogi"] == 57.2
+    assert reddi.numbers[-1].match == {
+        "server_optimizer.name": "sgd",
+        "server_optimizer.momentum": "null",
+    }
+    mcmahan = load_study(study_file("mcmahan2017"))
+    assert (mcmahan.statistic, mcmahan.scale("full").target_accuracy) == ("first_at_target", 0.54)
+    assert [n.value for n in mcmahan.numbers] == [3906, 549, 164, 152, 41]
+    assert find_study("sampling").numbers == ()
+    assert find_study("no_such_study") == Study(name="no_such_study")
+
+
+def test_fedlm_report_cli_writes_the_report_and_names_the_summary_run(uri, sweep, tmp_path, capfd):
+    cli.main(["sweep", "--tracking-uri", uri, "--out", str(tmp_path / "out")])
+    out = capfd.readouterr().out
+    assert "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 |" in out
+    assert "logged to MLflow run " in out
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# sweep: report\n\n6 runs of")
+
+
+def test_fedlm_report_cli_names_an_unknown_experiment(uri, capfd):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["nope", "--tracking-uri", uri, "--no-log"])
+    assert exit_info.value.code == 2
+    assert "experiment 'nope' is not in sqlite:///" in capfd.readouterr().err
