@@ -79,12 +79,12 @@ class MlflowTracker(Tracker):
         self.checkpoints.remove_partial()
         recorded = self.checkpoints.read_run()
         if recorded is not None or self.checkpoints.rounds():
-            owner = f" of run {recorded['run_id']}" if recorded else ""
+            owner = f"run {recorded['run_id']}" if recorded else "the run"
             raise ConfigError(
                 "resume",
                 False,
-                f"true to continue the run{owner} whose checkpoints are in "
-                f"{self.checkpoints.directory}, or a new output directory for a new run",
+                f"true to continue {owner} (its checkpoints are in {self.checkpoints.directory}), "
+                "or a new output directory for a new run",
             )
         tags = {
             **run_info.git_state(),

@@ -234,7 +234,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path, make_state):
 
 def test_a_new_run_refuses_a_folder_holding_another_runs_checkpoints(tmp_path, make_state):
     cfg, run_id = crashed_run(tmp_path, make_state)
-    with pytest.raises(ConfigError, match=f"continue the run of run {run_id}"):
+    with pytest.raises(ConfigError, match=f"true to continue run {run_id} "):
         build_tracker(cfg, {}).start(dataclasses.asdict(cfg))
 
 
