@@ -187,10 +187,6 @@ def validate(cfg: TrainConfig) -> None:
     _choice("data.pipeline", cfg.data.pipeline, PIPELINES)
     if cfg.data.unknown_chars is not None:
         _choice("data.unknown_chars", cfg.data.unknown_chars, UNKNOWN_POLICIES)
-    if cfg.data.pipeline == "paper" and cfg.data.unknown_chars not in (None, "oov"):
-        raise ConfigError(
-            "data.unknown_chars", cfg.data.unknown_chars, "null or 'oov' with data.pipeline=paper"
-        )
     _choice("model.cell", cfg.model.cell, CELLS)
     for key in ("embedding_dim", "units", "layers"):
         _at_least(f"model.{key}", getattr(cfg.model, key), 1)

@@ -2,7 +2,7 @@
 
     uv run fedlm-data build [--source FILE] [--cache-dir DIR] [--force]
     uv run fedlm-data stats [--cache-dir DIR] [--split train|test] [--seq-len 100]
-                            [--batch-size 8] [--pad] [--unknown-chars drop] [--pipeline tutorial]
+                            [--batch-size 8] [--pad] [--unknown-chars POLICY] [--pipeline tutorial]
 
 Plain argparse (no Hydra: two commands with a few flags). TensorFlow is imported only once the
 arguments are known to be good, so ``--help`` and bad flags answer at once.
@@ -86,7 +86,11 @@ def stats(args: argparse.Namespace) -> int:
     )
 
     pipeline = build_pipeline(
-        args.pipeline, args.seq_len, args.batch_size, args.unknown_chars, args.pad
+        args.pipeline,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        unknown_chars=args.unknown_chars,
+        pad=args.pad,
     )
     cache_dir = args.cache_dir or default_cache_dir()
     splits = [args.split] if args.split else list(SPLITS)
@@ -129,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tutorial pipeline: pad each client's last sequence and batch",
     )
-    p.add_argument("--unknown-chars", choices=UNKNOWN_POLICIES, default="drop")
+    p.add_argument(
+        "--unknown-chars",
+        choices=UNKNOWN_POLICIES,
+        default=None,
+        help="default: the pipeline's own (tutorial: drop, paper: oov)",
+    )
     p.set_defaults(func=stats)
     return parser
 

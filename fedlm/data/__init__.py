@@ -11,6 +11,7 @@ from fedlm.data.clients import (
     read_snippets,
 )
 from fedlm.data.corpus import Corpus, load_corpus, read_book, split_holdout, strip_gutenberg
+from fedlm.data.pipelines import build_pipeline
 from fedlm.data.preprocess import TutorialPipeline
 from fedlm.data.shakespeare_text import (
     ShakespeareClients,
@@ -18,7 +19,7 @@ from fedlm.data.shakespeare_text import (
     parse_complete_works,
     read_complete_works,
 )
-from fedlm.data.stats import DatasetStats, SplitStats, build_pipeline, dataset_stats, format_stats
+from fedlm.data.stats import DatasetStats, SplitStats, dataset_stats, format_stats
 
 __all__ = [
     "DATABASE_NAME",

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 from fedlm import vocab
 from fedlm.data.preprocess import TutorialPipeline
-from fedlm.errors import ConfigError
-
-PIPELINES = ("tutorial", "paper")
 
 
 @dataclass(frozen=True)
@@ -35,28 +32,6 @@ class DatasetStats:
     splits: dict[str, SplitStats]
     unknown_chars: collections.Counter[str]  # over every snippet of the splits counted
     pipeline: str  # the pipeline and settings that the empty-client counts are for
-
-
-def build_pipeline(
-    name: str = "tutorial",
-    seq_len: int = 100,
-    batch_size: int = 8,
-    unknown_chars: str = "drop",
-    pad: bool = False,
-) -> TutorialPipeline:
-    """The pipeline whose ``num_batches`` decides which clients are empty (``paper``: the
-    ``PaperPipeline`` of :mod:`fedlm.data.paper`, which has the same method)."""
-    if name == "tutorial":
-        return TutorialPipeline(
-            seq_len=seq_len, batch_size=batch_size, unknown_chars=unknown_chars, pad=pad
-        )
-    if name == "paper":
-        if pad:
-            raise ConfigError("data.pad", pad, "false with the 'paper' pipeline (it pads itself)")
-        from fedlm.data.paper import PaperPipeline  # written beside this module, maybe later
-
-        return PaperPipeline(seq_len=seq_len, batch_size=batch_size)
-    raise ConfigError("data.pipeline", name, PIPELINES)
 
 
 def split_stats(snippets: Mapping[str, Sequence[str]], pipeline: TutorialPipeline) -> SplitStats:

@@ -12,32 +12,22 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from fedlm.config import DataConfig, ModelConfig, TrainingConfig
-from fedlm.data.preprocess import TutorialPipeline
-from fedlm.errors import ConfigError
+from fedlm.data import pipelines
 from fedlm.federated.process import ModelFn, build_model_fn
 from fedlm.models.architectures import build_model
 from fedlm.models.metrics import CharacterAccuracy, NumTokens, loss_fn
 
 
 def build_pipeline(data: DataConfig, training: TrainingConfig):
-    """The per-client preprocessing that ``data.pipeline`` names (``config.validate`` checked it)."""
-    if data.pipeline == "tutorial":
-        return TutorialPipeline(
-            seq_len=training.seq_len,
-            batch_size=training.batch_size,
-            shuffle_buffer=training.shuffle_buffer,
-            unknown_chars=data.unknown_chars or "drop",
-            pad=data.pad,
-        )
-    if data.pipeline == "paper":
-        from fedlm.data.paper import PaperPipeline
-
-        return PaperPipeline(
-            seq_len=training.seq_len,
-            batch_size=training.batch_size,
-            shuffle_buffer=training.shuffle_buffer,
-        )
-    raise ConfigError("data.pipeline", data.pipeline, ("tutorial", "paper"))
+    """The per-client preprocessing that ``data.pipeline`` names, with the training sizes."""
+    return pipelines.build_pipeline(
+        data.pipeline,
+        seq_len=training.seq_len,
+        batch_size=training.batch_size,
+        shuffle_buffer=training.shuffle_buffer,
+        unknown_chars=data.unknown_chars,
+        pad=data.pad,
+    )
 
 
 @dataclass(frozen=True)

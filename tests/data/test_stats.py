@@ -3,8 +3,9 @@ import importlib.util
 
 import pytest
 
+from fedlm.data.pipelines import build_pipeline
 from fedlm.data.preprocess import TutorialPipeline
-from fedlm.data.stats import DatasetStats, SplitStats, build_pipeline, dataset_stats, format_stats
+from fedlm.data.stats import DatasetStats, SplitStats, dataset_stats, format_stats
 from fedlm.errors import ConfigError
 
 # seq_len 4, batch 2: a client needs (4 + 1) * 2 = 10 characters for one full batch.
@@ -38,7 +39,9 @@ def test_dataset_stats_counts_clients_examples_characters_and_empty_clients():
 
 
 def test_padding_leaves_no_client_empty():
-    stats = dataset_stats(SNIPPETS, build_pipeline("tutorial", 4, 2, "drop", pad=True))
+    stats = dataset_stats(
+        SNIPPETS, build_pipeline("tutorial", 4, 2, unknown_chars="drop", pad=True)
+    )
 
     assert [s.empty_clients for s in stats.splits.values()] == [0, 0]
 

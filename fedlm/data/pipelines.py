@@ -1,0 +1,43 @@
+"""The per-client pipeline by name: ``tutorial`` (fedlm/data/preprocess.py) or ``paper``
+(fedlm/data/paper.py, TFF's Shakespeare baseline). Both offer ``train``, ``evaluate``,
+``num_batches``, ``vocab_size`` and ``ignore_id``."""
+
+from __future__ import annotations
+
+from fedlm.config import PIPELINES
+from fedlm.data.preprocess import TutorialPipeline
+from fedlm.errors import ConfigError
+
+
+def build_pipeline(
+    name: str = "tutorial",
+    seq_len: int = 100,
+    batch_size: int = 8,
+    shuffle_buffer: int | None = None,
+    unknown_chars: str | None = None,
+    pad: bool = False,
+):
+    """The pipeline ``name``; ``unknown_chars=None`` and ``shuffle_buffer=None`` take its own."""
+    if name == "tutorial":
+        return TutorialPipeline(
+            seq_len=seq_len,
+            batch_size=batch_size,
+            shuffle_buffer=shuffle_buffer or TutorialPipeline.shuffle_buffer,
+            unknown_chars=unknown_chars or "drop",
+            pad=pad,
+        )
+    if name == "paper":
+        from fedlm.data.paper import DEFAULT_SHUFFLE_BUFFER, PaperPipeline
+
+        if pad:
+            raise ConfigError("data.pad", pad, "false with the 'paper' pipeline (it pads itself)")
+        if unknown_chars not in (None, "oov"):
+            raise ConfigError(
+                "data.unknown_chars", unknown_chars, "null or 'oov' with data.pipeline=paper"
+            )
+        return PaperPipeline(
+            seq_len=seq_len,
+            batch_size=batch_size,
+            shuffle_buffer=shuffle_buffer or DEFAULT_SHUFFLE_BUFFER,
+        )
+    raise ConfigError("data.pipeline", name, PIPELINES)
