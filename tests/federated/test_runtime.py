@@ -110,7 +110,8 @@ def exits(tmp_path_factory) -> dict[str, Exit]:
                 )
                 # Drained from the start, so that a full pipe never blocks the script.
                 outputs[name] = pool.submit(_read_to_eof, procs[name])
-            deadline = time.monotonic() + 150
+            # Generous: five TensorFlow imports on a loaded 2-core machine took over 150 s.
+            deadline = time.monotonic() + 600
             for name, (_, signum, _) in EXITS.items():
                 while not pid_files[name].exists() and procs[name].poll() is None:
                     if time.monotonic() > deadline:
@@ -125,7 +126,7 @@ def exits(tmp_path_factory) -> dict[str, Exit]:
                     procs[name].send_signal(signum)
             for name, result in results.items():
                 try:
-                    result.stdout, result.stderr, eof_at = outputs[name].result(timeout=30)
+                    result.stdout, result.stderr, eof_at = outputs[name].result(timeout=120)
                     result.output_closed = True
                     result.seconds_to_eof = max(0.0, eof_at - left_at[name])
                 except FutureTimeout:
