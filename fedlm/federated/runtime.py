@@ -367,7 +367,8 @@ def execution_context(cfg: RuntimeConfig, connect_timeout: float = 10.0) -> Iter
     first computation). ``remote``: TFF's mergeable-computation context over the worker services
     at ``cfg.workers``; each computation (e.g. a learning process's ``next``) runs its clients in
     one subround per worker and merges the partial aggregates. Unreachable workers raise
-    :class:`FedlmError` before anything runs.
+    :class:`FedlmError` before anything runs, and so do computations the split cannot run
+    faithfully (per-client results, one aggregation depending on another).
 
     On exit (normal, exception, KeyboardInterrupt, SystemExit) the previous context is back and
     every worker started inside has been ended and reaped. Entering again gives a fresh context.
