@@ -23,9 +23,23 @@ def register_resolvers() -> None:
 
 
 def quiet_libraries() -> None:
-    """Keep TFF's and TensorFlow's INFO chatter out of the log Hydra sets up at INFO level."""
-    for name in ("absl", "tensorflow", "h5py", "matplotlib", "alembic", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Keep libraries' INFO chatter out of the log that Hydra sets up at INFO level.
+
+    Child loggers are named on purpose: MLflow re-applies alembic's logging file (which sets the
+    ``alembic`` logger to INFO) whenever it creates a store, but leaves existing children alone.
+    """
+    levels = {
+        "absl": logging.WARNING,
+        "h5py": logging.WARNING,
+        "matplotlib": logging.WARNING,
+        "urllib3": logging.WARNING,
+        "alembic.runtime.migration": logging.WARNING,
+        "mlflow.store.db.utils": logging.WARNING,
+        # "compiled metrics have yet to be built" when MLflow reloads a logged model
+        "tensorflow": logging.ERROR,
+    }
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def report_errors(prog: str) -> Callable:

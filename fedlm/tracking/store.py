@@ -10,6 +10,7 @@ which then decides where artifacts go.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -20,6 +21,10 @@ from mlflow.exceptions import MlflowException
 
 from fedlm import paths
 from fedlm.errors import FedlmError
+
+# After `import mlflow` (which configures its own loggers): uv's environments have no pip, and
+# MLflow warns about it at every log_model.
+logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
 
 # Seconds and retries for the reachability check at start; MLflow's own defaults (7 retries with
 # exponential backoff) would leave a mistyped URI hanging for minutes.
