@@ -98,6 +98,17 @@ def quiet_urls():
     return mlflow_environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")
 
 
+@contextlib.contextmanager
+def _quiet_schema_check():
+    """MLflow 3.5 re-runs its table set-up on every open of a SQLite store (idempotent) and
+    re-applies alembic's logging file, which prints six INFO lines; INFO is muted meanwhile."""
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def connect(uri: str) -> mlflow.MlflowClient:
     """A client of the store at ``uri``, checked to answer (a new SQLite store is created).
 
@@ -110,7 +121,8 @@ def connect(uri: str) -> mlflow.MlflowClient:
         with mlflow_environment(
             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(PROBE_TIMEOUT_S)
         ):
-            client = mlflow.MlflowClient(tracking_uri=uri)  # opens (and creates) a SQL store
+            with _quiet_schema_check():
+                client = mlflow.MlflowClient(tracking_uri=uri)  # opens (and creates) a SQL store
             client.search_experiments(max_results=1)
     except Exception as error:  # requests, SQLAlchemy, OS and MLflow errors alike
         reason = _first_line(error)
