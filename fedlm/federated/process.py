@@ -25,7 +25,7 @@ ModelFn = Callable[[], tff.learning.models.VariableModel]
 
 
 def build_optimizer(cfg: OptimizerConfig, key: str) -> tff.learning.optimizers.Optimizer:
-    """A ``tff.learning.optimizers`` optimizer; unset (null) hyper-parameters keep TFF's defaults."""
+    """A ``tff.learning.optimizers`` optimizer; unset hyper-parameters keep TFF's defaults."""
     builders = {
         "sgd": tff.learning.optimizers.build_sgdm,
         "adam": tff.learning.optimizers.build_adam,
@@ -56,7 +56,7 @@ def build_model_fn(
     loss_fn: Callable[[], tf.keras.losses.Loss],
     metrics_fn: Callable[[], Sequence[tf.keras.metrics.Metric]],
 ) -> ModelFn:
-    """TFF's model function: a fresh Keras model wrapped by ``tff.learning.models.from_keras_model``."""
+    """TFF's model function: a fresh Keras model wrapped by TFF's ``from_keras_model``."""
 
     def model_fn():
         return tff.learning.models.from_keras_model(

@@ -89,13 +89,14 @@ def test_fixed_alternatives_take_the_first_id_the_data_has():
         eligible,
         2,
         0,
-        fixed_client_ids=["ALL_S_WELL_THAT_ENDS_WELL_CELIA|AS_YOU_LIKE_IT_CELIA", "OTHELLO_OTHELLO"],
+        fixed_client_ids=[
+            "ALL_S_WELL_THAT_ENDS_WELL_CELIA|AS_YOU_LIKE_IT_CELIA",
+            "OTHELLO_OTHELLO",
+        ],
     )
     assert sampler.sample() == ["AS_YOU_LIKE_IT_CELIA", "OTHELLO_OTHELLO"]
 
 
 def test_unknown_fixed_id_suggests_the_same_speaker():
     with pytest.raises(ConfigError, match="same speaker: AS_YOU_LIKE_IT_CELIA"):
-        build_sampler(
-            "fixed", {"AS_YOU_LIKE_IT_CELIA": 3}, 1, 0, fixed_client_ids=["HAMLET_CELIA"]
-        )
+        build_sampler("fixed", {"AS_YOU_LIKE_IT_CELIA": 3}, 1, 0, fixed_client_ids=["HAMLET_CELIA"])
