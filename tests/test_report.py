@@ -116,7 +116,7 @@ STUDY = Study(
             "Table 2",
             True,
         ),
-        PaperNumber("FedAdam", {"server_optimizer.name": "adam"}, 57.0, "Table 2", False),
+        PaperNumber("FedAdam", {"server_optimizer.name": "adam"}, 57.0, "Table 2", shown="57.0"),
     ),
 )
 
@@ -125,8 +125,9 @@ def test_runs_are_grouped_by_the_swept_overrides_one_finished_run_per_seed(uri, 
     runs, _ = load_runs(uri, "sweep")
     assert len(runs) == 6  # the sweep parent is not a training run
     groups = group_runs(runs)
-    assert [g.label for g in groups] == ["server_optimizer=adam", "server_optimizer=sgdm"]
-    adam, sgd = groups
+    # in the order the settings were first run
+    assert [g.label for g in groups] == ["server_optimizer=sgdm", "server_optimizer=adam"]
+    sgd, adam = groups
     assert [r.run_id for r in sgd.runs] == [sweep["sgd0"], sweep["sgd1"]]
     assert [r.run_id for r in adam.runs] == [sweep["adam0"]]
     assert [(r.run_id, why) for r, why in sgd.left_out] == [
@@ -141,7 +142,7 @@ def test_runs_are_grouped_by_the_swept_overrides_one_finished_run_per_seed(uri, 
 
 def test_mean_and_std_over_seeds_and_the_study_statistics(uri, sweep):
     runs, _ = load_runs(uri, "sweep")
-    adam, sgd = summarize(group_runs(runs), STUDY)
+    sgd, adam = summarize(group_runs(runs), STUDY)
     assert sgd.mean_std("final") == pytest.approx((0.52, math.sqrt(0.0008)))
     assert sgd.mean_std("best") == pytest.approx((0.52, math.sqrt(0.0008)))
     # last 50% of 4 rounds: the evaluations after rounds 3 and 4
@@ -163,19 +164,25 @@ def test_markdown_table_says_what_is_averaged_and_what_is_left_out(uri, sweep):
         "| setting | runs | final acc % | best acc % | mean acc % last 50% of rounds "
         "| rounds to 45% | wall time min | training time min | paper |"
     )
-    assert lines[6] == (
-        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 | 57 * |"
-    )
     assert lines[7] == (
+        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 "
+        "| 57.0 * |"
+    )
+    assert lines[6] == (
         "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 | 47.5 ± 3.5 | 3.5 ± 0.7 (2/2) "
         "| 4.5 ± 0.0 | 2.0 ± 0.0 | 57.3 |"
     )
-    assert "| server_optimizer=adam | 1 | failed_run | " not in text
-    assert f"({sweep['failed']}) | failed |" in text
-    assert f"({sweep['running']}) | still running (or ended without a status) |" in text
-    assert f"({sweep['old']}) | superseded by run {sweep['sgd0']} |" in text
+    assert f"| server_optimizer=adam | 1 | {sweep['failed']} | failed |" in text
+    assert (
+        f"| server_optimizer=adam | 1 | {sweep['running']} | "
+        "still running (or ended without a status) |"
+    ) in text
+    assert (
+        f"| server_optimizer=sgdm | 0 | {sweep['old']} | superseded by run {sweep['sgd0']} |"
+        in text
+    )
     assert "Missing: server_optimizer=adam has no finished run of seed 1." in text
-    assert "- FedAdam: 57, Table 2 (* not confirmed against the paper's text)." in text
+    assert "- FedAdam: 57.0, Table 2 (* not confirmed against the paper's text)." in text
 
 
 def test_files_are_written_and_the_report_is_logged_to_a_summary_run(uri, sweep, tmp_path):
@@ -190,9 +197,9 @@ def test_files_are_written_and_the_report_is_logged_to_a_summary_run(uri, sweep,
     ]
     assert all(f.stat().st_size > 0 for f in files)
     records = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
-    assert [r["setting"] for r in records] == ["server_optimizer=adam", "server_optimizer=sgdm"]
-    assert float(records[1]["final_mean"]) == pytest.approx(0.52)
-    assert (records[0]["missing_seeds"], records[0]["left_out"]) == ("1", "2")
+    assert [r["setting"] for r in records] == ["server_optimizer=sgdm", "server_optimizer=adam"]
+    assert float(records[0]["final_mean"]) == pytest.approx(0.52)
+    assert (records[1]["missing_seeds"], records[1]["left_out"]) == ("1", "2")
 
     summary = log_report(uri, "sweep", tmp_path / "report", [sweep["sgd0"]])
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -244,7 +251,9 @@ def test_fedlm_report_cli_writes_the_report_and_names_the_summary_run(uri, sweep
     out = capfd.readouterr().out
     assert "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 |" in out
     assert "logged to MLflow run " in out
-    assert (tmp_path / "out" / "report.md").read_text().startswith("# sweep: report\n\n6 runs of")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert text.startswith("# sweep: report\n\n6 runs of MLflow experiment `sweep` in `sqlite:///")
+    assert f"by `fedlm-report sweep --tracking-uri {uri} --out {tmp_path / 'out'}`." in text
 
 
 def test_fedlm_report_cli_names_an_unknown_experiment(uri, capfd):

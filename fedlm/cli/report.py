@@ -13,6 +13,7 @@ Plain argparse: no config composition is needed for a handful of flags.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
     source = (
         f"{len(runs)} run{plural} of MLflow experiment `{args.experiment}` in `{shown_uri}`"
         + (f" matching `{args.filter}`" if args.filter else "")
-        + f", read {time.strftime('%Y-%m-%d %H:%M')}."
+        + f", read {time.strftime('%Y-%m-%d %H:%M')} by `{args.command}`."
     )
     files = write_report(rows, study, out_dir, source)
     print("\n".join(table(rows, study)))
@@ -97,7 +98,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    args.command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    run(args)
 
 
 if __name__ == "__main__":

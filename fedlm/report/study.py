@@ -41,6 +41,10 @@ class PaperNumber:
     source: str
     confirmed: bool = False
     note: str = ""
+    shown: str = ""  # the value as the paper prints it (57.0, 3906)
+
+    def __str__(self) -> str:
+        return self.shown or f"{self.value:g}"
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def load_study(path: str | Path) -> Study:
             source=str(n.get("source", "")),
             confirmed=bool(n.get("confirmed", False)),
             note=str(n.get("note", "")),
+            shown=str(n["value"]),
         )
         for n in data.get("numbers") or []
     )

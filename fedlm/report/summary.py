@@ -45,12 +45,16 @@ def swept_keys(runs: Sequence[RunRecord]) -> list[str]:
 
 
 def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None = None) -> list[Group]:
-    """One group per combination of the swept settings (``by``, or :func:`swept_keys`)."""
+    """One group per combination of the swept settings (``by``, or :func:`swept_keys`), in the
+    order the settings were first run."""
     keys = list(by) if by else swept_keys(runs)
     groups: dict[tuple, Group] = {}
+    first_start: dict[tuple, float] = {}
     for run in runs:
         settings = {k: run.setting(k) for k in keys}
-        groups.setdefault(tuple(settings.items()), Group(settings)).runs.append(run)
+        key = tuple(settings.items())
+        groups.setdefault(key, Group(settings)).runs.append(run)
+        first_start[key] = min(first_start.get(key, math.inf), run.start_time or 0.0)
     seeds = {run.setting("seed") for run in runs} - {None}
     for group in groups.values():
         newest: dict[str | None, RunRecord] = {}
@@ -64,7 +68,9 @@ def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None = None) -> li
             newest[seed] = run
         group.runs = list(newest.values())
         group.missing_seeds = sorted(seeds - set(newest), key=sort_key)
-    return sorted(groups.values(), key=lambda g: [sort_key(v) for v in g.settings.values()])
+    # In the order the settings were first run (a sweep's order), then by their values.
+    order = sorted(groups, key=lambda k: (first_start[k], [sort_key(v) for _, v in k]))
+    return [groups[k] for k in order]
 
 
 def _why(status: str) -> str:

@@ -29,17 +29,20 @@ def write_report(
         writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["setting"])
         writer.writeheader()
         writer.writerows(records)
-    return [
+    files = [
         out_dir / "report.md",
         out_dir / "report.csv",
         *plot_accuracy(rows, study.metric, out_dir),
     ]
+    for path in files:
+        path.chmod(0o644)  # for others to read (atomic_path's temporary files are 0600)
+    return files
 
 
 def columns(rows: Sequence[Row], study: Study) -> list[tuple[str, str]]:
     """(statistic, header) of the table's columns; headers name the scale's window and target
     when all rows share a scale."""
-    scales = {row.scale for row in rows}
+    scales = {row.scale for row in rows if row.group.runs}
     scale = study.scale(scales.pop()) if len(scales) == 1 else None
     result = [("final", "final acc %"), ("best", "best acc %")]
     if study.statistic == "mean_last":
@@ -80,7 +83,7 @@ def markdown(rows: Sequence[Row], study: Study, source: str = "") -> str:
             "|---|---|---|---|",
         ]
         for label, run, why in left:
-            lines.append(f"| {label} | {run.setting('seed')} | {run.name} ({run.run_id}) | {why} |")
+            lines.append(f"| {label} | {run.setting('seed')} | {run.run_id} | {why} |")
     missing = [row.group for row in rows if row.group.missing_seeds]
     if missing:
         lines += [""] + [
@@ -121,7 +124,7 @@ def notes(rows: Sequence[Row], study: Study) -> list[str]:
     for number in sorted(numbers.values(), key=lambda n: n.label):
         flag = "" if number.confirmed else " (* not confirmed against the paper's text)"
         note = f" {number.note}" if number.note else ""
-        lines.append(f"- {number.label}: {number.value:g}, {number.source}{flag}.{note}")
+        lines.append(f"- {number.label}: {number}, {number.source}{flag}.{note}")
     return lines
 
 
@@ -153,7 +156,9 @@ def cell(row: Row, key: str) -> str:
     if key == "rounds_to_target" and runs and row.target is not None:
         if mean is None:
             return f"not reached (0/{runs})"
-        return f"{plus_minus(mean, std, '.1f')} ({row.reached}/{runs})"
+        return (
+            f"{plus_minus(mean, std, '.1f' if std is not None else '.0f')} ({row.reached}/{runs})"
+        )
     if mean is None:
         return "–"
     factor = 100.0 if key in ACCURACY_KEYS else 1.0
@@ -167,7 +172,7 @@ def plus_minus(mean: float, std: float | None, spec: str) -> str:
 def paper_cell(number: PaperNumber | None) -> str:
     if number is None:
         return "–"
-    return f"{number.value:g}" + ("" if number.confirmed else " *")
+    return str(number) + ("" if number.confirmed else " *")
 
 
 # -- plots ------------------------------------------------------------------------------------
