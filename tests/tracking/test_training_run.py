@@ -206,7 +206,6 @@ def run_train(run_dir: Path, log: Path, *overrides, kill_after_round=None):
     return process.returncode, log.read_text()
 
 
-@pytest.mark.slow
 def test_sigkill_after_a_round_then_resume_reproduces_the_uninterrupted_run(
     tmp_path, reference, store_uri
 ):
