@@ -31,7 +31,7 @@ TINY = [
 
 def multirun(monkeypatch, tmp_path, *overrides):
     monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
-    argv = ["fedlm-train", "-m", "hydra/callbacks=mlflow", *TINY, *overrides]
+    argv = ["fedlm-train", "-m", *TINY, *overrides]
     monkeypatch.setattr(sys, "argv", [*argv, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     train_cli.main()
     uri = f"sqlite:///{tmp_path / 'results'}/mlflow.db"
