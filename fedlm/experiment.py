@@ -197,6 +197,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 cfg.algorithm,
                 cfg.client_optimizer,
                 cfg.server_optimizer,
+                ignore_id=pipeline.ignore_id,
             )
             if cfg.eval.federated and eval_datasets:
                 federated = FederatedEvaluator(task, eval_datasets)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlm.config import OPTIMIZER_FIELDS, AlgorithmConfig, OptimizerConfig
+from fedlm.config import CLIENT_WEIGHTINGS, OPTIMIZER_FIELDS, AlgorithmConfig, OptimizerConfig
 from fedlm.errors import ConfigError
 
 ModelFn = Callable[[], tff.learning.models.VariableModel]
@@ -38,16 +38,67 @@ def build_optimizer(cfg: OptimizerConfig, key: str) -> tff.learning.optimizers.O
     return builders[cfg.name](learning_rate=cfg.learning_rate, **kwargs)
 
 
-def client_weighting(name: str):
-    """TFF's ``client_weighting`` argument for ``name``."""
+class TokenWeightedModel(tff.learning.models.VariableModel):
+    """A TFF model whose batches count their non-padding targets as their examples.
+
+    TFF 0.87's FedAvg and FedProx take only the ``ClientWeighting`` enum (no weight function), and
+    weigh by the ``num_examples`` the model's ``forward_pass`` reports: reporting tokens there
+    weighs clients by tokens, as TFF's Shakespeare baseline and the papers do. The metrics
+    (``num_examples`` included) are the wrapped model's own, unchanged.
+    """
+
+    def __init__(self, model: tff.learning.models.VariableModel, ignore_id: int):
+        self._model = model
+        self._ignore_id = ignore_id
+
+    @property
+    def trainable_variables(self):
+        return self._model.trainable_variables
+
+    @property
+    def non_trainable_variables(self):
+        return self._model.non_trainable_variables
+
+    @property
+    def local_variables(self):
+        return self._model.local_variables
+
+    @property
+    def input_spec(self):
+        return self._model.input_spec
+
+    def forward_pass(self, batch_input, training=True):
+        output = self._model.forward_pass(batch_input, training=training)
+        targets = batch_input[1]
+        tokens = tf.reduce_sum(tf.cast(tf.not_equal(targets, self._ignore_id), tf.int32))
+        return tff.learning.models.BatchOutput(
+            loss=output.loss, predictions=output.predictions, num_examples=tokens
+        )
+
+    def predict_on_batch(self, batch_input, training=True):
+        return self._model.predict_on_batch(batch_input, training=training)
+
+    def report_local_unfinalized_metrics(self):
+        return self._model.report_local_unfinalized_metrics()
+
+    def metric_finalizers(self):
+        return self._model.metric_finalizers()
+
+    def reset_metrics(self):
+        return self._model.reset_metrics()
+
+
+def client_weighting(name: str, model_fn: ModelFn, ignore_id: int | None):
+    """TFF's ``client_weighting`` for ``name``, and the model function that goes with it."""
     if name == "num_examples":
-        return tff.learning.ClientWeighting.NUM_EXAMPLES
+        return tff.learning.ClientWeighting.NUM_EXAMPLES, model_fn
     if name == "uniform":
-        return tff.learning.ClientWeighting.UNIFORM
+        return tff.learning.ClientWeighting.UNIFORM, model_fn
     if name == "num_tokens":
-        # Called on the client's unfinalized metrics: NumTokens is a Sum, one variable.
-        return lambda metrics: tf.cast(metrics["num_tokens"][0], tf.float32)
-    raise ConfigError("algorithm.client_weighting", name, ("num_examples", "num_tokens", "uniform"))
+        return tff.learning.ClientWeighting.NUM_EXAMPLES, (
+            lambda: TokenWeightedModel(model_fn(), ignore_id)
+        )
+    raise ConfigError("algorithm.client_weighting", name, CLIENT_WEIGHTINGS)
 
 
 def build_model_fn(
@@ -71,15 +122,18 @@ def build_learning_process(
     algorithm: AlgorithmConfig,
     client_optimizer: OptimizerConfig,
     server_optimizer: OptimizerConfig,
+    ignore_id: int | None = None,
 ) -> tff.learning.templates.LearningProcess:
+    """The process ``algorithm`` names; ``ignore_id`` is the padding target (token weighting)."""
     client_opt = build_optimizer(client_optimizer, "client_optimizer")
     server_opt = build_optimizer(server_optimizer, "server_optimizer")
+    weighting, weighted_model_fn = client_weighting(algorithm.client_weighting, model_fn, ignore_id)
     if algorithm.name == "fedavg":
         return tff.learning.algorithms.build_weighted_fed_avg(
-            model_fn,
+            weighted_model_fn,
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
-            client_weighting=client_weighting(algorithm.client_weighting),
+            client_weighting=weighting,
         )
     if algorithm.name == "fedavg_unweighted":
         return tff.learning.algorithms.build_unweighted_fed_avg(
@@ -87,11 +141,11 @@ def build_learning_process(
         )
     if algorithm.name == "fedprox":
         return tff.learning.algorithms.build_weighted_fed_prox(
-            model_fn,
+            weighted_model_fn,
             proximal_strength=algorithm.proximal_strength,
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
-            client_weighting=client_weighting(algorithm.client_weighting),
+            client_weighting=weighting,
         )
     raise ConfigError("algorithm.name", algorithm.name, ("fedavg", "fedavg_unweighted", "fedprox"))
 

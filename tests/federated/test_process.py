@@ -1,0 +1,73 @@
+"""The learning process from config: client weighting as TFF applies it, and the optimizers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedlm.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RuntimeConfig
+from fedlm.data.pipelines import build_pipeline
+from fedlm.errors import ConfigError
+from fedlm.federated import runtime
+from fedlm.federated.process import build_learning_process, build_optimizer
+from fedlm.federated.task import Task
+
+TINY = ModelConfig(name="tiny", cell="gru", embedding_dim=4, units=8, layers=1)
+PAD = 0
+
+
+def client(targets: list[list[int]]) -> tf.data.Dataset:
+    """One batch whose inputs are the targets shifted, as the paper pipeline makes them."""
+    y = tf.constant(targets, tf.int64)
+    x = tf.concat([tf.fill([y.shape[0], 1], tf.constant(88, tf.int64)), y[:, :-1]], axis=1)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(2)  # element shape [None, 4]
+
+
+# Client A: 2 sequences, 3 real targets (the rest padding); client B: 1 sequence, 4 real targets.
+A = client([[5, 89, PAD, PAD], [7, PAD, PAD, PAD]])
+B = client([[9, 10, 11, 89]])
+WEIGHTS = {"num_examples": (2, 1), "num_tokens": (3, 4), "uniform": (1, 1)}
+
+
+@pytest.mark.parametrize("weighting", sorted(WEIGHTS))
+def test_client_weighting_gives_the_expected_weights(weighting):
+    task = Task(build_pipeline("paper", seq_len=4, batch_size=2), TINY)
+    tf.keras.utils.set_random_seed(1)
+    start = tff.learning.models.ModelWeights.from_model(task.keras_model())
+    algorithm = AlgorithmConfig(name="fedavg", client_weighting=weighting)
+    sgd = OptimizerConfig(name="sgd", learning_rate=0.5)
+    with runtime.execution_context(RuntimeConfig()):
+        process = build_learning_process(
+            task.model_fn(A.element_spec), algorithm, sgd, OptimizerConfig(), ignore_id=PAD
+        )
+        state = process.set_model_weights(process.initialize(), start)
+
+        def after(datasets):
+            output = process.next(state, datasets)
+            return process.get_model_weights(output.state).trainable, output.metrics
+
+        alone_a, _ = after([A])
+        alone_b, _ = after([B])
+        both, metrics = after([A, B])
+    weight_a, weight_b = WEIGHTS[weighting]
+    for got, a, b in zip(both, alone_a, alone_b, strict=True):
+        expected = (weight_a * a + weight_b * b) / (weight_a + weight_b)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    train = metrics["client_work"]["train"]
+    assert train["num_examples"] == 3  # sequences, whatever the weighting
+    assert train["num_tokens"] == 7
+
+
+def test_optimizers_take_their_hyper_parameters_and_tffs_defaults():
+    adam = build_optimizer(OptimizerConfig(name="adam", learning_rate=0.01, epsilon=1e-3), "x")
+    hparams = adam.get_hparams(adam.initialize(tf.TensorSpec([1], tf.float32)))
+    assert hparams["learning_rate"] == pytest.approx(0.01)
+    assert hparams["epsilon"] == pytest.approx(1e-3)
+    assert hparams["beta_1"] == pytest.approx(0.9)  # TFF's default, left unset
+    sgdm = build_optimizer(OptimizerConfig(name="sgd", learning_rate=1.0, momentum=0.9), "x")
+    assert sgdm.get_hparams(sgdm.initialize(tf.TensorSpec([1], tf.float32)))["momentum"] == 0.9
+
+
+def test_unknown_optimizer_names_the_key_and_the_choices():
+    with pytest.raises(ConfigError, match=r"server_optimizer.name='rmsprop' .*'yogi'"):
+        build_optimizer(OptimizerConfig(name="rmsprop"), "server_optimizer")
