@@ -114,6 +114,7 @@ class EvalConfig:
     client_ids: list[str] = field(default_factory=list)
     max_clients: int | None = None
     max_batches: int | None = None  # per client
+    batch_size: int | None = None  # null: training.batch_size
     generate_every: int = 0  # rounds; 0: only before the first and after the last round
     prompt: str = "What of TensorFlow Federated, you ask? "
     generate_length: int = 200
@@ -215,6 +216,7 @@ def validate(cfg: TrainConfig) -> None:
     _at_least("eval.generate_length", e.generate_length, 0)
     _at_least("eval.max_clients", e.max_clients, 1, allow_none=True)
     _at_least("eval.max_batches", e.max_batches, 1, allow_none=True)
+    _at_least("eval.batch_size", e.batch_size, 1, allow_none=True)
     _positive("eval.temperature", e.temperature)
     _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
     _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)

@@ -102,7 +102,8 @@ def evaluation_client_ids(
         return ids
     ids = sorted(test_eligible)
     if cfg.eval.max_clients is not None and cfg.eval.max_clients < len(ids):
-        rng = np.random.default_rng(cfg.seed)
+        # A fixed draw, not cfg.seed: runs with different seeds are scored on the same clients.
+        rng = np.random.default_rng(0)
         ids = sorted(rng.choice(ids, cfg.eval.max_clients, replace=False).tolist())
     return ids
 
@@ -140,15 +141,19 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
         fixed_client_ids=cfg.sampler.client_ids,
         all_client_ids=list(train_snippets),
     )
+    eval_pipeline = (
+        dataclasses.replace(pipeline, batch_size=cfg.eval.batch_size)
+        if cfg.eval.batch_size
+        else pipeline
+    )
     test_snippets = client_snippets(test_data, cfg.data, "test")
-    eval_ids = evaluation_client_ids(cfg, eligible_clients(pipeline, test_snippets), test_snippets)
+    eval_ids = evaluation_client_ids(
+        cfg, eligible_clients(eval_pipeline, test_snippets), test_snippets
+    )
 
-    def evaluate_dataset(client_data, ids):
-        return client_datasets(
-            client_data, ids, lambda d: pipeline.evaluate(d, max_batches=cfg.eval.max_batches)
-        )
-
-    eval_datasets = evaluate_dataset(test_data, eval_ids) if eval_ids else []
+    eval_datasets = client_datasets(
+        test_data, eval_ids, lambda d: eval_pipeline.evaluate(d, max_batches=cfg.eval.max_batches)
+    )
     tracker.start(dataclasses.asdict(cfg))
     try:
         result = RunResult(run_id=tracker.run_id)
