@@ -10,10 +10,17 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 
-def swept_keys(overrides: list[str]) -> list[str]:
-    """The keys a multirun's overrides sweep (``lr=0.1,0.2``, ``range(...)``, ``choice(...)``)."""
+def swept_keys(overrides: list[str], sweeper_params: Any = None) -> list[str]:
+    """The keys a multirun sweeps: its command-line sweeps (``lr=0.1,0.2``, ``range(...)``,
+    ``choice(...)``), then the config's ``hydra.sweeper.params`` (a study's own sweep) that the
+    command line does not fix to one value."""
     parsed = OverridesParser.create().parse_overrides(overrides)
-    return [o.get_key_element() for o in parsed if o.is_sweep_override()]
+    keys = [o.get_key_element() for o in parsed if o.is_sweep_override()]
+    fixed = {o.get_key_element() for o in parsed if not o.is_sweep_override()}
+    for key in sweeper_params or {}:
+        if key not in keys and key not in fixed:
+            keys.append(key)
+    return keys
 
 
 class MlflowSweepCallback(Callback):
@@ -31,7 +38,7 @@ class MlflowSweepCallback(Callback):
             tracking.experiment_name,
             str(Path(config.hydra.sweep.dir).resolve()),
             overrides,
-            swept_keys(overrides),
+            swept_keys(overrides, config.hydra.sweeper.get("params")),
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

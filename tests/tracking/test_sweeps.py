@@ -27,6 +27,11 @@ def test_swept_keys_are_those_with_several_values():
     assert swept_keys(overrides) == ["a", "c", "d"]
 
 
+def test_a_studys_own_sweep_counts_unless_the_command_line_fixes_it():
+    params = {"reddi2021": "fedavg,fedadam", "seed": "0,1", "b": "7,8"}
+    assert swept_keys(["a=1,2", "seed=3", "b=5,6"], params) == ["a", "b", "reddi2021"]
+
+
 @pytest.mark.parametrize("time_dir", ["12-00-00", "it's noon"])
 def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_dir):
     sweep_dir = tmp_path / "multirun" / "2026-01-01" / time_dir
