@@ -7,7 +7,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def swept_keys(overrides: list[str], sweeper_params: Any = None) -> list[str]:
@@ -38,7 +38,7 @@ class MlflowSweepCallback(Callback):
             tracking.experiment_name,
             str(Path(config.hydra.sweep.dir).resolve()),
             overrides,
-            swept_keys(overrides, config.hydra.sweeper.get("params")),
+            swept_keys(overrides, OmegaConf.select(config, "hydra.sweeper.params")),
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
