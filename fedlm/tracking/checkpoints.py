@@ -127,3 +127,31 @@ def _run(coroutine):
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def find_checkpoint(path: str | Path) -> Path | None:
+    """The latest ``round_<n>`` folder at ``path``: a run's output dir, its ``checkpoints/``
+    folder, or one ``round_<n>`` folder itself; None when ``path`` holds no checkpoint."""
+    path = Path(path).expanduser()
+    if path.name.startswith(PREFIX) and (path / "saved_model.pb").is_file():
+        return path
+    for folder in (path / "checkpoints", path):
+        rounds = [
+            (int(p.name[len(PREFIX) :]), p)
+            for p in folder.glob(f"{PREFIX}*")
+            if p.name[len(PREFIX) :].isdigit() and (p / "saved_model.pb").is_file()
+        ]
+        if rounds:
+            return max(rounds)[1]
+    return None
+
+
+def checkpoint_model_weights(checkpoint: Path) -> tuple[list[np.ndarray], int]:
+    """The server model's weights (trainable, then non-trainable) and the round of a checkpoint,
+    read without rebuilding the learning process (the saved structure keeps its field names)."""
+    import tensorflow as tf
+
+    saved = tf.saved_model.load(str(checkpoint))()
+    weights = saved["server_state"].global_model_weights
+    arrays = [w.numpy() for w in [*weights.trainable, *weights.non_trainable]]
+    return arrays, int(saved["round_num"].numpy())

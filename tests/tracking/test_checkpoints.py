@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from fedlm.tracking.base import Checkpoint
-from fedlm.tracking.checkpoints import CheckpointStore
+from fedlm.tracking.checkpoints import CheckpointStore, checkpoint_model_weights, find_checkpoint
 
 
 def assert_same_state(a, b):
@@ -72,3 +72,22 @@ def test_run_file_round_trip(tmp_path):
     store.write_run("run123", "sqlite:////x/mlflow.db")
     assert store.read_run() == {"run_id": "run123", "tracking_uri": "sqlite:////x/mlflow.db"}
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["run.json"]
+
+
+def test_model_weights_are_read_from_the_latest_checkpoint_of_a_run_folder(tmp_path, make_state):
+    store = CheckpointStore(tmp_path / "run" / "checkpoints", keep=3)
+    for round_num in (2, 3):
+        store.save(Checkpoint(round_num, make_state(round_num), {}), run_id="r")
+
+    for where in (tmp_path / "run", tmp_path / "run" / "checkpoints"):
+        assert find_checkpoint(where) == tmp_path / "run" / "checkpoints" / "round_3"
+    weights, round_num = checkpoint_model_weights(find_checkpoint(tmp_path / "run"))
+
+    assert round_num == 3
+    expected = make_state(3.0).global_model_weights.trainable
+    assert len(weights) == len(expected)
+    for got, want in zip(weights, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    older = find_checkpoint(tmp_path / "run" / "checkpoints" / "round_2")
+    assert checkpoint_model_weights(older)[1] == 2
+    assert find_checkpoint(tmp_path) is None
