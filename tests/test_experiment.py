@@ -182,3 +182,16 @@ def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, overr
         run(config(tmp_path, override), tracker, say=lambda line: None)
     assert tracker.status is None  # nothing started
     assert runtime.running_workers() == []
+
+
+def test_federated_evaluation_agrees_with_the_centralized_one(tmp_path):
+    """TFF's build_fed_eval over the evaluation clients sums the same counts as Keras does."""
+    tracker = RecordingTracker()
+    cfg = config(tmp_path, "training.rounds=1", "eval.federated=true", "eval.generate_length=0")
+    run(cfg, tracker, say=lambda line: None)
+    for step in (0, 1):
+        metrics = tracker.metrics[step]
+        assert metrics["fed_eval/accuracy"] == pytest.approx(metrics["eval/accuracy"], abs=1e-6)
+        assert metrics["fed_eval/num_tokens"] == metrics["eval/num_tokens"]
+        assert metrics["fed_eval/loss"] == pytest.approx(metrics["eval/loss"], rel=1e-4)
+        assert metrics["fed_eval/perplexity"] == pytest.approx(np.exp(metrics["fed_eval/loss"]))

@@ -112,3 +112,49 @@ def test_bad_settings_are_config_errors(arguments, key):
     with pytest.raises(ConfigError) as error:
         TutorialPipeline(**arguments)
     assert error.value.key == key
+
+
+def tutorial_preprocess(dataset, seq_len, batch_size, buffer_size, seed):
+    """The tutorial's own code, as printed ("Federated Learning for Text Generation"), with an
+    op-level seed given to its shuffle so that two pipelines can be compared batch for batch."""
+    vocab_list = list(
+        "dhlptx@DHLPTX $(,048cgkoswCGKOSW[_#'/37;?bfjnrvzBFJNRVZ\"&*.26:\naeimquyAEIMQUY]!%)-159\r"
+    )
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            keys=vocab_list, values=tf.constant(list(range(len(vocab_list))), dtype=tf.int64)
+        ),
+        default_value=0,
+    )
+
+    def to_ids(x):
+        s = tf.reshape(x["snippets"], shape=[1])
+        chars = tf.strings.bytes_split(s).values
+        return table.lookup(chars)
+
+    def split_input_target(chunk):
+        return tf.map_fn(lambda x: x[:-1], chunk), tf.map_fn(lambda x: x[1:], chunk)
+
+    return (
+        dataset.map(to_ids)
+        .unbatch()
+        .batch(seq_len + 1, drop_remainder=True)
+        .shuffle(buffer_size, seed=seed)
+        .batch(batch_size, drop_remainder=True)
+        .map(split_input_target)
+    )
+
+
+def test_the_tutorial_policy_gives_the_tutorials_batches_seed_for_seed():
+    import tensorflow_federated as tff
+
+    data = tff.simulation.datasets.shakespeare.get_synthetic()
+    client = data.create_tf_dataset_for_client("MUCH_ADO_ABOUT_NOTHING_EMILIA")
+    pipeline = TutorialPipeline(
+        seq_len=10, batch_size=2, shuffle_buffer=5, unknown_chars="tutorial"
+    )
+    for seed in (0, 1):
+        ours = _batches(pipeline.train(client, seed=seed))
+        assert ours == _batches(tutorial_preprocess(client, 10, 2, 5, seed))
+    assert len(ours) == 5
+    assert _batches(pipeline.train(client, seed=0)) != _batches(pipeline.train(client, seed=1))
