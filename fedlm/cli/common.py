@@ -6,7 +6,6 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -57,7 +56,3 @@ def report_errors(prog: str) -> Callable:
         return wrapper
 
     return decorate
-
-
-def expand(path: str | None) -> Path | None:
-    return None if path in (None, "", "none") else Path(path).expanduser()

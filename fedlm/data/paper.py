@@ -45,7 +45,7 @@ from tensorflow_federated.python.simulation.baselines.shakespeare import (
     char_prediction_preprocessing as tff_preprocessing,
 )
 
-from fedlm.errors import ConfigError
+from fedlm.data.preprocess import check_int
 
 PAD, OOV, BOS, EOS = tff_preprocessing.get_special_tokens()  # 0, 87, 88, 89; characters 1..86
 VOCAB_SIZE = tff.simulation.baselines.shakespeare.VOCAB_LENGTH  # 90
@@ -61,14 +61,6 @@ MASKED_FOR_ACCURACY_NO_EOS_OOV = (PAD, EOS, OOV)
 DEFAULT_SEQ_LEN = tff_preprocessing.DEFAULT_SEQUENCE_LENGTH  # 80, McMahan et al. 2017
 DEFAULT_SHUFFLE_BUFFER = tff_preprocessing.DEFAULT_SHUFFLE_BUFFER_SIZE  # 50, TFF's baseline
 DEFAULT_BATCH_SIZE = 4  # Reddi et al. 2021, Shakespeare's client batch size
-
-
-def _check_int(key: str, value: object, low: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        allowed = f"an integer >= {low}" + (" or null" if allow_none else "")
-        raise ConfigError(key, value, allowed)
 
 
 def _snippet_tokens(snippet: str | bytes) -> int:
@@ -91,14 +83,14 @@ class PaperPipeline:
     vocab_size = VOCAB_SIZE
 
     def __post_init__(self):
-        _check_int("training.seq_len", self.seq_len, 1)
-        _check_int("training.batch_size", self.batch_size, 1)
-        _check_int("training.shuffle_buffer", self.shuffle_buffer, 1)
-        _check_int("training.max_elements", self.max_elements, 1, allow_none=True)
+        check_int("training.seq_len", self.seq_len, 1)
+        check_int("training.batch_size", self.batch_size, 1)
+        check_int("training.shuffle_buffer", self.shuffle_buffer, 1)
+        check_int("training.max_elements", self.max_elements, 1, allow_none=True)
 
     def client_spec(self, local_epochs: int = 1) -> tff.simulation.baselines.ClientSpec:
         """TFF's description of this pipeline's training clients."""
-        _check_int("training.local_epochs", local_epochs, 1)
+        check_int("training.local_epochs", local_epochs, 1)
         return tff.simulation.baselines.ClientSpec(
             num_epochs=local_epochs,
             batch_size=self.batch_size,
@@ -144,7 +136,7 @@ class PaperPipeline:
         ``seed`` sets TensorFlow's global seed (see the module's docstring); None leaves the
         shuffle as TFF has it, unseeded.
         """
-        _check_int("training.max_batches_per_client", max_batches, 1, allow_none=True)
+        check_int("training.max_batches_per_client", max_batches, 1, allow_none=True)
         preprocess = tff_preprocessing.create_preprocess_fn(
             self.client_spec(local_epochs), self.seq_len
         )
@@ -157,7 +149,7 @@ class PaperPipeline:
 
     def evaluate(self, dataset: tf.data.Dataset, max_batches: int | None = None) -> tf.data.Dataset:
         """TFF's evaluation pipeline: every snippet once, in order, not shuffled."""
-        _check_int("eval.max_batches", max_batches, 1, allow_none=True)
+        check_int("eval.max_batches", max_batches, 1, allow_none=True)
         preprocess = tff_preprocessing.create_preprocess_fn(self.eval_client_spec(), self.seq_len)
         out = preprocess(dataset)
         return out.take(max_batches) if max_batches is not None else out

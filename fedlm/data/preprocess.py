@@ -23,11 +23,13 @@ from fedlm import vocab
 from fedlm.errors import ConfigError
 
 
-def _check_sizes(seq_len: int, batch_size: int) -> None:
-    if not isinstance(seq_len, int) or seq_len < 1:
-        raise ConfigError("training.seq_len", seq_len, "an integer >= 1")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError("training.batch_size", batch_size, "an integer >= 1")
+def check_int(key: str, value: object, low: int, allow_none: bool = False) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``value`` is an integer >= ``low``."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        allowed = f"an integer >= {low}" + (" or null" if allow_none else "")
+        raise ConfigError(key, value, allowed)
 
 
 def build_lookup_table(policy: str) -> tf.lookup.StaticHashTable:
@@ -67,7 +69,8 @@ class TutorialPipeline:
     ignore_id = vocab.IGNORE_ID
 
     def __post_init__(self):
-        _check_sizes(self.seq_len, self.batch_size)
+        check_int("training.seq_len", self.seq_len, 1)
+        check_int("training.batch_size", self.batch_size, 1)
         vocab.check_policy(self.unknown_chars)
 
     @property

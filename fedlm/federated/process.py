@@ -148,8 +148,3 @@ def build_learning_process(
             client_weighting=weighting,
         )
     raise ConfigError("algorithm.name", algorithm.name, ("fedavg", "fedavg_unweighted", "fedprox"))
-
-
-def build_evaluation_process(model_fn: ModelFn) -> tff.learning.templates.LearningProcess:
-    """TFF's federated evaluation (``build_fed_eval``) of the same model."""
-    return tff.learning.algorithms.build_fed_eval(model_fn)
