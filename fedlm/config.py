@@ -20,6 +20,7 @@ CELLS = ("gru", "lstm")
 OPTIMIZERS = ("sgd", "adam", "adagrad", "yogi")
 ALGORITHMS = ("fedavg", "fedavg_unweighted", "fedprox")
 CLIENT_WEIGHTINGS = ("num_examples", "num_tokens", "uniform")
+LOOP_IMPLEMENTATIONS = ("dataset_reduce", "dataset_iterator")
 SAMPLERS = ("fixed", "uniform", "with_replacement", "weighted", "round_robin")
 RUNTIMES = ("local", "remote")
 
@@ -67,6 +68,9 @@ class AlgorithmConfig:
     name: str = "fedavg"
     proximal_strength: float = 0.0  # fedprox's mu
     client_weighting: str = "num_examples"
+    # TFF's client training loop (tff.learning.LoopImplementation): dataset_iterator (faster
+    # here, README: Performance) or dataset_reduce (TFF's default)
+    loop_implementation: str = "dataset_iterator"
 
 
 @dataclass
@@ -78,7 +82,13 @@ class SamplerConfig:
 @dataclass
 class RuntimeConfig:
     name: str = "local"
-    # local: cap on concurrent client computations in TFF's worker (-1: no cap)
+    # local: TFF workers on this host; several train a round's clients side by side.
+    # auto: one per two usable cores (README, Performance)
+    local_workers: Any = "auto"
+    # TensorFlow's thread pools in each local worker (null: TensorFlow's default, the cores)
+    intra_op_threads: int | None = 1
+    inter_op_threads: int | None = 2
+    # cap on concurrent client computations in each local TFF worker (-1: no cap)
     max_concurrent_computation_calls: int = -1
     # remote: TFF worker services (host:port), each started with `fedlm-worker`
     workers: list[str] = field(default_factory=list)
@@ -196,10 +206,20 @@ def validate(cfg: TrainConfig) -> None:
     _choice("algorithm.name", cfg.algorithm.name, ALGORITHMS)
     _choice("algorithm.client_weighting", cfg.algorithm.client_weighting, CLIENT_WEIGHTINGS)
     _at_least("algorithm.proximal_strength", cfg.algorithm.proximal_strength, 0.0)
+    _choice(
+        "algorithm.loop_implementation", cfg.algorithm.loop_implementation, LOOP_IMPLEMENTATIONS
+    )
     _choice("sampler.name", cfg.sampler.name, SAMPLERS)
     if cfg.sampler.name == "fixed" and not cfg.sampler.client_ids:
         raise ConfigError("sampler.client_ids", [], "a non-empty list of client ids for 'fixed'")
     _choice("runtime.name", cfg.runtime.name, RUNTIMES)
+    local_workers = cfg.runtime.local_workers
+    if local_workers != "auto" and (
+        not isinstance(local_workers, int) or isinstance(local_workers, bool) or local_workers < 1
+    ):
+        raise ConfigError("runtime.local_workers", local_workers, "'auto' or an integer >= 1")
+    _at_least("runtime.intra_op_threads", cfg.runtime.intra_op_threads, 1, allow_none=True)
+    _at_least("runtime.inter_op_threads", cfg.runtime.inter_op_threads, 1, allow_none=True)
     if cfg.runtime.name == "remote" and not cfg.runtime.workers:
         raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
     t = cfg.training

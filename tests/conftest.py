@@ -15,13 +15,13 @@ def tff_workers_end():
 
     TFF is patched when a collected test module has imported it (no 13 s import otherwise).
     """
-    from fedlm.federated import runtime
+    from fedlm.federated import workers
 
     if "tensorflow_federated" in sys.modules:
-        runtime.patch_worker_start()
+        workers.patch_worker_start()
     yield
-    left = runtime.end_workers()
-    stray = runtime.stray_workers()  # started before or without the patch
+    left = workers.end_workers()
+    stray = workers.stray_workers()  # started before or without the patch
     for pid in stray:
         os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):

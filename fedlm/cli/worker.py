@@ -15,7 +15,7 @@ import socket
 import sys
 
 from fedlm.errors import FedlmError
-from fedlm.federated.runtime import worker_binary_path
+from fedlm.federated.workers import thread_env, worker_command
 
 
 def port_is_free(port: int) -> bool:
@@ -38,14 +38,6 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def worker_command(port: int, max_concurrent_computation_calls: int) -> list[str]:
-    return [
-        str(worker_binary_path()),
-        f"--port={port}",
-        f"--max_concurrent_computation_calls={max_concurrent_computation_calls}",
-    ]
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="fedlm-worker",
@@ -58,6 +50,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=socket.getfqdn(),
         help="name or address other hosts use to reach this one (default: %(default)s); "
         "only printed: the worker listens on all interfaces",
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=1,
+        help="TensorFlow's intra-op threads in the worker (default: %(default)s; 0: TensorFlow's "
+        "own choice)",
+    )
+    parser.add_argument(
+        "--inter-op-threads",
+        type=int,
+        default=2,
+        help="TensorFlow's inter-op threads in the worker (default: %(default)s, the fastest "
+        "measured per 2 cores; 0: TensorFlow's own choice)",
     )
     parser.add_argument(
         "--max-concurrent-computation-calls",
@@ -85,13 +91,23 @@ def serve(args: argparse.Namespace) -> None:
             f"--port={args.port} is already in use on this host (another fedlm-worker?); "
             "choose a free port"
         )
+    for flag in ("intra_op_threads", "inter_op_threads"):
+        if getattr(args, flag) < 0:
+            raise FedlmError(
+                f"--{flag.replace('_', '-')}={getattr(args, flag)} is not allowed: expected an "
+                "integer >= 1, or 0 for TensorFlow's own choice"
+            )
     command = worker_command(args.port, args.max_concurrent_computation_calls)
-    env = dict(os.environ)
+    threads = thread_env(args.intra_op_threads or None, args.inter_op_threads or None)
+    env = {**os.environ, **threads}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    settings = " ".join(
+        f"{k}={env[k]}" for k in ("TF_CPP_MIN_LOG_LEVEL", *sorted(threads)) if k in env
+    )
     print(
         f"fedlm-worker: serving TFF computations on port {args.port}; "
         f"use runtime.workers=[{args.host}:{args.port}]\n"
-        f"fedlm-worker: TF_CPP_MIN_LOG_LEVEL={env['TF_CPP_MIN_LOG_LEVEL']} {shlex.join(command)}",
+        f"fedlm-worker: {settings} {shlex.join(command)}",
         file=sys.stderr,
         flush=True,
     )

@@ -18,7 +18,13 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlm.config import CLIENT_WEIGHTINGS, OPTIMIZER_FIELDS, AlgorithmConfig, OptimizerConfig
+from fedlm.config import (
+    CLIENT_WEIGHTINGS,
+    LOOP_IMPLEMENTATIONS,
+    OPTIMIZER_FIELDS,
+    AlgorithmConfig,
+    OptimizerConfig,
+)
 from fedlm.errors import ConfigError
 
 ModelFn = Callable[[], tff.learning.models.VariableModel]
@@ -125,6 +131,11 @@ def build_learning_process(
     ignore_id: int | None = None,
 ) -> tff.learning.templates.LearningProcess:
     """The process ``algorithm`` names; ``ignore_id`` is the padding target (token weighting)."""
+    if algorithm.loop_implementation not in LOOP_IMPLEMENTATIONS:
+        raise ConfigError(
+            "algorithm.loop_implementation", algorithm.loop_implementation, LOOP_IMPLEMENTATIONS
+        )
+    loop = tff.learning.LoopImplementation[algorithm.loop_implementation.upper()]
     client_opt = build_optimizer(client_optimizer, "client_optimizer")
     server_opt = build_optimizer(server_optimizer, "server_optimizer")
     weighting, weighted_model_fn = client_weighting(algorithm.client_weighting, model_fn, ignore_id)
@@ -134,10 +145,14 @@ def build_learning_process(
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
             client_weighting=weighting,
+            loop_implementation=loop,
         )
     if algorithm.name == "fedavg_unweighted":
         return tff.learning.algorithms.build_unweighted_fed_avg(
-            model_fn, client_optimizer_fn=client_opt, server_optimizer_fn=server_opt
+            model_fn,
+            client_optimizer_fn=client_opt,
+            server_optimizer_fn=server_opt,
+            loop_implementation=loop,
         )
     if algorithm.name == "fedprox":
         return tff.learning.algorithms.build_weighted_fed_prox(
@@ -146,5 +161,6 @@ def build_learning_process(
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
             client_weighting=weighting,
+            loop_implementation=loop,
         )
     raise ConfigError("algorithm.name", algorithm.name, ("fedavg", "fedavg_unweighted", "fedprox"))

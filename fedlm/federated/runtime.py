@@ -1,48 +1,54 @@
-"""TFF execution contexts whose worker processes always end.
+"""TFF execution contexts, installed for a block of code and ended with everything they started.
 
-TFF 0.87's local runtime starts ``tensorflow_federated/data/worker_binary`` at the first computation
-and has no public way to stop it: the worker outlives Python on every exit path and keeps its
-stdout and stderr open, which hangs anything that reads the output to its end (a CI runner,
-``| tee``). fedlm therefore
+``runtime.name: local``
+    fedlm starts ``runtime.local_workers`` TFF workers (``tensorflow_federated/data/worker_binary``)
+    on this host, each with TensorFlow's thread pools sized by ``runtime.intra_op_threads`` and
+    ``runtime.inter_op_threads``, and ends them with the block. One worker runs whole computations,
+    as TFF's own local runtime does; several run a round's clients side by side (below).
+``runtime.name: remote``
+    The same side-by-side split over TFF worker services on other processes or hosts
+    (``fedlm-worker``), one share of the clients per worker.
 
-- patches the one place where TFF starts the worker (:func:`patch_worker_start`): the worker gets
-  a parent-death signal, real file descriptors and quiet logs, and fedlm records it;
-- scopes every context it installs (:func:`execution_context`): on exit it drops TFF's context and
-  ends the workers started inside, whether the block ended normally, by an exception or by Ctrl-C;
-- turns SIGTERM and SIGHUP into a normal exit (:func:`install_signal_handlers`), so ``finally``
-  blocks run.
+Threads. A round's clients already run concurrently inside one worker, on its inter-op threads.
+Measured on 2 cores (README, Performance): one intra-op and two inter-op threads per worker
+train a round about a third faster than TensorFlow's default sizes; with a single inter-op thread
+TFF's worker runs a batch about 2.4 times slower than a plain ``tf.function`` does on one thread,
+so single-threaded workers side by side lose. ``local_workers: auto`` is therefore one worker per
+two usable cores.
 
-``runtime.name: remote`` runs the clients of each round on TFF worker services on other processes
-or hosts (``fedlm-worker``), split into one subround per worker by TFF's mergeable-computation
-context. TensorFlow Federated is imported lazily, so ``fedlm-worker`` starts without it.
+Side by side. TFF's mergeable-computation context splits a computation's clients into one share
+per worker at its one aggregation step and merges the partial aggregates. On its own it runs the
+shares one after the other: TFF's ``RemoteExecutor`` makes blocking gRPC calls inside its
+coroutines, and all the worker contexts share one event loop, so each call holds the loop until
+its worker is done. Here every worker's context runs on an event loop in a thread of its own
+(:class:`_OwnLoop`), so the blocking calls of different workers overlap (gRPC releases the GIL).
+TFF splits the clients in list order (the first ``ceil(n / workers)`` to the first worker, and
+so on); :meth:`Runtime.order` arranges a round's clients so that the shares take about equally
+long. Computations without per-client arguments, and those that cannot be split (more than one
+aggregation step, or per-client results), run whole on the first worker; fedlm says so once for
+the latter.
+
+Every worker started inside :func:`execution_context` is ended when it exits, on every exit path
+(fedlm/federated/workers.py). TensorFlow Federated is imported lazily, so ``fedlm-worker`` starts
+without it.
 """
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import contextlib
-import ctypes
 import gc
-import importlib.util
-import inspect
+import heapq
+import math
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import weakref
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from fedlm.config import RUNTIMES, RuntimeConfig
 from fedlm.errors import ConfigError, FedlmError
-
-# The TFF release whose private worker start (executor_stacks/executor_factory.py) the patch was
-# written against, and the call it replaces. Re-check both on any TFF upgrade.
-TFF_VERSION = "0.87.0"
-TFF_WORKER_START = "subprocess.Popen(args, stdout=stdout, stderr=stderr)"
-_TFF_MODULE = "tensorflow_federated.python.core.impl.executor_stacks.executor_factory"
+from fedlm.federated import workers as worker_processes
 
 # TFF's own limits for its gRPC channels to workers (executor_factory.py).
 _GRPC_MAX_MESSAGE_BYTES = 2 * 1000 * 1000 * 1000
@@ -51,227 +57,187 @@ _GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
 ]
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-_workers: list[WorkerProcess] = []
-_workers_lock = threading.Lock()
-# Threads of TFF contexts that execution_context has closed: TFF must not start workers there.
-_closed_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+# How long fedlm waits for the local workers it starts to answer (a loaded machine is slow).
+LOCAL_START_TIMEOUT = 120.0
 
 
-def worker_binary_path() -> Path:
-    """TFF's C++ worker, found without importing TensorFlow Federated."""
-    spec = importlib.util.find_spec("tensorflow_federated")
-    if spec is None or not spec.submodule_search_locations:
-        raise FedlmError("tensorflow_federated is not installed: no TFF worker_binary to run")
-    path = Path(spec.submodule_search_locations[0]) / "data" / "worker_binary"
-    if not path.is_file():
-        raise FedlmError(f"TFF's worker binary is missing: expected {path}")
-    return path
-
-
-def _parent_death_signal(parent_pid: int):
-    def set_signal() -> None:  # runs in the child between fork and exec
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return set_signal
-
-
-def _real_fd(stream: object, fd: int) -> object:
-    """``stream`` if it has a file descriptor, else inherit ``fd`` (or DEVNULL if it is closed)."""
-    if stream is None or isinstance(stream, int):
-        return stream
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under taskset or SLURM)."""
     try:
-        stream.fileno()  # pytest's capsys and notebooks give streams without one
-        return stream
-    except (AttributeError, OSError, ValueError):
-        pass
-    try:
-        os.fstat(fd)
-        return None
-    except OSError:
-        return subprocess.DEVNULL
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
-class WorkerProcess(subprocess.Popen):
-    """A ``Popen`` that dies with the thread that started it, and that fedlm records.
+def local_workers(cfg: RuntimeConfig) -> int:
+    """The number of local workers ``runtime.local_workers`` asks for (``auto``: one per two
+    usable cores, at least one)."""
+    value = cfg.local_workers
+    if value == "auto":
+        return max(1, usable_cores() // 2)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError("runtime.local_workers", value, "'auto' or an integer >= 1")
+    return value
 
-    The child gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: Linux kills it when the *thread* that
-    forked it ends (for TFF's worker, the context's asyncio thread), including when the whole
-    Python process is killed. stdout/stderr objects without a file descriptor are replaced by
-    the process's own fds 1 and 2, and ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (errors only).
+
+def subround_sizes(num_clients: int, subrounds: int) -> list[int]:
+    """How many of ``num_clients`` clients each subround gets, as TFF's mergeable context splits
+    them: ``ceil(remaining clients / remaining subrounds)`` each, in list order."""
+    sizes = []
+    remaining = num_clients
+    for left in range(subrounds, 0, -1):
+        if remaining <= 0:
+            break
+        take = math.ceil(remaining / left)
+        sizes.append(take)
+        remaining -= take
+    return sizes
+
+
+def balanced_order(work: Sequence[float], subrounds: int) -> list[int]:
+    """An order of clients (indices into ``work``) whose split into subrounds is balanced.
+
+    TFF gives each subround a fixed number of consecutive clients (:func:`subround_sizes`);
+    within those counts, clients are placed largest first on the subround with the least work
+    so far (longest-processing-time first). The order within a subround keeps the clients'
+    original order, so one subround gives the original order.
     """
-
-    def __init__(self, args, *, stdout=None, stderr=None, env=None, **kwargs):
-        env = dict(os.environ if env is None else env)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        super().__init__(
-            args,
-            stdout=_real_fd(stdout, 1),
-            stderr=_real_fd(stderr, 2),
-            env=env,
-            preexec_fn=_parent_death_signal(os.getpid()),
-            **kwargs,
-        )
-        self.started_by = threading.current_thread()
-        with _workers_lock:
-            _workers.append(self)
-
-
-class _PopenForTff:
-    """``subprocess.Popen`` as TFF's executor-factory module sees it."""
-
-    def __call__(self, args, **kwargs) -> WorkerProcess:
-        # TFF retries a failed call by restarting its worker; after Ctrl-C that would bring back
-        # the worker execution_context has just ended, running an abandoned computation.
-        if threading.current_thread() in _closed_threads:
-            raise FedlmError(
-                "TFF tried to restart its worker after fedlm's execution_context ended"
-            )
-        return WorkerProcess(args, **kwargs)
-
-    def __instancecheck__(self, obj: object) -> bool:
-        # TFF's ServiceManager.__del__ sends SIGINT to `self._process.pid` if
-        # `isinstance(self._process, subprocess.Popen)`, possibly long after fedlm has ended and
-        # reaped that worker, when the pid may belong to another process. For TFF, a worker is a
-        # Popen only until it has been reaped.
-        return isinstance(obj, subprocess.Popen) and obj.returncode is None
-
-    def __getitem__(self, item: object) -> object:  # TFF's annotation `subprocess.Popen[bytes]`
-        return subprocess.Popen[item]
+    sizes = subround_sizes(len(work), subrounds)
+    if len(sizes) <= 1:
+        return list(range(len(work)))
+    shares: list[list[int]] = [[] for _ in sizes]
+    heap = [(0.0, k) for k in range(len(sizes))]  # (work so far, subround)
+    for i in sorted(range(len(work)), key=lambda i: (-work[i], i)):
+        full = []
+        load, k = heapq.heappop(heap)
+        while len(shares[k]) == sizes[k]:
+            full.append((load, k))
+            load, k = heapq.heappop(heap)
+        shares[k].append(i)
+        heapq.heappush(heap, (load + work[i], k))
+        for item in full:
+            heapq.heappush(heap, item)
+    return [i for share in shares for i in sorted(share)]
 
 
-class _SubprocessForTff:
-    """Stands in for the ``subprocess`` module inside TFF's executor-factory module."""
+@dataclass(frozen=True)
+class Runtime:
+    """What the round loop may ask of the installed runtime."""
 
-    Popen = _PopenForTff()
+    name: str = "local"
+    workers: int = 1  # workers a computation's clients are split over (1: not split)
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(subprocess, name)
-
-
-_SUBPROCESS_FOR_TFF = _SubprocessForTff()
-
-
-def check_worker_start(version: str, source: str) -> None:
-    """Raise :class:`FedlmError` unless ``source`` is TFF 0.87's worker start that fedlm patches."""
-    if version != TFF_VERSION or TFF_WORKER_START not in source:
-        found = "the call is missing" if TFF_WORKER_START not in source else "the call is there"
-        raise FedlmError(
-            f"fedlm patches how TFF {TFF_VERSION} starts its worker_binary (`{TFF_WORKER_START}` "
-            f"in {_TFF_MODULE}), but TFF {version} is installed and {found}. Re-check that "
-            "module's start_process and update fedlm/federated/runtime.py (TFF_VERSION), or "
-            f"install tensorflow-federated=={TFF_VERSION}."
-        )
+    def order(self, work: Sequence[float]) -> list[int]:
+        """The order to pass a round's clients in, given each one's work (e.g. its batches)."""
+        return balanced_order(work, self.workers)
 
 
-def patch_worker_start() -> None:
-    """Make TFF start its local worker as a :class:`WorkerProcess`; idempotent.
+class _OwnLoop:
+    """An async TFF context whose invocations run on an event loop in a thread of its own."""
 
-    Replaces the module-level ``subprocess`` name of TFF's private executor-factory module, the
-    only caller of ``Popen`` in TFF's local runtime. Applies to every local C++ context, also
-    those created before the patch, as long as their worker has not started yet.
-    """
+    def __init__(self, context, name: str):
+        self._context = context
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    async def invoke(self, comp, arg):
+        future = asyncio.run_coroutine_threadsafe(self._context.invoke(comp, arg), self._loop)
+        return await asyncio.wrap_future(future)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel what still runs here (e.g. TFF retrying a stopped worker) and end the thread."""
+
+        def cancel_all() -> None:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.call_soon(self._loop.stop)
+
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(cancel_all)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+def _own_loop_context(context, name: str):
+    """``_OwnLoop`` as a ``tff.framework.AsyncContext`` (TFF type-checks its contexts)."""
     import tensorflow_federated as tff
 
-    module = sys.modules.get(_TFF_MODULE) or importlib.import_module(_TFF_MODULE)
-    if module.subprocess is _SUBPROCESS_FOR_TFF:
-        return
-    check_worker_start(tff.__version__, inspect.getsource(module.local_cpp_executor_factory))
-    if module.subprocess is not subprocess:
-        raise FedlmError(f"{_TFF_MODULE}.subprocess was already replaced by {module.subprocess!r}")
-    module.subprocess = _SUBPROCESS_FOR_TFF
-    atexit.register(_at_exit)
+    class OwnLoopContext(_OwnLoop, tff.framework.AsyncContext):
+        pass
+
+    return OwnLoopContext(context, name)
 
 
-def running_workers() -> list[int]:
-    """Pids of the recorded workers that are still running."""
-    with _workers_lock:
-        return [p.pid for p in _workers if p.poll() is None]
+def _per_client(type_spec) -> bool:
+    import tensorflow_federated as tff
+
+    return (
+        isinstance(type_spec, tff.FederatedType)
+        and type_spec.placement is tff.CLIENTS
+        and not type_spec.all_equal
+    )
 
 
-def _end(processes: list[WorkerProcess], timeout: float) -> list[int]:
-    """Terminate, then kill, and reap ``processes``; return the pids that were still running."""
-    running = [p for p in processes if p.poll() is None]
-    for p in running:
-        with contextlib.suppress(ProcessLookupError):
-            p.terminate()
-    deadline = time.monotonic() + timeout
-    for p in running:
-        try:
-            p.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    with _workers_lock:
-        _workers[:] = [p for p in _workers if p.returncode is None]
-    return [p.pid for p in running]
+def _takes_client_values(comp) -> bool:
+    """Whether ``comp`` has per-client arguments to split (else there is nothing to share)."""
+    import tensorflow_federated as tff
+
+    parameter = getattr(comp.type_signature, "parameter", None)
+    return parameter is not None and tff.types.contains(parameter, _per_client)
 
 
-def end_workers(timeout: float = 5.0) -> list[int]:
-    """End every recorded worker still running (SIGTERM, SIGKILL after ``timeout`` s).
+def _compile_for_subrounds(comp):
+    """TFF's mergeable form of ``comp``; :class:`FedlmError` if it cannot be split faithfully."""
+    import tensorflow_federated as tff
 
-    Returns their pids. Also run at exit (``atexit``, registered by :func:`patch_worker_start`).
-    """
-    with _workers_lock:
-        processes = list(_workers)
-    return _end(processes, timeout)
-
-
-def _at_exit() -> None:
-    from tensorflow_federated.python.core.impl.context_stack import runtime_error_context
-
-    # Drop the context TFF installs at import while Python still works: deleted during
-    # interpreter teardown, its ServiceManager.__del__ fails with "Exception ignored in ...".
-    if threading.current_thread() is threading.main_thread():
-        import tensorflow_federated as tff
-
-        tff.framework.get_context_stack().set_default_context(
-            runtime_error_context.RuntimeErrorContext()
-        )
-        gc.collect()
-    end_workers()
+    # TFF 0.87 joins the subrounds' client values in the order the subrounds finish.
+    if tff.types.contains(comp.type_signature.result, _per_client):
+        raise FedlmError(f"it returns per-client values ({comp.type_signature.result})")
+    try:
+        return tff.backends.native.compile_to_mergeable_comp_form(comp)
+    except (ValueError, TypeError) as error:
+        raise FedlmError(
+            f"it has more than the one aggregation step that the split needs ({error})"
+        ) from error
 
 
-def stray_workers() -> list[int]:
-    """Pids of running ``worker_binary`` children of this process that fedlm did not record."""
-    recorded = set(running_workers())
-    stray = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        pid, rest = text.split(" ", 1)
-        comm, fields = rest.rsplit(")", 1)
-        state, ppid = fields.split()[:2]
-        mine = comm == "(worker_binary" and int(ppid) == os.getpid() and state != "Z"
-        if mine and int(pid) not in recorded:
-            stray.append(int(pid))
-    return stray
+def _sync_context_class():
+    import tensorflow_federated as tff
 
+    class SubroundContext(tff.framework.SyncContext):
+        """TFF's mergeable-computation context over contexts on their own loops; what it cannot
+        split runs whole in ``whole``."""
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    # A second signal of the same kind ends the process at once (the default action).
-    signal.signal(signum, signal.SIG_DFL)
-    raise SystemExit(128 + signum)
+        def __init__(self, async_contexts, whole, say: Callable[[str], None]):
+            self._forms: dict[object, object] = {}
+            self._mergeable = tff.framework.MergeableCompExecutionContext(
+                async_contexts, compiler_fn=self._forms.__getitem__
+            )
+            self._whole = whole
+            self._say = say
 
+        def _form(self, comp):
+            """The mergeable form of ``comp``, or None to run it whole on the first worker."""
+            if comp not in self._forms:
+                self._forms[comp] = None
+                if _takes_client_values(comp):
+                    try:
+                        self._forms[comp] = _compile_for_subrounds(comp)
+                    except FedlmError as why:
+                        self._say(
+                            f"runtime: a computation ({comp.type_signature}) cannot be split "
+                            f"over the workers because {why}; it runs whole on the first one"
+                        )
+            return self._forms[comp]
 
-def install_signal_handlers() -> None:
-    """Turn SIGTERM and SIGHUP into ``SystemExit(128 + signum)`` so ``finally`` blocks run.
+        def invoke(self, comp, arg=None):
+            if self._form(comp) is None:
+                return self._whole.invoke(comp, arg)
+            return self._mergeable.invoke(comp, arg)
 
-    Only from the main thread, and only for signals that still have their default action (a
-    launcher's own handler, e.g. submitit's, is left alone). SIGINT already raises
-    ``KeyboardInterrupt``.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _exit_on_signal)
+    return SubroundContext
 
 
 def _check_address(address: str) -> None:
@@ -280,32 +246,37 @@ def _check_address(address: str) -> None:
         raise ConfigError("runtime.workers", address, "host:port, e.g. 'node1:8000'")
 
 
-def _remote_contexts(workers: list[str], timeout: float):
-    """One async TFF context per worker service, after checking that each one answers."""
+def _connect(addresses: Sequence[str], timeout: float, hint: str, alive=None):
+    """gRPC channels to TFF worker services, after checking that each one answers."""
     import grpc
-    import tensorflow_federated as tff
 
-    for address in workers:
-        _check_address(address)
     # Channels are never closed, only dropped: closing one races with gRPC's connectivity-polling
     # thread ("ValueError: Cannot invoke RPC: Channel closed!" from that thread).
-    channels = [grpc.insecure_channel(address, _GRPC_OPTIONS) for address in workers]
+    channels = [grpc.insecure_channel(address, _GRPC_OPTIONS) for address in addresses]
     ready = [grpc.channel_ready_future(channel) for channel in channels]
     unreachable = []
     deadline = time.monotonic() + timeout
-    for address, future in zip(workers, ready, strict=True):
-        try:
-            future.result(max(0.1, deadline - time.monotonic()))
-        except grpc.FutureTimeoutError:
-            unreachable.append(address)
+    for address, future in zip(addresses, ready, strict=True):
+        while True:
+            try:
+                future.result(min(1.0, max(0.1, deadline - time.monotonic())))
+                break
+            except grpc.FutureTimeoutError:
+                if time.monotonic() >= deadline or (alive is not None and not alive(address)):
+                    unreachable.append(address)
+                    break
     if unreachable:
         for future in ready:
             future.cancel()
         raise FedlmError(
-            f"runtime.workers: no TFF worker answered at {', '.join(unreachable)} within "
-            f"{timeout:g} s; start one on each host with `fedlm-worker --port PORT` "
-            "and check that the port is reachable from here"
+            f"no TFF worker answered at {', '.join(unreachable)} within {timeout:g} s; {hint}"
         )
+    return channels
+
+
+def _worker_contexts(channels):
+    """One async TFF context per worker channel, and a function that disposes their executors."""
+    import tensorflow_federated as tff
 
     executors = []
 
@@ -333,42 +304,66 @@ def _remote_contexts(workers: list[str], timeout: float):
     return [context_for(channel) for channel in channels], dispose
 
 
-def _compile_for_remote(comp):
-    """TFF's mergeable form of ``comp``, refusing what the remote runtime would get wrong."""
+def _whole_context(channel):
+    """A synchronous TFF context that runs whole computations on one worker."""
     import tensorflow_federated as tff
 
-    def per_client(type_spec) -> bool:
-        return (
-            isinstance(type_spec, tff.FederatedType)
-            and type_spec.placement is tff.CLIENTS
-            and not type_spec.all_equal
-        )
+    (context,), _ = _worker_contexts([channel])
+    return tff.framework.SyncExecutionContext(
+        executor_fn=context.executor_factory,
+        compiler_fn=tff.backends.native.desugar_and_transform_to_native,
+        transform_args=tff.tensorflow.transform_args,
+        transform_result=tff.tensorflow.transform_result,
+    )
 
-    # TFF 0.87 joins the subrounds' client values in the order the subrounds finish.
-    if tff.types.contains(comp.type_signature.result, per_client):
-        raise FedlmError(
-            f"runtime 'remote' cannot return per-client values in client order (result type "
-            f"{comp.type_signature.result}); use runtime 'local' for this computation"
+
+def _local_channels(cfg: RuntimeConfig):
+    """Start the local workers ``cfg`` asks for; gRPC channels to them once all of them answer."""
+    addresses, processes = [], {}
+    for _ in range(local_workers(cfg)):
+        process, port = worker_processes.start_local_worker(
+            cfg.intra_op_threads, cfg.inter_op_threads, cfg.max_concurrent_computation_calls
         )
-    try:
-        return tff.backends.native.compile_to_mergeable_comp_form(comp)
-    except ValueError as error:
-        raise FedlmError(
-            "runtime 'remote' splits a computation into subrounds at its one aggregation step "
-            f"(TFF's mergeable form), which this one does not allow ({error}); use runtime 'local'"
-        ) from error
+        addresses.append(f"localhost:{port}")
+        processes[addresses[-1]] = process
+    return _connect(
+        addresses,
+        LOCAL_START_TIMEOUT,
+        "fedlm started these workers itself: see their error output above",
+        alive=lambda address: processes[address].poll() is None,
+    )
+
+
+def _remote_channels(cfg: RuntimeConfig, timeout: float):
+    if not cfg.workers:
+        raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
+    if cfg.max_concurrent_computation_calls != -1:
+        raise ConfigError(
+            "runtime.max_concurrent_computation_calls",
+            cfg.max_concurrent_computation_calls,
+            "-1 with runtime 'remote' (set the cap on each worker: "
+            "fedlm-worker --max-concurrent-computation-calls N)",
+        )
+    for address in cfg.workers:
+        _check_address(address)
+    return _connect(
+        list(cfg.workers),
+        timeout,
+        "start one on each host with `fedlm-worker --port PORT` "
+        "and check that the port is reachable from here",
+    )
 
 
 @contextlib.contextmanager
-def execution_context(cfg: RuntimeConfig, connect_timeout: float = 10.0) -> Iterator[None]:
+def execution_context(
+    cfg: RuntimeConfig,
+    connect_timeout: float = 10.0,
+    say: Callable[[str], None] = print,
+) -> Iterator[Runtime]:
     """Install TFF's execution context for ``cfg`` in this thread; end what it started on exit.
 
-    ``local``: TFF's synchronous local C++ context (one worker_binary child, started at the
-    first computation). ``remote``: TFF's mergeable-computation context over the worker services
-    at ``cfg.workers``; each computation (e.g. a learning process's ``next``) runs its clients in
-    one subround per worker and merges the partial aggregates. Unreachable workers raise
-    :class:`FedlmError` before anything runs, and so do computations the split cannot run
-    faithfully (per-client results, one aggregation depending on another).
+    Yields the :class:`Runtime`, whose ``order`` arranges a round's clients for the split.
+    Unreachable workers raise :class:`FedlmError` before anything runs.
 
     On exit (normal, exception, KeyboardInterrupt, SystemExit) the previous context is back and
     every worker started inside has been ended and reaped. Entering again gives a fresh context.
@@ -376,50 +371,37 @@ def execution_context(cfg: RuntimeConfig, connect_timeout: float = 10.0) -> Iter
     """
     import tensorflow_federated as tff
 
-    patch_worker_start()
-    with _workers_lock:
-        before = set(_workers)
-    dispose = None
-    if cfg.name == "local":
-        context = tff.backends.native.create_sync_local_cpp_execution_context(
-            max_concurrent_computation_calls=cfg.max_concurrent_computation_calls
-        )
-    elif cfg.name == "remote":
-        if not cfg.workers:
-            raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
-        if cfg.max_concurrent_computation_calls != -1:
-            raise ConfigError(
-                "runtime.max_concurrent_computation_calls",
-                cfg.max_concurrent_computation_calls,
-                "-1 with runtime 'remote' (set the cap on each worker: "
-                "fedlm-worker --max-concurrent-computation-calls N)",
-            )
-        async_contexts, dispose = _remote_contexts(list(cfg.workers), connect_timeout)
-        context = tff.framework.MergeableCompExecutionContext(
-            async_contexts, compiler_fn=_compile_for_remote
-        )
-        del async_contexts
-    else:
+    if cfg.name not in RUNTIMES:
         raise ConfigError("runtime.name", cfg.name, RUNTIMES)
-
-    def started_here() -> list[WorkerProcess]:
-        with _workers_lock:
-            return [p for p in _workers if p not in before]
-
+    worker_processes.patch_worker_start()
+    before = worker_processes.recorded()
+    dispose = None
+    loops: list[_OwnLoop] = []
     finished = False
     try:
+        if cfg.name == "local":
+            channels = _local_channels(cfg)
+        else:
+            channels = _remote_channels(cfg, connect_timeout)
+        whole = _whole_context(channels[0])
+        if len(channels) == 1:
+            context = whole
+        else:
+            async_contexts, dispose = _worker_contexts(channels)
+            loops = [
+                _own_loop_context(c, f"fedlm-worker-{i}") for i, c in enumerate(async_contexts)
+            ]
+            context = _sync_context_class()(loops, whole, say)
         with tff.framework.get_context_stack().install(context):
-            yield
+            yield Runtime(cfg.name, len(channels))
         finished = True
     finally:
         # Workers first, so that a computation still in flight (Ctrl-C) fails at once.
-        for process in started_here():
-            _closed_threads.add(process.started_by)
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
-        if dispose is not None and finished:  # a subround may still run on a worker
+        worker_processes.stop(worker_processes.started_since(before))
+        if dispose is not None and finished:  # a share may still run on a remote worker
             dispose()
-        del context  # TFF's ServiceManager.__del__ stops the worker if nothing else holds it
+        for loop in loops:
+            loop.close()
+        context = whole = loops = None
         gc.collect()
-        _end(started_here(), timeout=5.0)
+        worker_processes.end(worker_processes.started_since(before), timeout=5.0)

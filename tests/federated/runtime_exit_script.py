@@ -1,9 +1,10 @@
 """Run a federated sum under fedlm's execution_context, then leave it one way (test_runtime.py).
 
-usage: python runtime_exit_script.py MODE PID_FILE
+usage: python runtime_exit_script.py MODE PID_FILE [LOCAL_WORKERS]
 MODE: normal | exception | wait (sleep until the test signals this process) |
       busy (start a computation that never ends and wait in it for the test's signal).
-The worker's pid is written to PID_FILE once the first computation has run.
+LOCAL_WORKERS: runtime.local_workers (default 1: TFF's own local runtime).
+The workers' pids are written to PID_FILE, one a line, once the first computation has run.
 """
 
 import os
@@ -16,7 +17,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlm.config import RuntimeConfig
-from fedlm.federated import runtime
+from fedlm.federated import runtime, workers
 
 
 @tff.federated_computation(tff.FederatedType(np.int32, tff.CLIENTS))
@@ -29,18 +30,20 @@ def spin():
     return tf.while_loop(lambda i: i >= 0, lambda i: i + 1, [tf.constant(0, tf.int64)])
 
 
-def main(mode: str, pid_file: str) -> None:
+def main(mode: str, pid_file: str, local_workers: str = "1") -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
-    runtime.install_signal_handlers()
-    with runtime.execution_context(RuntimeConfig()):
+    workers.install_signal_handlers()
+    with runtime.execution_context(RuntimeConfig(local_workers=int(local_workers))):
         result = total([1, 2, 3])
         if result != 6:
             sys.exit(f"federated sum gave {result}, expected 6")
-        (worker,) = runtime.running_workers()
+        pids = workers.running_workers()
+        if len(pids) != int(local_workers):
+            sys.exit(f"{len(pids)} workers running, expected {local_workers}")
         with open(pid_file + ".tmp", "w") as f:
-            f.write(str(worker))
+            f.write("\n".join(map(str, pids)))
         os.replace(pid_file + ".tmp", pid_file)
-        print(f"worker {worker}", flush=True)
+        print(" ".join(f"worker {pid}" for pid in pids), flush=True)
         if mode == "exception":
             raise RuntimeError("raised inside execution_context")
         if mode == "wait":

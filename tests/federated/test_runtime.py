@@ -1,4 +1,5 @@
-"""fedlm's TFF runtime: workers end on every exit path; the remote runtime matches the local one."""
+"""fedlm's TFF runtime: workers end on every exit path; clients split over workers side by side
+give the results of one worker."""
 
 import contextlib
 import importlib
@@ -10,7 +11,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import tensorflow_federated as tff
 
 from fedlm.config import RuntimeConfig
 from fedlm.errors import ConfigError, FedlmError
-from fedlm.federated import runtime
+from fedlm.federated import runtime, workers
 
 SCRIPT = Path(__file__).with_name("runtime_exit_script.py")
 FEDLM_WORKER = str(Path(sys.executable).with_name("fedlm-worker"))
@@ -72,6 +73,9 @@ EXITS = {
     "sigterm": ("wait", signal.SIGTERM, 128 + signal.SIGTERM),
     "sigkill": ("wait", signal.SIGKILL, -signal.SIGKILL),
 }
+# TFF's own local runtime (one worker it starts) and fedlm's side-by-side one (workers it starts).
+LOCAL_WORKERS = (1, 2)
+CASES = [(name, n) for n in LOCAL_WORKERS for name in EXITS]
 
 
 @dataclass
@@ -79,10 +83,10 @@ class Exit:
     returncode: int | None = None
     stdout: str = ""
     stderr: str = ""
-    worker: int | None = None
+    workers: list[int] = field(default_factory=list)
     output_closed: bool = False  # reading stdout and stderr reached EOF
     seconds_to_eof: float | None = None  # from the signal (or the pid file) to EOF
-    worker_gone: bool = False
+    workers_gone: bool = False
 
 
 def _read_to_eof(proc: subprocess.Popen) -> tuple[str, str, float]:
@@ -91,68 +95,74 @@ def _read_to_eof(proc: subprocess.Popen) -> tuple[str, str, float]:
 
 
 @pytest.fixture(scope="module")
-def exits(tmp_path_factory) -> dict[str, Exit]:
-    """All exit paths at once (each process pays TensorFlow's ~13 s import)."""
+def exits(tmp_path_factory) -> dict[tuple[str, int], Exit]:
+    """All exit paths of both runtimes at once (each process pays TensorFlow's ~13 s import)."""
     folder = tmp_path_factory.mktemp("exits")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs, pid_files, outputs, left_at = {}, {}, {}, {}
-    results = {name: Exit() for name in EXITS}
-    with ThreadPoolExecutor(len(EXITS)) as pool:
+    results = {case: Exit() for case in CASES}
+    with ThreadPoolExecutor(len(CASES)) as pool:
         try:
-            for name, (mode, _, _) in EXITS.items():
-                pid_files[name] = folder / f"{name}.pid"
-                procs[name] = subprocess.Popen(
-                    [sys.executable, str(SCRIPT), mode, str(pid_files[name])],
+            for case in CASES:
+                name, n = case
+                pid_files[case] = folder / f"{name}-{n}.pid"
+                procs[case] = subprocess.Popen(
+                    [sys.executable, str(SCRIPT), EXITS[name][0], str(pid_files[case]), str(n)],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,
                     env=env,
                 )
                 # Drained from the start, so that a full pipe never blocks the script.
-                outputs[name] = pool.submit(_read_to_eof, procs[name])
-            # Generous: five TensorFlow imports on a loaded 2-core machine took over 150 s.
+                outputs[case] = pool.submit(_read_to_eof, procs[case])
+            # Generous: ten TensorFlow imports on a loaded 2-core machine take minutes.
             deadline = time.monotonic() + 600
-            for name, (_, signum, _) in EXITS.items():
-                while not pid_files[name].exists() and procs[name].poll() is None:
+            for case in CASES:
+                signum = EXITS[case[0]][1]
+                while not pid_files[case].exists() and procs[case].poll() is None:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.1)
-                if pid_files[name].exists():
-                    results[name].worker = int(pid_files[name].read_text())
-                left_at[name] = time.monotonic()
-                if signum is not None and procs[name].poll() is None:
+                if pid_files[case].exists():
+                    results[case].workers = [int(p) for p in pid_files[case].read_text().split()]
+                left_at[case] = time.monotonic()
+                if signum is not None and procs[case].poll() is None:
                     time.sleep(1.0)  # into the sleep, or into the endless computation
-                    left_at[name] = time.monotonic()
-                    procs[name].send_signal(signum)
-            for name, result in results.items():
+                    left_at[case] = time.monotonic()
+                    procs[case].send_signal(signum)
+            for case, result in results.items():
                 try:
-                    result.stdout, result.stderr, eof_at = outputs[name].result(timeout=120)
+                    result.stdout, result.stderr, eof_at = outputs[case].result(timeout=120)
                     result.output_closed = True
-                    result.seconds_to_eof = max(0.0, eof_at - left_at[name])
+                    result.seconds_to_eof = max(0.0, eof_at - left_at[case])
                 except FutureTimeout:
                     pass
-                result.returncode = procs[name].poll()
-                result.worker_gone = result.worker is not None and wait_until_gone(result.worker)
+                result.returncode = procs[case].poll()
+                result.workers_gone = bool(result.workers) and all(
+                    wait_until_gone(pid) for pid in result.workers
+                )
         finally:
-            for name, proc in procs.items():
+            for case, proc in procs.items():
                 if proc.poll() is None:
                     proc.kill()
-                pid = results[name].worker
-                if pid is not None and worker_alive(pid):
-                    os.kill(pid, signal.SIGKILL)  # a leak this test found; do not keep it
-    for name, result in results.items():  # shown with pytest -s
-        print(f"{name}: exit status {result.returncode}, EOF after {result.seconds_to_eof} s")
+                for pid in results[case].workers:
+                    if worker_alive(pid):
+                        os.kill(pid, signal.SIGKILL)  # a leak this test found; do not keep it
+    for case, result in results.items():  # shown with pytest -s
+        print(f"{case}: exit status {result.returncode}, EOF after {result.seconds_to_eof} s")
     return results
 
 
-@pytest.mark.parametrize("name", EXITS)
-def test_worker_ends_and_output_closes_on_every_exit_path(exits, name):
-    result = exits[name]
-    assert result.worker is not None, f"no worker pid written:\n{result.stderr[-3000:]}"
+@pytest.mark.parametrize("name, local_workers", CASES)
+def test_workers_end_and_output_closes_on_every_exit_path(exits, name, local_workers):
+    result = exits[(name, local_workers)]
+    assert result.workers, f"no worker pids written:\n{result.stderr[-3000:]}"
+    assert len(result.workers) == local_workers
     assert result.output_closed, "reading stdout/stderr to EOF hung: something kept them open"
-    assert result.worker_gone, f"worker {result.worker} still running after the {name} exit"
+    assert result.workers_gone, f"workers {result.workers} still running after the {name} exit"
     assert result.returncode == EXITS[name][2], result.stderr[-3000:]
-    assert f"worker {result.worker}" in result.stdout
+    for pid in result.workers:
+        assert f"worker {pid}" in result.stdout
     expected_in_stderr = {
         "exception": ["RuntimeError: raised inside execution_context"],
         "sigint": ["    spin()\n", "KeyboardInterrupt"],  # inside the endless computation
@@ -161,30 +171,34 @@ def test_worker_ends_and_output_closes_on_every_exit_path(exits, name):
         assert text in result.stderr
 
 
-def test_enter_and_exit_again_gives_a_fresh_context_and_leaves_no_worker():
-    workers = []
+@pytest.mark.parametrize("local_workers", LOCAL_WORKERS)
+def test_enter_and_exit_again_gives_a_fresh_context_and_leaves_no_worker(local_workers):
+    started = []
     for leave_by_exception in (False, True, False):
-        before = set(runtime.running_workers())
+        before = set(workers.running_workers())
         expect = pytest.raises(RuntimeError) if leave_by_exception else contextlib.nullcontext()
-        with expect, runtime.execution_context(RuntimeConfig()):
+        cfg = RuntimeConfig(local_workers=local_workers)
+        with expect, runtime.execution_context(cfg) as rt:
+            assert rt.workers == local_workers
             assert total([1, 2, 3]) == 6
-            (worker,) = set(runtime.running_workers()) - before
-            workers.append(worker)
+            new = set(workers.running_workers()) - before
+            assert len(new) == local_workers
+            started.append(new)
             if leave_by_exception:
                 raise RuntimeError("leave the context")
-        assert not worker_alive(worker)
-    assert len(set(workers)) == 3
+        assert not any(worker_alive(pid) for pid in new)
+    assert len(set().union(*started)) == 3 * local_workers
 
 
 def test_patch_is_in_place_idempotent_and_refuses_other_tff_versions():
-    runtime.patch_worker_start()
-    runtime.patch_worker_start()
-    module = importlib.import_module(runtime._TFF_MODULE)
-    assert isinstance(module.subprocess.Popen, runtime._PopenForTff)
+    workers.patch_worker_start()
+    workers.patch_worker_start()
+    module = importlib.import_module(workers._TFF_MODULE)
+    assert isinstance(module.subprocess.Popen, workers._PopenForTff)
     with pytest.raises(FedlmError, match=r"0\.87\.0.*TFF 0\.88\.0 is installed"):
-        runtime.check_worker_start("0.88.0", runtime.TFF_WORKER_START)
+        workers.check_worker_start("0.88.0", workers.TFF_WORKER_START)
     with pytest.raises(FedlmError, match="the call is missing"):
-        runtime.check_worker_start(runtime.TFF_VERSION, "subprocess.run(args)")
+        workers.check_worker_start(workers.TFF_VERSION, "subprocess.run(args)")
 
 
 def test_unreachable_or_malformed_workers_are_named():
@@ -230,42 +244,153 @@ def _one_round(process, client_data):
     return process.get_model_weights(result.state).trainable, result.metrics
 
 
-def test_remote_runtime_spreads_clients_over_two_workers_and_matches_local(tmp_path):
+def _clients(sizes=(3, 4, 5, 6)):
     rng = np.random.default_rng(0)
-    client_data = [
+    return [
         tf.data.Dataset.from_tensor_slices(
             (rng.normal(size=(n, 3)).astype(np.float32), rng.integers(0, 2, n).astype(np.int32))
         ).batch(2)
-        for n in (3, 4, 5, 6)
+        for n in sizes
     ]
-    process = tff.learning.algorithms.build_weighted_fed_avg(
+
+
+def _fed_avg():
+    return tff.learning.algorithms.build_weighted_fed_avg(
         _model_fn,
         client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
     )
-    with runtime.execution_context(RuntimeConfig()):
+
+
+def test_local_workers_side_by_side_give_one_workers_results(capfd, monkeypatch):
+    """Two local workers each train two of the four clients; the round equals one worker's."""
+    process, client_data = _fed_avg(), _clients()
+    with runtime.execution_context(RuntimeConfig(local_workers=1)) as rt:
+        assert rt.workers == 1
+        one_weights, one_metrics = _one_round(process, client_data)
+    # The workers log each executor they make, with its number of clients.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    monkeypatch.setenv("TF_CPP_VMODULE", "executor_service=5")
+    capfd.readouterr()
+    said = []
+    with runtime.execution_context(RuntimeConfig(local_workers=2), say=said.append) as rt:
+        assert rt.workers == 2
+        two_weights, two_metrics = _one_round(process, client_data)
+        # What cannot be split runs whole on the first worker, and fedlm says so once.
+        assert plus_one([1, 2, 3]) == [2, 3, 4]
+        assert plus_one([4]) == [5]
+        assert weighted_by_total([1, 2]) == 9
+    for one, two in zip(one_weights, two_weights, strict=True):
+        np.testing.assert_allclose(two, one, atol=1e-6)
+    assert two_metrics["client_work"]["train"] == pytest.approx(one_metrics["client_work"]["train"])
+    assert len(said) == 2
+    assert "per-client values" in said[0] and "runs whole on the first one" in said[0]
+    assert "more than the one aggregation step" in said[1]
+    logs = capfd.readouterr().err
+    assert logs.count("created new Executor for cardinalities: clients=2") >= 2
+
+
+def test_the_workers_shares_run_at_the_same_time(monkeypatch):
+    """Each share's call is in flight while the other's is: the shares overlap in time.
+
+    Each client spins for a while in its worker; with TFF's mergeable context alone the second
+    share's call would start only after the first had returned.
+    """
+    calls = []
+    invoke = runtime._OwnLoop.invoke
+
+    async def recording_invoke(self, comp, arg):
+        started = time.monotonic()
+        try:
+            return await invoke(self, comp, arg)
+        finally:
+            calls.append((self._thread.name, started, time.monotonic()))
+
+    monkeypatch.setattr(runtime._OwnLoop, "invoke", recording_invoke)
+    with runtime.execution_context(RuntimeConfig(local_workers=2)):
+        assert busy_total([20_000_000, 20_000_000]) == 2
+    shares = [c for c in calls if c[2] - c[1] > 0.1]  # the two up-to-merge calls
+    assert sorted(name for name, _, _ in shares) == ["fedlm-worker-0", "fedlm-worker-1"]
+    (_, start_a, end_a), (_, start_b, end_b) = shares
+    assert max(start_a, start_b) < min(end_a, end_b)
+
+
+@tff.tensorflow.computation(np.int64)
+def _spin(n):
+    """Count to ``n`` in a TensorFlow loop (a client's busy work)."""
+    return tf.while_loop(lambda i: i < n, lambda i: i + 1, [tf.constant(0, tf.int64)])
+
+
+@tff.federated_computation(tff.FederatedType(np.int64, tff.CLIENTS))
+def busy_total(counts):
+    done = tff.federated_map(
+        tff.tensorflow.computation(lambda c: tf.cast(_spin(c) >= c, tf.int32), np.int64), counts
+    )
+    return tff.federated_sum(done)
+
+
+@pytest.mark.parametrize("clients, subrounds", [(10, 2), (3, 2), (1, 2), (111, 8), (5, 5), (4, 1)])
+def test_subround_sizes_are_tffs_split(clients, subrounds):
+    from tensorflow_federated.python.core.impl.execution_contexts import (
+        mergeable_comp_execution_context as mergeable,
+    )
+
+    values = list(range(clients))
+    type_spec = tff.FederatedType(np.int32, tff.CLIENTS)
+    split = mergeable._split_value_into_subrounds(values, type_spec, subrounds)
+    assert runtime.subround_sizes(clients, subrounds) == [len(share) for share in split]
+
+
+def test_balanced_order_evens_out_the_shares_within_tffs_counts():
+    work = [43, 5, 1, 2, 30, 9, 1, 3, 2, 1]
+    order = runtime.balanced_order(work, 2)
+    assert sorted(order) == list(range(10))
+    first, second = order[:5], order[5:]
+    loads = sorted([sum(work[i] for i in first), sum(work[i] for i in second)])
+    assert loads == [47, 50]  # the best split into two sets of five is 47 / 50
+    assert first == sorted(first) and second == sorted(second)  # sampled order kept inside
+    assert runtime.balanced_order(work, 1) == list(range(10))
+    assert runtime.balanced_order([7], 3) == [0]
+    assert runtime.Runtime("local", 1).order(work) == list(range(10))
+
+
+def test_local_workers_and_threads_are_checked():
+    assert runtime.local_workers(RuntimeConfig(local_workers=3)) == 3
+    auto = runtime.local_workers(RuntimeConfig(local_workers="auto"))
+    assert auto == max(1, runtime.usable_cores() // 2)
+    for bad in (0, -1, "many", True):
+        with pytest.raises(ConfigError, match="runtime.local_workers"):
+            runtime.local_workers(RuntimeConfig(local_workers=bad))
+    assert workers.thread_env(1, 2) == {
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "2",
+    }
+    assert workers.thread_env(None, None) == {}
+
+
+def test_remote_runtime_spreads_clients_over_two_workers_and_matches_local(tmp_path):
+    process, client_data = _fed_avg(), _clients()
+    with runtime.execution_context(RuntimeConfig(local_workers=1)):
         local_weights, local_metrics = _one_round(process, client_data)
 
     ports = [portpicker.pick_unused_port() for _ in range(2)]
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     # The workers log each executor they make, with its number of clients, and each they drop.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "executor_service=5"}
-    workers = []
+    remote_workers = []
     try:
         for port, log in zip(ports, logs, strict=True):
             with open(log, "w") as log_file:
                 command = [FEDLM_WORKER, "--port", str(port), "--host", "localhost"]
-                workers.append(runtime.WorkerProcess(command, stderr=log_file, env=env))
+                remote_workers.append(workers.WorkerProcess(command, stderr=log_file, env=env))
         cfg = RuntimeConfig(name="remote", workers=[f"localhost:{port}" for port in ports])
-        with runtime.execution_context(cfg, connect_timeout=30.0):
+        with runtime.execution_context(cfg, connect_timeout=30.0, say=lambda line: None) as rt:
+            assert rt.workers == 2
             remote_weights, remote_metrics = _one_round(process, client_data)
             assert total([1, 2, 3]) == 6
-            with pytest.raises(FedlmError, match="cannot return per-client values"):
-                plus_one([1, 2, 3])
-            with pytest.raises(FedlmError, match="at its one aggregation step"):
-                weighted_by_total([1, 2])
+            assert plus_one([1, 2, 3]) == [2, 3, 4]  # whole, on the first worker
     finally:
-        for worker in workers:
+        for worker in remote_workers:
             worker.terminate()
             worker.wait(10)
 

@@ -1,0 +1,324 @@
+"""TFF's worker processes: started so that they always end, recorded, and ended by fedlm.
+
+TFF 0.87's local runtime starts ``tensorflow_federated/data/worker_binary`` at the first computation
+and has no public way to stop it: the worker outlives Python on every exit path and keeps its
+stdout and stderr open, which hangs anything that reads the output to its end (a CI runner,
+``| tee``). fedlm therefore
+
+- patches the one place where TFF starts the worker (:func:`patch_worker_start`), and starts its
+  own local workers (:func:`start_local_worker`), both as a :class:`WorkerProcess`: a parent-death
+  signal, real file descriptors, quiet logs, and a record of every process;
+- ends the recorded workers on demand and at exit (:func:`end_workers`);
+- turns SIGTERM and SIGHUP into a normal exit (:func:`install_signal_handlers`), so ``finally``
+  blocks run.
+
+Nothing here imports TensorFlow Federated at module level, so ``fedlm-worker`` starts without it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import gc
+import importlib.util
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from fedlm.errors import FedlmError
+
+# The TFF release whose private worker start (executor_stacks/executor_factory.py) the patch was
+# written against, and the call it replaces. Re-check both on any TFF upgrade.
+TFF_VERSION = "0.87.0"
+TFF_WORKER_START = "subprocess.Popen(args, stdout=stdout, stderr=stderr)"
+_TFF_MODULE = "tensorflow_federated.python.core.impl.executor_stacks.executor_factory"
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_workers: list[WorkerProcess] = []
+_workers_lock = threading.Lock()
+# Threads of TFF contexts that fedlm has closed: TFF must not start workers there.
+_closed_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def worker_binary_path() -> Path:
+    """TFF's C++ worker, found without importing TensorFlow Federated."""
+    spec = importlib.util.find_spec("tensorflow_federated")
+    if spec is None or not spec.submodule_search_locations:
+        raise FedlmError("tensorflow_federated is not installed: no TFF worker_binary to run")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "worker_binary"
+    if not path.is_file():
+        raise FedlmError(f"TFF's worker binary is missing: expected {path}")
+    return path
+
+
+def _parent_death_signal(parent_pid: int):
+    def set_signal() -> None:  # runs in the child between fork and exec
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return set_signal
+
+
+def _real_fd(stream: object, fd: int) -> object:
+    """``stream`` if it has a file descriptor, else inherit ``fd`` (or DEVNULL if it is closed)."""
+    if stream is None or isinstance(stream, int):
+        return stream
+    try:
+        stream.fileno()  # pytest's capsys and notebooks give streams without one
+        return stream
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        os.fstat(fd)
+        return None
+    except OSError:
+        return subprocess.DEVNULL
+
+
+class WorkerProcess(subprocess.Popen):
+    """A ``Popen`` that dies with the thread that started it, and that fedlm records.
+
+    The child gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: Linux kills it when the *thread* that
+    forked it ends (for TFF's worker, the context's asyncio thread), including when the whole
+    Python process is killed. stdout/stderr objects without a file descriptor are replaced by
+    the process's own fds 1 and 2, and ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (errors only).
+    """
+
+    def __init__(self, args, *, stdout=None, stderr=None, env=None, started_by_tff=False, **kwargs):
+        env = dict(os.environ if env is None else env)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        super().__init__(
+            args,
+            stdout=_real_fd(stdout, 1),
+            stderr=_real_fd(stderr, 2),
+            env=env,
+            preexec_fn=_parent_death_signal(os.getpid()),
+            **kwargs,
+        )
+        self.started_by = threading.current_thread()
+        self.started_by_tff = started_by_tff
+        with _workers_lock:
+            _workers.append(self)
+
+
+class _PopenForTff:
+    """``subprocess.Popen`` as TFF's executor-factory module sees it."""
+
+    def __call__(self, args, **kwargs) -> WorkerProcess:
+        # TFF retries a failed call by restarting its worker; after Ctrl-C that would bring back
+        # the worker execution_context has just ended, running an abandoned computation.
+        if threading.current_thread() in _closed_threads:
+            raise FedlmError(
+                "TFF tried to restart its worker after fedlm's execution_context ended"
+            )
+        return WorkerProcess(args, started_by_tff=True, **kwargs)
+
+    def __instancecheck__(self, obj: object) -> bool:
+        # TFF's ServiceManager.__del__ sends SIGINT to `self._process.pid` if
+        # `isinstance(self._process, subprocess.Popen)`, possibly long after fedlm has ended and
+        # reaped that worker, when the pid may belong to another process. For TFF, a worker is a
+        # Popen only until it has been reaped.
+        return isinstance(obj, subprocess.Popen) and obj.returncode is None
+
+    def __getitem__(self, item: object) -> object:  # TFF's annotation `subprocess.Popen[bytes]`
+        return subprocess.Popen[item]
+
+
+class _SubprocessForTff:
+    """Stands in for the ``subprocess`` module inside TFF's executor-factory module."""
+
+    Popen = _PopenForTff()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(subprocess, name)
+
+
+_SUBPROCESS_FOR_TFF = _SubprocessForTff()
+
+
+def check_worker_start(version: str, source: str) -> None:
+    """Raise :class:`FedlmError` unless ``source`` is TFF 0.87's worker start that fedlm patches."""
+    if version != TFF_VERSION or TFF_WORKER_START not in source:
+        found = "the call is missing" if TFF_WORKER_START not in source else "the call is there"
+        raise FedlmError(
+            f"fedlm patches how TFF {TFF_VERSION} starts its worker_binary (`{TFF_WORKER_START}` "
+            f"in {_TFF_MODULE}), but TFF {version} is installed and {found}. Re-check that "
+            "module's start_process and update fedlm/federated/runtime.py (TFF_VERSION), or "
+            f"install tensorflow-federated=={TFF_VERSION}."
+        )
+
+
+def patch_worker_start() -> None:
+    """Make TFF start its local worker as a :class:`WorkerProcess`; idempotent.
+
+    Replaces the module-level ``subprocess`` name of TFF's private executor-factory module, the
+    only caller of ``Popen`` in TFF's local runtime. Applies to every local C++ context, also
+    those created before the patch, as long as their worker has not started yet.
+    """
+    import tensorflow_federated as tff
+
+    module = sys.modules.get(_TFF_MODULE) or importlib.import_module(_TFF_MODULE)
+    if module.subprocess is _SUBPROCESS_FOR_TFF:
+        return
+    check_worker_start(tff.__version__, inspect.getsource(module.local_cpp_executor_factory))
+    if module.subprocess is not subprocess:
+        raise FedlmError(f"{_TFF_MODULE}.subprocess was already replaced by {module.subprocess!r}")
+    module.subprocess = _SUBPROCESS_FOR_TFF
+    atexit.register(_at_exit)
+
+
+def running_workers() -> list[int]:
+    """Pids of the recorded workers that are still running."""
+    with _workers_lock:
+        return [p.pid for p in _workers if p.poll() is None]
+
+
+def recorded() -> set[WorkerProcess]:
+    """The workers recorded so far (to tell, later, which ones a block of code started)."""
+    with _workers_lock:
+        return set(_workers)
+
+
+def started_since(before: set[WorkerProcess]) -> list[WorkerProcess]:
+    with _workers_lock:
+        return [p for p in _workers if p not in before]
+
+
+def stop(processes: list[WorkerProcess]) -> None:
+    """Send SIGTERM to ``processes`` without waiting, and let TFF restart none of them.
+
+    TFF retries a failed call by restarting its worker; after Ctrl-C that would bring back the
+    worker that has just been stopped, running an abandoned computation.
+    """
+    for process in processes:
+        if process.started_by_tff:
+            _closed_threads.add(process.started_by)
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+
+
+def worker_command(port: int, max_concurrent_computation_calls: int = -1) -> list[str]:
+    return [
+        str(worker_binary_path()),
+        f"--port={port}",
+        f"--max_concurrent_computation_calls={max_concurrent_computation_calls}",
+    ]
+
+
+def thread_env(intra_op: int | None, inter_op: int | None) -> dict[str, str]:
+    """Environment that sizes TensorFlow's thread pools in a worker (None: TensorFlow's choice)."""
+    env = {}
+    if intra_op is not None:
+        env["TF_NUM_INTRAOP_THREADS"] = str(intra_op)
+    if inter_op is not None:
+        env["TF_NUM_INTEROP_THREADS"] = str(inter_op)
+    return env
+
+
+def start_local_worker(
+    intra_op_threads: int | None = None,
+    inter_op_threads: int | None = None,
+    max_concurrent_computation_calls: int = -1,
+) -> tuple[WorkerProcess, int]:
+    """Start TFF's worker on a free port of this host; return it and the port.
+
+    The thread counts size TensorFlow's thread pools inside the worker. The worker is recorded,
+    dies with the thread that started it, and is ended by :func:`end_workers`.
+    """
+    import portpicker  # TFF's own choice for its local worker's port
+
+    port = portpicker.pick_unused_port()
+    env = {**os.environ, **thread_env(intra_op_threads, inter_op_threads)}
+    command = worker_command(port, max_concurrent_computation_calls)
+    return WorkerProcess(command, env=env), port
+
+
+def end(processes: list[WorkerProcess], timeout: float = 5.0) -> list[int]:
+    """Terminate, then kill, and reap ``processes``; return the pids that were still running."""
+    running = [p for p in processes if p.poll() is None]
+    for p in running:
+        with contextlib.suppress(ProcessLookupError):
+            p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in running:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    with _workers_lock:
+        _workers[:] = [p for p in _workers if p.returncode is None]
+    return [p.pid for p in running]
+
+
+def end_workers(timeout: float = 5.0) -> list[int]:
+    """End every recorded worker still running (SIGTERM, SIGKILL after ``timeout`` s).
+
+    Returns their pids. Also run at exit (``atexit``, registered by :func:`patch_worker_start`).
+    """
+    with _workers_lock:
+        processes = list(_workers)
+    return end(processes, timeout)
+
+
+def _at_exit() -> None:
+    from tensorflow_federated.python.core.impl.context_stack import runtime_error_context
+
+    # Drop the context TFF installs at import while Python still works: deleted during
+    # interpreter teardown, its ServiceManager.__del__ fails with "Exception ignored in ...".
+    if threading.current_thread() is threading.main_thread():
+        import tensorflow_federated as tff
+
+        tff.framework.get_context_stack().set_default_context(
+            runtime_error_context.RuntimeErrorContext()
+        )
+        gc.collect()
+    end_workers()
+
+
+def stray_workers() -> list[int]:
+    """Pids of running ``worker_binary`` children of this process that fedlm did not record."""
+    recorded = set(running_workers())
+    stray = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        pid, rest = text.split(" ", 1)
+        comm, fields = rest.rsplit(")", 1)
+        state, ppid = fields.split()[:2]
+        mine = comm == "(worker_binary" and int(ppid) == os.getpid() and state != "Z"
+        if mine and int(pid) not in recorded:
+            stray.append(int(pid))
+    return stray
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    # A second signal of the same kind ends the process at once (the default action).
+    signal.signal(signum, signal.SIG_DFL)
+    raise SystemExit(128 + signum)
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGHUP into ``SystemExit(128 + signum)`` so ``finally`` blocks run.
+
+    Only from the main thread, and only for signals that still have their default action (a
+    launcher's own handler, e.g. submitit's, is left alone). SIGINT already raises
+    ``KeyboardInterrupt``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _exit_on_signal)
