@@ -33,6 +33,7 @@ Things to know about TFF's pipeline (all checked in ``tests/data/test_paper.py``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -124,6 +125,15 @@ class PaperPipeline:
             total += tokens - math.ceil(tokens / (self.seq_len + 1))
         return total
 
+    @functools.cached_property
+    def _tokenize_and_batch(self):
+        """TFF's pipeline after its shuffle, repeat and cap (those three are 1, 1 and none here),
+        traced once: building a client's dataset then costs no Python tracing, round after
+        round. It is also the whole evaluation pipeline (TFF's eval spec shuffles nothing)."""
+        return tf.function(
+            tff_preprocessing.create_preprocess_fn(self.eval_client_spec(), self.seq_len)
+        )
+
     def train(
         self,
         dataset: tf.data.Dataset,
@@ -134,22 +144,27 @@ class PaperPipeline:
         """TFF's training pipeline for ``local_epochs``, capped in batches, shuffled by ``seed``.
 
         ``seed`` sets TensorFlow's global seed (see the module's docstring); None leaves the
-        shuffle as TFF has it, unseeded.
+        shuffle as TFF has it, unseeded. TFF's first three steps (shuffle, repeat, take) are
+        applied here as its ``create_preprocess_fn`` applies them, then the rest of its function
+        (tests/data/test_paper.py checks the batches against TFF's own, seed for seed).
         """
         check_int("training.max_batches_per_client", max_batches, 1, allow_none=True)
-        preprocess = tff_preprocessing.create_preprocess_fn(
-            self.client_spec(local_epochs), self.seq_len
-        )
+        spec = self.client_spec(local_epochs)
         if seed is not None:
             # TFF's shuffle is the first random op its function builds: it takes the first
             # operation seed drawn from this global seed.
             tf.random.set_seed(seed)
-        out = preprocess(dataset)
+        if spec.shuffle_buffer_size > 1:
+            dataset = dataset.shuffle(spec.shuffle_buffer_size)
+        if spec.num_epochs > 1:
+            dataset = dataset.repeat(spec.num_epochs)
+        if spec.max_elements is not None:
+            dataset = dataset.take(spec.max_elements)
+        out = self._tokenize_and_batch(dataset)
         return out.take(max_batches) if max_batches is not None else out
 
     def evaluate(self, dataset: tf.data.Dataset, max_batches: int | None = None) -> tf.data.Dataset:
         """TFF's evaluation pipeline: every snippet once, in order, not shuffled."""
         check_int("eval.max_batches", max_batches, 1, allow_none=True)
-        preprocess = tff_preprocessing.create_preprocess_fn(self.eval_client_spec(), self.seq_len)
-        out = preprocess(dataset)
+        out = self._tokenize_and_batch(dataset)
         return out.take(max_batches) if max_batches is not None else out

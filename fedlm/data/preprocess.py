@@ -13,6 +13,7 @@ inputs are id 0, so clients with fewer than ``(seq_len + 1) * batch_size`` chara
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,6 +128,16 @@ class TutorialPipeline:
             )
         ).map(lambda b: tf.ensure_shape(b, [self.batch_size, self.seq_len + 1]))
 
+    # The steps before and after the shuffle, each traced once per pipeline: building a client's
+    # dataset then costs no Python tracing of its map functions, round after round.
+    @functools.cached_property
+    def _to_sequences(self):
+        return tf.function(self.sequences)
+
+    @functools.cached_property
+    def _to_batches(self):
+        return tf.function(lambda sequences: self.batches(sequences).map(split_input_target))
+
     def train(
         self,
         dataset: tf.data.Dataset,
@@ -135,8 +146,8 @@ class TutorialPipeline:
         seed: int | None = None,
     ) -> tf.data.Dataset:
         """The tutorial's training pipeline, repeated for local epochs and capped in batches."""
-        chunks = self.sequences(dataset).shuffle(self.shuffle_buffer, seed=seed)
-        out = self.batches(chunks).map(split_input_target)
+        chunks = self._to_sequences(dataset).shuffle(self.shuffle_buffer, seed=seed)
+        out = self._to_batches(chunks)
         if local_epochs > 1:
             out = out.repeat(local_epochs)
         if max_batches is not None:
@@ -145,5 +156,5 @@ class TutorialPipeline:
 
     def evaluate(self, dataset: tf.data.Dataset, max_batches: int | None = None) -> tf.data.Dataset:
         """Evaluation batches: the same sequences, in order, not shuffled or repeated."""
-        out = self.batches(self.sequences(dataset)).map(split_input_target)
+        out = self._to_batches(self._to_sequences(dataset))
         return out.take(max_batches) if max_batches is not None else out

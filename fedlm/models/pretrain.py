@@ -25,6 +25,7 @@ import tensorflow as tf
 from fedlm import paths, vocab
 from fedlm.config import PretrainConfig
 from fedlm.data.corpus import load_corpus, split_holdout
+from fedlm.data.inmemory import snippet_dataset
 from fedlm.data.preprocess import TutorialPipeline, split_input_target
 from fedlm.data.shakespeare_text import read_complete_works
 from fedlm.errors import ConfigError, DataError
@@ -91,10 +92,6 @@ def id_batches(
             pipeline.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True
         )
     return pipeline.batches(chunks).map(split_input_target)
-
-
-def _snippet_dataset(snippets: list[str]) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices({"snippets": tf.constant(snippets, tf.string)})
 
 
 def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:
@@ -248,7 +245,7 @@ def evaluate_model(
     metrics = _evaluate(model, _held_out_batches(held_out_ids, cfg), "validation")
     source, snippets = shakespeare_test_snippets(cfg.shakespeare)
     if snippets:
-        batches = _pipeline(cfg).evaluate(_snippet_dataset(snippets), max_batches=cfg.eval_batches)
+        batches = _pipeline(cfg).evaluate(snippet_dataset(snippets), max_batches=cfg.eval_batches)
         metrics.update(_evaluate(model, batches, "shakespeare"))
     return metrics, source
 
