@@ -19,18 +19,18 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlm.config import TrainConfig, validate
+from fedlm.config import TrainConfig, TrainingConfig, validate
 from fedlm.data.clients import client_snippets, load_client_data
-from fedlm.errors import ConfigError
+from fedlm.data.inmemory import ClientSequences, snippet_dataset
 from fedlm.federated import runtime
 from fedlm.federated.evaluation import (
     CentralizedEvaluator,
     FederatedEvaluator,
-    client_datasets,
-    concatenate,
+    evaluation_client_ids,
+    evaluation_sequences,
 )
 from fedlm.federated.process import build_learning_process
-from fedlm.federated.samplers import build_sampler, resolve_client_ids
+from fedlm.federated.samplers import Sampler, build_sampler
 from fedlm.federated.task import Task, build_pipeline
 from fedlm.models.generate import generate_text
 from fedlm.models.pretrained import load_pretrained_weights, pretrained_available
@@ -88,24 +88,24 @@ def eligible_clients(pipeline, snippets: Mapping[str, Sequence[str]]) -> dict[st
     return {c: n for c, n in sizes.items() if n > 0}
 
 
-def evaluation_client_ids(
-    cfg: TrainConfig, test_eligible: Mapping[str, int], test_ids
-) -> list[str]:
-    """The configured evaluation clients, or all test clients with data (a seeded subset)."""
-    if cfg.eval.client_ids:
-        ids = resolve_client_ids(cfg.eval.client_ids, list(test_ids), "eval.client_ids")
-        for client_id in ids:
-            if client_id not in test_eligible:
-                raise ConfigError(
-                    "eval.client_ids", client_id, "a test client with at least one batch"
-                )
-        return ids
-    ids = sorted(test_eligible)
-    if cfg.eval.max_clients is not None and cfg.eval.max_clients < len(ids):
-        # A fixed draw, not cfg.seed: runs with different seeds are scored on the same clients.
-        rng = np.random.default_rng(0)
-        ids = sorted(rng.choice(ids, cfg.eval.max_clients, replace=False).tolist())
-    return ids
+def client_work(batches_per_epoch: int, training: TrainingConfig) -> int:
+    """Batches a client trains in a round: its epochs, capped by ``max_batches_per_client``."""
+    work = batches_per_epoch * training.local_epochs
+    cap = training.max_batches_per_client
+    return work if cap is None else min(work, cap)
+
+
+def round_datasets(pipeline, snippets, client_ids, training: TrainingConfig, seed, round_num):
+    """The training datasets of a round's clients, each shuffled by its own seed."""
+    return [
+        pipeline.train(
+            snippet_dataset(snippets[client_id]),
+            local_epochs=training.local_epochs,
+            max_batches=training.max_batches_per_client,
+            seed=client_seed(seed, round_num, i),
+        )
+        for i, client_id in enumerate(client_ids)
+    ]
 
 
 def due(every: int, round_num: int, last_round: int) -> bool:
@@ -113,18 +113,33 @@ def due(every: int, round_num: int, last_round: int) -> bool:
     return round_num == last_round or (every > 0 and round_num % every == 0)
 
 
-def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], None] = print):
-    """Run federated training as ``cfg`` says; return the history and the final weights."""
+@dataclass
+class Setup:
+    """What a run needs before anything is compiled: found, read and checked once."""
+
+    task: Task
+    pretrained: list | None
+    train_snippets: dict[str, list[str]]  # every training client's text, read once
+    eligible: dict[str, int]  # client id -> batches per epoch, for the clients with data
+    sampler: Sampler
+    eval_sequences: ClientSequences | None  # the evaluation clients' sequences, made once
+
+    @property
+    def pipeline(self):
+        return self.task.pipeline
+
+
+def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
+    """Everything cheap and checkable, before any TFF compilation: weights, data, clients,
+    sampler, evaluation set. Raises :class:`ConfigError` or :class:`DataError` on bad input."""
     validate(cfg)
-    tracker = tracker or Tracker()
     pipeline = build_pipeline(cfg.data, cfg.training)
     task = Task(pipeline, cfg.model)
     t = cfg.training
-
-    # Everything cheap and checkable first: weights, data, clients, sampler, evaluation clients.
     tf.keras.utils.set_random_seed(cfg.seed)
     pretrained = initial_weights(cfg, task, say)
     train_data, test_data = load_client_data(cfg.data.name, cfg.data.cache_dir, cfg.data.source)
+    # Every client's text is read once, here; the rounds and the evaluation use it from memory.
     train_snippets = client_snippets(train_data, cfg.data, "train")
     eligible = eligible_clients(pipeline, train_snippets)
     skipped = len(train_snippets) - len(eligible)
@@ -148,17 +163,26 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
     )
     test_snippets = client_snippets(test_data, cfg.data, "test")
     eval_ids = evaluation_client_ids(
-        cfg, eligible_clients(eval_pipeline, test_snippets), test_snippets
+        cfg.eval, eligible_clients(eval_pipeline, test_snippets), list(test_snippets)
     )
+    eval_sequences = evaluation_sequences(cfg.eval, eval_pipeline, test_snippets, eval_ids)
+    return Setup(task, pretrained, train_snippets, eligible, sampler, eval_sequences)
 
-    eval_datasets = client_datasets(
-        test_data, eval_ids, lambda d: eval_pipeline.evaluate(d, max_batches=cfg.eval.max_batches)
-    )
+
+def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], None] = print):
+    """Run federated training as ``cfg`` says; return the history and the final weights."""
+    tracker = tracker or Tracker()
+    setup = prepare(cfg, say)
+    task, pipeline, sampler, eligible = setup.task, setup.pipeline, setup.sampler, setup.eligible
+    train_snippets, eval_sequences = setup.train_snippets, setup.eval_sequences
+    skipped = len(train_snippets) - len(eligible)
+    t = cfg.training
+    eval_batch_size = cfg.eval.batch_size or t.batch_size
     tracker.start(dataclasses.asdict(cfg))
     try:
         result = RunResult(run_id=tracker.run_id)
 
-        start_weights = starting_weights(task, pretrained)
+        start_weights = starting_weights(task, setup.pretrained)
         # Keras models made before TFF traces its own (in a graph) stop working, so the
         # evaluation and export models are made after the TFF processes are built.
         keras_model = centralized = None
@@ -167,10 +191,13 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
         def evaluate(weights) -> dict[str, float]:
             metrics = {}
+            started = time.monotonic()
             if centralized is not None:
                 metrics.update({f"eval/{k}": v for k, v in centralized(weights).items()})
             if federated is not None:
                 metrics.update({f"fed_eval/{k}": v for k, v in federated(weights).items()})
+            if metrics:
+                metrics["eval/seconds"] = time.monotonic() - started
             return metrics
 
         def generate(weights, round_num: int) -> None:
@@ -194,9 +221,9 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
             weights.assign_weights_to(keras_model)
             return keras_model.get_weights()
 
-        with runtime.execution_context(cfg.runtime):
-            first_client = train_data.create_tf_dataset_for_client(next(iter(eligible)))
-            element_spec = pipeline.train(first_client).element_spec
+        with runtime.execution_context(cfg.runtime, say=say) as rt:
+            element_spec = pipeline.train(snippet_dataset(train_snippets[next(iter(eligible))]))
+            element_spec = element_spec.element_spec
             process = build_learning_process(
                 task.model_fn(element_spec),
                 cfg.algorithm,
@@ -204,11 +231,11 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 cfg.server_optimizer,
                 ignore_id=pipeline.ignore_id,
             )
-            if cfg.eval.federated and eval_datasets:
-                federated = FederatedEvaluator(task, eval_datasets)
+            if cfg.eval.federated and eval_sequences is not None:
+                federated = FederatedEvaluator(task, eval_sequences, eval_batch_size)
             keras_model = task.keras_model()
-            if cfg.eval.centralized and eval_datasets:
-                centralized = CentralizedEvaluator(task, concatenate(eval_datasets))
+            if cfg.eval.centralized and eval_sequences is not None:
+                centralized = CentralizedEvaluator(task, eval_sequences, eval_batch_size)
             state = process.set_model_weights(process.initialize(), start_weights)
             first_round = 1
             checkpoint = tracker.restore(state)
@@ -230,16 +257,12 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
             for round_num in range(first_round, t.rounds + 1):
                 round_start = time.monotonic()
                 client_ids = sampler.sample()
-                datasets = [
-                    pipeline.train(
-                        train_data.create_tf_dataset_for_client(client_id),
-                        local_epochs=t.local_epochs,
-                        max_batches=t.max_batches_per_client,
-                        seed=client_seed(cfg.seed, round_num, i),
-                    )
-                    for i, client_id in enumerate(client_ids)
-                ]
-                output = process.next(state, datasets)
+                datasets = round_datasets(
+                    pipeline, train_snippets, client_ids, t, cfg.seed, round_num
+                )
+                # Arranged so that the workers' shares of the round take about equally long.
+                order = rt.order([client_work(eligible[c], t) for c in client_ids])
+                output = process.next(state, [datasets[i] for i in order])
                 state = output.state
                 seconds = time.monotonic() - round_start
                 train = output.metrics["client_work"]["train"]

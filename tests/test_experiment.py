@@ -12,7 +12,7 @@ from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError
 from fedlm.experiment import run
-from fedlm.federated import runtime
+from fedlm.federated import runtime, workers
 from fedlm.federated.process import build_learning_process
 from fedlm.federated.task import Task, build_pipeline
 from fedlm.tracking.base import Tracker
@@ -66,6 +66,7 @@ def test_two_rounds_log_exactly_these_keys_at_steps_0_1_2(tmp_path):
         "eval/num_tokens",
         "eval/perplexity",
         "eval/bits_per_char",
+        "eval/seconds",
     }
     assert set(tracker.metrics[0]) == evaluation
     train = {
@@ -181,7 +182,7 @@ def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, overr
     with pytest.raises(ConfigError, match=message):
         run(config(tmp_path, override), tracker, say=lambda line: None)
     assert tracker.status is None  # nothing started
-    assert runtime.running_workers() == []
+    assert workers.running_workers() == []
 
 
 def test_federated_evaluation_agrees_with_the_centralized_one(tmp_path):

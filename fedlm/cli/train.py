@@ -32,7 +32,7 @@ def run_context() -> dict[str, str]:
 def _main(cfg: DictConfig) -> float | None:
     # Heavy imports here, after Hydra has parsed the command line (so --help is fast).
     from fedlm.experiment import run
-    from fedlm.federated.runtime import install_signal_handlers
+    from fedlm.federated.workers import install_signal_handlers
     from fedlm.tracking import build_tracker
 
     quiet_libraries()

@@ -1,20 +1,34 @@
-"""Evaluation of the server model: centralized in Keras (as the tutorial does) and federated (TFF).
+"""Evaluation of the server model on a fixed set of test clients, built once for the whole run.
 
-Centralized: the server weights go into a compiled Keras model that ``evaluate``s the test split of
-the configured evaluation clients, each client's text preprocessed on its own (no sequence crosses
-from one client into the next). Federated: TFF's ``build_fed_eval`` over the same clients. Both
-report loss, accuracy (and the paper pipeline's stricter accuracy), perplexity and bits per char.
+Which clients: ``eval.client_ids``, or every test client with data (one fixed seeded draw of
+``eval.max_clients`` of them). Their sequences are preprocessed once, each client on its own as the
+pipeline's ``evaluate`` makes them (no sequence crosses from one client into the next), and held in
+memory (:mod:`fedlm.data.inmemory`).
+
+Centralized: the server weights go into a compiled Keras model that ``evaluate``s every sequence,
+``eval.batch_size`` at a time (a batch may hold several clients' sequences, as TFF's centralized
+test data for the papers' task does). Its loss is the mean cross-entropy per evaluated character
+(:class:`~fedlm.models.metrics.TokenLoss`), and like the accuracy it does not depend on how the
+sequences are batched. Federated: TFF's ``build_fed_eval`` over the same clients, each client's
+sequences batched on their own; its loss is TFF's (a mean of per-batch means, weighted by
+sequences), equal to the centralized one when every batch is free of padding. Both report loss,
+accuracy (and the paper pipeline's stricter accuracy), number of characters, perplexity and bits
+per char.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 
-import tensorflow as tf
+import numpy as np
 import tensorflow_federated as tff
 
+from fedlm.config import EvalConfig
+from fedlm.data.inmemory import ClientSequences, preprocess_once
+from fedlm.errors import ConfigError
+from fedlm.federated.samplers import resolve_client_ids
 from fedlm.federated.task import Task
-from fedlm.models.metrics import bits_per_char, perplexity
+from fedlm.models.metrics import TokenLoss, bits_per_char, perplexity
 
 
 def with_derived(metrics: dict[str, float]) -> dict[str, float]:
@@ -26,41 +40,64 @@ def with_derived(metrics: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def client_datasets(
-    client_data, client_ids: Sequence[str], preprocess: Callable[[tf.data.Dataset], tf.data.Dataset]
-) -> list[tf.data.Dataset]:
-    return [preprocess(client_data.create_tf_dataset_for_client(c)) for c in client_ids]
+def evaluation_client_ids(
+    cfg: EvalConfig, test_eligible: Mapping[str, int], test_ids: Sequence[str]
+) -> list[str]:
+    """The configured evaluation clients, or all test clients with data (a seeded subset)."""
+    if cfg.client_ids:
+        ids = resolve_client_ids(cfg.client_ids, list(test_ids), "eval.client_ids")
+        for client_id in ids:
+            if client_id not in test_eligible:
+                raise ConfigError(
+                    "eval.client_ids", client_id, "a test client with at least one batch"
+                )
+        return ids
+    ids = sorted(test_eligible)
+    if cfg.max_clients is not None and cfg.max_clients < len(ids):
+        # A fixed draw, not the run's seed: runs with different seeds are scored on the same
+        # clients.
+        rng = np.random.default_rng(0)
+        ids = sorted(rng.choice(ids, cfg.max_clients, replace=False).tolist())
+    return ids
 
 
-def concatenate(datasets: Sequence[tf.data.Dataset]) -> tf.data.Dataset:
-    """One dataset that yields each client's batches in turn (the tutorial's flat_map)."""
-    out = datasets[0]
-    for d in datasets[1:]:
-        out = out.concatenate(d)
-    return out
+def evaluation_sequences(
+    cfg: EvalConfig, pipeline, snippets: Mapping[str, Sequence[str]], client_ids: Sequence[str]
+) -> ClientSequences | None:
+    """The evaluation clients' sequences, preprocessed once; None when nothing is evaluated."""
+    if not client_ids or not (cfg.centralized or cfg.federated):
+        return None
+    return preprocess_once(
+        lambda dataset: pipeline.evaluate(dataset, max_batches=cfg.max_batches),
+        snippets,
+        client_ids,
+    )
 
 
 class CentralizedEvaluator:
-    """A compiled Keras model, reused at every evaluation, and the data it evaluates on."""
+    """A compiled Keras model, reused at every evaluation, and the sequences it evaluates."""
 
-    def __init__(self, task: Task, dataset: tf.data.Dataset):
-        self.model = task.compiled_keras_model()
-        self.dataset = dataset
+    def __init__(self, task: Task, sequences: ClientSequences, batch_size: int):
+        self.model = task.keras_model()
+        token_loss = TokenLoss("token_loss", ignore_ids=(task.pipeline.ignore_id,))
+        self.model.compile(loss=task.loss(), metrics=[token_loss, *task.metrics()])
+        self.dataset = sequences.batches(batch_size)
 
     def __call__(self, weights: tff.learning.models.ModelWeights) -> dict[str, float]:
         weights.assign_weights_to(self.model)
-        results = self.model.evaluate(self.dataset, verbose=0)
-        return with_derived(dict(zip(self.model.metrics_names, results, strict=True)))
+        results = self.model.evaluate(self.dataset, verbose=0, return_dict=True)
+        results["loss"] = results.pop("token_loss")
+        return with_derived(results)
 
 
 class FederatedEvaluator:
-    """TFF's federated evaluation of the server weights over a list of client datasets."""
+    """TFF's federated evaluation of the server weights over the evaluation clients."""
 
-    def __init__(self, task: Task, datasets: Sequence[tf.data.Dataset]):
+    def __init__(self, task: Task, sequences: ClientSequences, batch_size: int):
+        self.datasets = sequences.client_batches(batch_size)
         self.process = tff.learning.algorithms.build_fed_eval(
-            task.model_fn(datasets[0].element_spec)
+            task.model_fn(self.datasets[0].element_spec)
         )
-        self.datasets = list(datasets)
         self.state = None
 
     def __call__(self, weights: tff.learning.models.ModelWeights) -> dict[str, float]:

@@ -5,7 +5,8 @@
   nothing to ignore it is the tutorial's ``FlattenedCategoricalAccuracy``; with ``ignore_ids=[0]``
   it is TFF's baseline ``MaskedCategoricalAccuracy(masked_tokens=[pad])``.
 - ``NumTokens``: how many targets count (not ignored); the papers weight clients by it.
-- ``loss_fn``: sparse categorical cross-entropy over logits, masked the same way.
+- ``loss_fn``: sparse categorical cross-entropy over logits, masked the same way (training).
+- ``TokenLoss``: the same cross-entropy as a mean over characters (evaluation).
 - ``perplexity`` and ``bits_per_char`` derive from the mean loss (nats per character).
 """
 
@@ -53,6 +54,29 @@ class NumTokens(tf.keras.metrics.Sum):
     def update_state(self, y_true, y_pred, sample_weight=None):
         _, keep = _flat_targets(y_true, self.ignore_ids)
         return super().update_state(tf.reduce_sum(tf.cast(keep, self.dtype)))
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_ids": list(self.ignore_ids)}
+
+
+class TokenLoss(tf.keras.metrics.Mean):
+    """Mean cross-entropy (nats per character) over every target not in ``ignore_ids``.
+
+    A mean over characters, however they are batched: Keras's own ``loss`` in ``evaluate`` is a
+    mean of per-batch means weighted by sequences, which moves with the batching when batches
+    hold different amounts of padding.
+    """
+
+    def __init__(self, name: str = "token_loss", ignore_ids: Sequence[int] = (), dtype=tf.float32):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_ids = tuple(int(i) for i in ignore_ids)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, keep = _flat_targets(y_true, self.ignore_ids)
+        y_true = tf.where(keep, y_true, tf.zeros_like(y_true))
+        logits = tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]])
+        losses = tf.keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+        return super().update_state(losses, sample_weight=tf.cast(keep, self.dtype))
 
     def get_config(self):
         return {**super().get_config(), "ignore_ids": list(self.ignore_ids)}

@@ -42,7 +42,12 @@ SMALL = [
     "tracking.checkpoint_every=1",
     "tracking.keep_checkpoints=2",
 ]
-TIMING = ("round/seconds", "round/examples_per_second", "round/tokens_per_second")
+TIMING = (
+    "round/seconds",
+    "round/examples_per_second",
+    "round/tokens_per_second",
+    "eval/seconds",
+)
 
 
 def small_config(output_dir: Path, *overrides: str):
