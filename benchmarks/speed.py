@@ -1,0 +1,405 @@
+"""fedlm's round loop and evaluation against plain TensorFlow doing the same work, in one run.
+
+    uv run python benchmarks/speed.py                       # tutorial, reddi2021, mcmahan2017
+    uv run python benchmarks/speed.py --settings reddi2021 --rounds 12
+    uv run python benchmarks/speed.py --settings reddi2021 --long 300   # memory at round 50 vs 300
+    uv run python benchmarks/speed.py --settings custom -- data=synthetic model=tiny ...
+
+For each setting, in one process:
+
+1. fedlm: ``fedlm.experiment.run`` as ``fedlm-train`` would run it (tracking off, evaluation
+   before the first and after the last round), recording each round's seconds and tokens, the
+   time from the start to the end of the first round, the final evaluation's seconds, and the
+   resident memory of this process and of its TFF workers (sampled every 0.2 s).
+2. plain TensorFlow, round by round right after fedlm's round of the same number (so that a
+   machine that slows down or speeds up during the run affects both alike): the same clients
+   (fedlm's own sampler, rebuilt with the same seed), the same batches (fedlm's own pipeline and
+   per-client seeds, from the same in-memory snippets). Each round's client datasets are first
+   read into memory (the seeded pipeline calls ``tf.random.set_seed``, which would make a
+   ``tf.function`` retrace between its calls), then one compiled ``tf.function`` train step per
+   batch (the same loss, metrics and client optimizer), each client starting from the server
+   weights, then the server update of FedAvg with the same client weighting and the same
+   ``tff.learning`` server optimizer, all with TensorFlow's default thread pools. Its final weights
+   must equal fedlm's to float tolerance (reported), and its tokens per round must equal fedlm's
+   (checked).
+3. evaluation: fedlm's evaluator on its evaluation set against a Keras ``evaluate`` of the same
+   batches held in memory.
+
+Ratios are fedlm / plain over the same rounds after the first (the first pays for tracing and
+compilation). Prints a table; ``--json PATH`` writes everything measured. Speed and memory are
+measured here, never in tests; run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fedlm.cli.common import CONFIG_DIR, quiet_libraries
+from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
+from fedlm.config import TrainConfig
+from fedlm.experiment import Setup, prepare, round_datasets, run, starting_weights
+from fedlm.federated import workers
+from fedlm.federated.evaluation import CentralizedEvaluator
+from fedlm.federated.process import build_optimizer
+from fedlm.federated.runtime import usable_cores
+from fedlm.tracking.base import Tracker
+
+SETTINGS = {
+    # The tutorial's own setting: two fixed clients of 5 batches, the Dickens GRU.
+    "tutorial": ["+experiment=seed_tutorial"],
+    # Reddi et al. 2021 at the paper's scale: 10 clients a round, a whole epoch each, evaluation
+    # on the whole test split.
+    "reddi2021": ["+experiment=reddi2021", "experiment_scale=full"],
+    # McMahan et al. 2017, FedAvg E=1 B=10 with C=0.1 (111 clients a round).
+    "mcmahan2017": ["+experiment=mcmahan2017", "experiment_scale=full"],
+    "custom": [],
+}
+QUIET = ["tracking=none", "eval.every=0", "eval.generate_length=0", "output_dir=."]
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE / 2**20
+    except OSError:
+        return 0.0
+
+
+class MemorySampler:
+    """Resident memory of this process and of fedlm's TFF workers, every ``interval`` s."""
+
+    def __init__(self, interval: float = 0.2):
+        self.samples: list[tuple[float, float, float]] = []  # (time, driver MiB, workers MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def now(self) -> tuple[float, float]:
+        return rss_mib(os.getpid()), sum(rss_mib(p) for p in workers.running_workers())
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.samples.append((time.monotonic(), *self.now()))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> tuple[float, float]:
+        inside = [(d, w) for t, d, w in self.samples if start <= t <= end] or [(0.0, 0.0)]
+        return max(d for d, _ in inside), max(d + w for d, w in inside)
+
+
+class Recorder(Tracker):
+    """Keeps each logged step's metrics and when it was logged, and the memory at given rounds."""
+
+    def __init__(self, memory: MemorySampler, memory_at: tuple[int, ...] = ()):
+        self.steps: dict[int, dict[str, float]] = {}
+        self.logged_at: dict[int, float] = {}
+        self.memory = memory
+        self.memory_at = set(memory_at)
+        self.rss_at: dict[int, dict[str, float]] = {}
+
+    plain: PlainFedAvg | None = None  # run each round of it right after fedlm's
+
+    def log_metrics(self, metrics, step):
+        self.logged_at[step] = time.monotonic()
+        self.steps[step] = dict(metrics)
+        if step in self.memory_at:
+            driver, worker_total = self.memory.now()
+            self.rss_at[step] = {"driver_mib": driver, "total_mib": driver + worker_total}
+        if self.plain is not None and step >= 1:
+            self.plain.round(step)
+
+
+@dataclass
+class PlainResult:
+    round_seconds: list[float] = field(default_factory=list)
+    read_seconds: list[float] = field(default_factory=list)
+    round_tokens: list[int] = field(default_factory=list)
+    weights: list[np.ndarray] = field(default_factory=list)
+
+
+def compose_config(overrides: list[str]) -> TrainConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, *QUIET])
+    return OmegaConf.to_object(cfg)
+
+
+class PlainFedAvg:
+    """FedAvg in plain TensorFlow over fedlm's clients and batches (see the module docstring)."""
+
+    def __init__(self, cfg: TrainConfig, setup: Setup, start: list[np.ndarray]):
+        if cfg.client_optimizer.name != "sgd" or cfg.client_optimizer.momentum:
+            raise SystemExit("the plain loop implements client SGD without momentum only")
+        if cfg.algorithm.name != "fedavg":
+            raise SystemExit("the plain loop implements algorithm=fedavg only")
+        self.cfg, self.setup, self.start = cfg, setup, start
+        self.model = None  # made at the first round: after TFF has traced its own models
+        self.result = PlainResult()
+
+    def _build(self) -> None:
+        task = self.setup.task
+        model = self.model = task.keras_model()
+        model.set_weights(self.start)
+        loss_fn, metrics = task.loss(), task.metrics()
+        optimizer = tf.keras.optimizers.SGD(learning_rate=self.cfg.client_optimizer.learning_rate)
+        spec = (tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None, None], tf.int64))
+        ignore_id = task.pipeline.ignore_id
+
+        @tf.function(input_signature=spec)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = loss_fn(y, logits)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            for m in metrics:
+                m.update_state(y, logits)
+            return tf.reduce_sum(tf.cast(tf.not_equal(y, ignore_id), tf.int64))
+
+        self.train_step = train_step
+        self.server_opt = build_optimizer(self.cfg.server_optimizer, "server_optimizer")
+        self.server = [tf.constant(w) for w in model.get_weights()]
+        specs = [tf.TensorSpec(w.shape, w.dtype) for w in self.server]
+        self.server_state = self.server_opt.initialize(specs)
+
+    def round(self, round_num: int) -> None:
+        """Round ``round_num``: rounds must come in order (the sampler is fedlm's, rebuilt)."""
+        if self.model is None:
+            self._build()
+        cfg, setup, out = self.cfg, self.setup, self.result
+        started = time.monotonic()
+        client_ids = setup.sampler.sample()
+        datasets = round_datasets(
+            setup.pipeline, setup.train_snippets, client_ids, cfg.training, cfg.seed, round_num
+        )
+        batches = [[(x, y) for x, y in d] for d in datasets]  # read before any train step
+        read = time.monotonic() - started
+        total = [np.zeros_like(w) for w in self.server]
+        weight_sum, round_tokens = 0.0, 0
+        for client in batches:
+            self.model.set_weights(self.server)
+            tokens = examples = 0
+            for x, y in client:
+                tokens += int(self.train_step(x, y))
+                examples += int(x.shape[0])
+            weight = {"num_tokens": tokens, "num_examples": examples, "uniform": 1}[
+                cfg.algorithm.client_weighting
+            ]
+            trained = self.model.get_weights()
+            for acc, w_start, w_end in zip(total, self.server, trained, strict=True):
+                acc += weight * (w_start.numpy() - w_end)
+            weight_sum += weight
+            round_tokens += tokens
+        update = [tf.constant(acc / weight_sum) for acc in total]
+        self.server_state, self.server = self.server_opt.next(
+            self.server_state, self.server, update
+        )
+        out.round_seconds.append(time.monotonic() - started)
+        out.read_seconds.append(read)
+        out.round_tokens.append(round_tokens)
+        out.weights = [w.numpy() for w in self.server]
+
+
+def keras_evaluate_seconds(cfg: TrainConfig, setup: Setup, weights) -> tuple[float, float]:
+    """Seconds of a plain Keras ``evaluate`` of the evaluation batches in memory (2nd call)."""
+    batch_size = cfg.eval.batch_size or cfg.training.batch_size
+    s = setup.eval_sequences
+    dataset = tf.data.Dataset.from_tensor_slices((s.inputs, s.targets)).batch(batch_size)
+    model = setup.task.compiled_keras_model()
+    model.set_weights(weights)
+    model.evaluate(dataset, verbose=0)
+    started = time.monotonic()
+    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    return time.monotonic() - started, float(results["accuracy"])
+
+
+def fedlm_evaluate_seconds(cfg: TrainConfig, setup: Setup, weights) -> tuple[float, float, float]:
+    """Seconds of fedlm's evaluator on the same sequences (2nd call), accuracy, peak MiB."""
+    batch_size = cfg.eval.batch_size or cfg.training.batch_size
+    evaluator = CentralizedEvaluator(setup.task, setup.eval_sequences, batch_size)
+    model_weights = tff.learning.models.ModelWeights(trainable=weights, non_trainable=[])
+    evaluator(model_weights)
+    with MemorySampler(0.05) as memory:
+        started = time.monotonic()
+        metrics = evaluator(model_weights)
+        seconds = time.monotonic() - started
+    return seconds, metrics["accuracy"], memory.peak()[0]
+
+
+def measure(name: str, overrides: list[str], rounds: int, long: int | None) -> dict:
+    rounds = long or rounds
+    cfg = compose_config([*SETTINGS[name], *overrides, f"training.rounds={rounds}"])
+
+    def say(line: str) -> None:
+        if long is None:
+            print(f"  {line}", file=sys.stderr)
+
+    print(f"[{name}] fedlm-train {' '.join(SETTINGS[name] + overrides)}", file=sys.stderr)
+    memory_at = (50, long) if long else ()
+    plain = None
+    if not long:
+        setup = prepare(cfg, say=lambda line: None)
+        start = starting_weights(setup.task, setup.pretrained)  # fedlm's own: the same seeded draw
+        plain = PlainFedAvg(cfg, setup, [np.asarray(w) for w in start.trainable])
+    with MemorySampler() as memory:
+        recorder = Recorder(memory, memory_at)
+        recorder.plain = plain
+        started = time.monotonic()
+        result = run(cfg, recorder, say=say)
+    steady = range(2, rounds + 1)
+    seconds = [recorder.steps[r]["round/seconds"] for r in range(1, rounds + 1)]
+    tokens = [int(recorder.steps[r]["train/num_tokens"]) for r in range(1, rounds + 1)]
+    first_done = recorder.logged_at[1] - started
+    last_eval = recorder.steps[rounds].get("eval/seconds")
+    eval_window = (recorder.logged_at[rounds] - (last_eval or 0.0), recorder.logged_at[rounds])
+    report = {
+        "setting": name,
+        "overrides": [*SETTINGS[name], *overrides],
+        "rounds": rounds,
+        "runtime": {
+            "local_workers": cfg.runtime.local_workers,
+            "intra_op_threads": cfg.runtime.intra_op_threads,
+            "inter_op_threads": cfg.runtime.inter_op_threads,
+            "loop_implementation": cfg.algorithm.loop_implementation,
+        },
+        "clients_per_round": cfg.training.clients_per_round,
+        "fedlm": {
+            "round_seconds": seconds,
+            "round_tokens": tokens,
+            "median_round_seconds": statistics.median(seconds[1:] or seconds),
+            "first_round_seconds": seconds[0],
+            "start_to_first_round_seconds": first_done,
+            "characters_per_second": sum(tokens[1:]) / sum(seconds[1:]) if rounds > 1 else None,
+            "peak_rss_mib": memory.peak()[1],
+            "peak_driver_rss_mib": memory.peak()[0],
+            "final_evaluation_seconds": last_eval,
+            "final_evaluation_peak_driver_rss_mib": memory.peak(*eval_window)[0],
+            "rss_at_round": recorder.rss_at,
+        },
+    }
+    if long:
+        return report
+
+    p = plain.result
+    if p.round_tokens != tokens:
+        raise SystemExit(f"not the same work: tokens per round {p.round_tokens} != {tokens}")
+    plain_steady = [p.round_seconds[r - 1] for r in steady]
+    fedlm_steady = [seconds[r - 1] for r in steady]
+    final = result.final_weights
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(p.weights, final, strict=True))
+    report["plain"] = {
+        "round_seconds": p.round_seconds,
+        "read_seconds": p.read_seconds,
+        "median_round_seconds": statistics.median(plain_steady or p.round_seconds),
+        "characters_per_second": sum(tokens[1:]) / sum(plain_steady) if rounds > 1 else None,
+    }
+    report["round_ratio"] = sum(fedlm_steady) / sum(plain_steady) if rounds > 1 else None
+    report["first_round_over_steady"] = seconds[0] / report["fedlm"]["median_round_seconds"]
+    report["max_weight_difference"] = difference
+
+    if setup.eval_sequences is not None:
+        print(f"[{name}] evaluation: fedlm's evaluator and Keras evaluate", file=sys.stderr)
+        fed_seconds, fed_accuracy, fed_peak = fedlm_evaluate_seconds(cfg, setup, final)
+        keras_seconds, keras_accuracy = keras_evaluate_seconds(cfg, setup, final)
+        report["evaluation"] = {
+            "clients": len(setup.eval_sequences.client_ids),
+            "sequences": setup.eval_sequences.num_sequences,
+            "fedlm_seconds": fed_seconds,
+            "keras_seconds": keras_seconds,
+            "ratio": fed_seconds / keras_seconds,
+            "accuracy_fedlm": fed_accuracy,
+            "accuracy_keras": keras_accuracy,
+            "fedlm_peak_driver_rss_mib": fed_peak,
+        }
+    return report
+
+
+def table(reports: list[dict]) -> str:
+    rows = [
+        "| setting | fedlm s/round | plain TF s/round | ratio | chars/s fedlm | first round "
+        "/ steady | eval fedlm s | eval Keras s | eval ratio | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        f, p, e = r["fedlm"], r.get("plain", {}), r.get("evaluation", {})
+
+        def num(value, fmt="{:.2f}"):
+            return fmt.format(value) if isinstance(value, int | float) else "-"
+
+        rows.append(
+            f"| {r['setting']} | {num(f['median_round_seconds'])} | "
+            f"{num(p.get('median_round_seconds'))} | {num(r.get('round_ratio'))} | "
+            f"{num(f['characters_per_second'], '{:.0f}')} | "
+            f"{num(r.get('first_round_over_steady'))} | {num(e.get('fedlm_seconds'))} | "
+            f"{num(e.get('keras_seconds'))} | {num(e.get('ratio'))} | "
+            f"{num(f['peak_rss_mib'], '{:.0f}')} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["tutorial", "reddi2021", "mcmahan2017"],
+        choices=list(SETTINGS),
+    )
+    parser.add_argument("--rounds", type=int, default=8, help="rounds per setting (default 8)")
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: run N rounds of fedlm alone (no evaluation between) and report the "
+        "resident memory at round 50 and round N",
+    )
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("overrides", nargs="*", help="fedlm-train overrides for every setting")
+    args = parser.parse_args(argv)
+    quiet_libraries()
+    reports = []
+    for name in args.settings:
+        reports.append(measure(name, args.overrides, args.rounds, args.long))
+    machine = {
+        "cores": usable_cores(),
+        "processor": platform.processor() or platform.machine(),
+        "tensorflow": tf.__version__,
+        "tff": tff.__version__,
+        "load_average_at_end": os.getloadavg(),
+    }
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump({"machine": machine, "settings": reports}, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+    if args.long:
+        for r in reports:
+            print(json.dumps({"setting": r["setting"], "rss_at_round": r["fedlm"]["rss_at_round"]}))
+    else:
+        print(table(reports))
+    return reports
+
+
+if __name__ == "__main__":
+    main()
