@@ -285,3 +285,10 @@ def read_complete_works(
     """:func:`parse_complete_works` of the text file at ``path``; :class:`DataError` if the file
     is missing, unreadable or has no plays."""
     return parse_complete_works(read_book(path), test_fraction, min_examples, source_name=str(path))
+
+
+def read_play_titles(path: str | os.PathLike) -> tuple[str, ...]:
+    """Titles of every "play" of the text at ``path`` (the sonnets and poems too), in text order;
+    a fast look without parsing the speeches."""
+    lines = strip_gutenberg(read_book(path)).split("\n")
+    return tuple(title for title, _, _ in _play_bounds(lines))
