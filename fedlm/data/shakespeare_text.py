@@ -198,13 +198,13 @@ def _speeches(lines: list[str]) -> tuple[dict[str, list[str]], int]:
     name_column = _name_column(lines)
     continuation = " " * (name_column + 2)
     lines = [line.rstrip() for line in lines]
-    found_first = [found[0] for line in lines if (found := _speaker(line, name_column))]
-    first_names = {_normal(name) for name in found_first}
-    in_capitals = 2 * sum(name.isupper() for name in found_first) > len(found_first)
+    character_lines = [_speaker(line, name_column) for line in lines]
+    first_parts = [found[0] for found in character_lines if found]
+    first_names = {_normal(name) for name in first_parts}
+    in_capitals = 2 * sum(name.isupper() for name in first_parts) > len(first_parts)
     runs: list[tuple[str, list[str]]] = []  # (name, lines of one example), in text order
     speaker, run, in_notice, discarded = None, None, False, 0
-    for line in lines:
-        found = _speaker(line, name_column)
+    for line, found in zip(lines, character_lines, strict=True):
         name, text = _full_name(*found, first_names) if found else (None, "")
         lost_indent = name is not None and in_capitals and not _in_capitals(name)
         if in_notice or line.lstrip().startswith("<<"):
