@@ -53,6 +53,7 @@ def _min_examples(text: str) -> int:
 @report_errors(PROG)
 def build(args: argparse.Namespace) -> int:
     from fedlm.data import build_shakespeare, database_path, default_cache_dir, default_source
+    from fedlm.data.build import describe_build
 
     source = args.source or default_source()
     cache_dir = args.cache_dir or default_cache_dir()
@@ -69,7 +70,8 @@ def build(args: argparse.Namespace) -> int:
         f"{args.min_examples} examples)\n"
         f"examples: {clients.num_train_examples} train, {clients.num_test_examples} test\n"
         f"discarded lines: {clients.discarded_lines}\n"
-        f"unknown characters: {unknown}" + (f" ({common})" if unknown else "")
+        f"unknown characters: {unknown}" + (f" ({common})" if unknown else "") + "\n"
+        f"stamp: {describe_build(database_path(cache_dir))}"
     )
     return 0
 
@@ -79,11 +81,15 @@ def stats(args: argparse.Namespace) -> int:
     from fedlm.data import (
         SPLITS,
         build_pipeline,
+        database_path,
         dataset_stats,
         default_cache_dir,
+        default_source,
         format_stats,
         read_snippets,
     )
+    from fedlm.data.build import describe_build, stale_reason
+    from fedlm.data.shakespeare_text import PARSER_VERSION
 
     pipeline = build_pipeline(
         args.pipeline,
@@ -96,6 +102,12 @@ def stats(args: argparse.Namespace) -> int:
     splits = [args.split] if args.split else list(SPLITS)
     snippets = {split: read_snippets(cache_dir, split) for split in splits}
     print(format_stats(dataset_stats(snippets, pipeline)))
+    database = database_path(cache_dir)
+    stale = stale_reason(database, default_source())
+    print(
+        f"stamp: {describe_build(database)}"
+        + (f" (stale: it {stale}, this fedlm's is {PARSER_VERSION}; rebuild it)" if stale else "")
+    )
     return 0
 
 

@@ -7,11 +7,20 @@ is in both ``train`` and ``test``: it is called once per split, into scratch fil
 ``examples`` and ``client_metadata`` rows are then combined into one database. All of it happens
 in temporary files beside the target, renamed into place at the end, so a failed or interrupted
 build leaves no partial database and never replaces a good one.
+
+Every build is stamped: a ``fedlm_build`` table (key, value) beside TFF's two records the parser
+version (:data:`~fedlm.data.shakespeare_text.PARSER_VERSION`), the source and its SHA-256, the
+split settings and fedlm's version. TFF reads only its own tables, so a stamped database is still
+TFF's format. :func:`stale_reason` says when a database must not be used as this fedlm's build: its
+stamp names an older parser, or it has none while its clients are all characters of the plays of
+the source fedlm builds from (a build made before the stamp existed). A database without a stamp
+whose clients are not those (TFF's own download) is not fedlm's to judge.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import tempfile
@@ -20,11 +29,19 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from fedlm.data.shakespeare_text import ShakespeareClients, read_complete_works
+import fedlm
+from fedlm.data.shakespeare_text import (
+    PARSER_VERSION,
+    ShakespeareClients,
+    client_id,
+    read_complete_works,
+    read_play_titles,
+)
 from fedlm.errors import DataError
 from fedlm.io import atomic_path
 
 DATABASE_NAME = "shakespeare.sqlite"  # the name load_data looks for in its cache_dir
+STAMP_TABLE = "fedlm_build"
 
 # save_to_sql_client_data iterates one small dataset per client; tf.data's autotuning makes
 # each iterator cost ~17 ms, six times the whole iteration without it.
@@ -36,9 +53,13 @@ def database_path(cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir).expanduser() / DATABASE_NAME
 
 
-def _combine(parts: Sequence[Path], database: Path) -> None:
-    """Copy the tables of the first part, then every part's rows in order, into ``database``."""
+def _combine(parts: Sequence[Path], database: Path, stamp: Mapping[str, str]) -> None:
+    """Copy the tables of the first part, then every part's rows in order, into ``database``,
+    and ``stamp`` into its own table."""
     with contextlib.closing(sqlite3.connect(database)) as con:
+        if stamp:
+            con.execute(f"CREATE TABLE {STAMP_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            con.executemany(f"INSERT INTO {STAMP_TABLE} VALUES (?, ?)", sorted(stamp.items()))
         for i, part in enumerate(parts):
             con.execute("ATTACH DATABASE ? AS part", (str(part),))
             if i == 0:
@@ -55,9 +76,11 @@ def write_sql_client_data(
     splits: Mapping[str, Mapping[str, Sequence[str]]],
     target: str | os.PathLike,
     log: Callable[[str], None] = print,
+    stamp: Mapping[str, str] | None = None,
 ) -> None:
     """Write ``{split: {client_id: snippets}}`` to the SQLite file ``target`` (element
-    ``{'snippets': tf.string}``), atomically; an existing ``target`` is replaced only on success.
+    ``{'snippets': tf.string}``), with ``stamp`` in the ``fedlm_build`` table if given,
+    atomically; an existing ``target`` is replaced only on success.
     """
     import tensorflow_federated as tff  # here only: importing TFF costs seconds
 
@@ -84,7 +107,7 @@ def write_sql_client_data(
                 split_names_by_client_id={cid: split for cid in clients},
             )
             parts.append(part)
-        _combine(parts, tmp)
+        _combine(parts, tmp, stamp or {})
         tmp.chmod(0o644)  # as TFF's own download; the temporary file was private (0600)
 
 
@@ -102,7 +125,74 @@ def build_shakespeare(
     """
     target = database_path(cache_dir)
     if target.exists() and not force:
-        raise DataError(f"{target} already exists: expected force=True (--force) to rebuild it")
+        raise DataError(
+            f"{target} already exists ({describe_build(target)}): expected force=True (--force) "
+            "to rebuild it"
+        )
     clients = read_complete_works(source, test_fraction, min_examples)
-    write_sql_client_data({"train": clients.train, "test": clients.test}, target, log=log)
+    stamp = {
+        "parser_version": str(PARSER_VERSION),
+        "source": str(Path(source).expanduser().resolve()),
+        "source_sha256": hashlib.sha256(Path(source).expanduser().read_bytes()).hexdigest(),
+        "test_fraction": repr(test_fraction),
+        "min_examples": str(min_examples),
+        "fedlm_version": fedlm.__version__,
+    }
+    write_sql_client_data(
+        {"train": clients.train, "test": clients.test}, target, log=log, stamp=stamp
+    )
     return clients
+
+
+def _read_only(database: str | os.PathLike) -> contextlib.closing[sqlite3.Connection]:
+    uri = f"{Path(database).resolve().as_uri()}?mode=ro"  # never creates or changes the file
+    return contextlib.closing(sqlite3.connect(uri, uri=True))
+
+
+def read_stamp(database: str | os.PathLike) -> dict[str, str] | None:
+    """The build stamp of ``database`` (key -> value); None if it has none, or is no SQLite
+    database at all (reading it as TFF's then says what is wrong)."""
+    try:
+        with _read_only(database) as con:
+            return dict(con.execute(f"SELECT key, value FROM {STAMP_TABLE}").fetchall())
+    except sqlite3.DatabaseError:  # no such table, or not a database
+        return None
+
+
+def describe_build(database: str | os.PathLike) -> str:
+    """One phrase on who built ``database``: fedlm's parser version and source, or no stamp."""
+    stamp = read_stamp(database)
+    if stamp is None:
+        return "no fedlm build stamp"
+    version = stamp.get("parser_version", "?")
+    return f"built by fedlm's parser version {version} from {stamp.get('source', '?')}"
+
+
+def _all_clients_from(database: Path, titles: Sequence[str]) -> bool:
+    """Whether every client id of ``database`` is a character of one of the plays ``titles``."""
+    prefixes = tuple(client_id(title, "") + "_" for title in titles)
+    try:
+        with _read_only(database) as con:
+            ids = con.execute("SELECT DISTINCT client_id FROM client_metadata").fetchall()
+    except sqlite3.DatabaseError:
+        return False
+    return bool(ids) and all(cid.startswith(prefixes) for (cid,) in ids)
+
+
+def stale_reason(database: str | os.PathLike, source: str | os.PathLike | None) -> str | None:
+    """Why ``database`` is not this fedlm's build of ``source`` (a phrase: "was built by ..."),
+    or None if it is, or if it is not fedlm's to judge (no stamp, and clients that are not all
+    characters of ``source``'s plays, as in TFF's download; or no ``source`` file to compare)."""
+    database = Path(database)
+    stamp = read_stamp(database)
+    if stamp is not None:
+        version = stamp.get("parser_version")
+        if version == str(PARSER_VERSION):
+            return None
+        return f"was built by fedlm's parser version {version}"
+    source = Path(source).expanduser() if source is not None else None
+    if source is None or not source.is_file():
+        return None
+    if _all_clients_from(database, read_play_titles(source)):
+        return "was built by fedlm's parser version 1 (it has no build stamp)"
+    return None

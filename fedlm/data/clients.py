@@ -22,7 +22,14 @@ from tensorflow.core.example import example_pb2
 
 from fedlm import paths
 from fedlm.config import DATASETS, DataConfig
-from fedlm.data.build import DATABASE_NAME, NO_AUTOTUNE, build_shakespeare, database_path
+from fedlm.data.build import (
+    DATABASE_NAME,
+    NO_AUTOTUNE,
+    build_shakespeare,
+    database_path,
+    stale_reason,
+)
+from fedlm.data.shakespeare_text import PARSER_VERSION
 from fedlm.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -45,10 +52,12 @@ def load_client_data(
 ) -> tuple[ClientData, ClientData]:
     """(train, test) ``ClientData`` of the dataset ``name`` (``shakespeare`` or ``synthetic``).
 
-    For ``shakespeare``: ``cache_dir/shakespeare.sqlite`` if it exists (``source`` is then not
-    used); else built there from ``source`` if given; else TFF's download into ``cache_dir``.
-    Raises :class:`ConfigError` for an unknown name and :class:`DataError` for a missing source
-    or a failed download.
+    For ``shakespeare``: ``cache_dir/shakespeare.sqlite`` if it exists and is not an older
+    fedlm build (:func:`~fedlm.data.build.stale_reason`; one that is, is rebuilt from ``source``
+    with a line saying why, or refused without one); else built there from ``source`` if given;
+    else TFF's download into ``cache_dir``. Raises :class:`ConfigError` for an unknown name and
+    :class:`DataError` for a missing source, a stale build that cannot be rebuilt or a failed
+    download.
     """
     if name not in DATASETS:
         raise ConfigError("data.name", name, DATASETS)
@@ -60,6 +69,7 @@ def load_client_data(
     cache_dir = Path(cache_dir).expanduser()
     database = database_path(cache_dir)
     if database.exists():
+        _rebuild_if_stale(database, source)
         return _load(database)
     if source is not None:
         if not Path(source).expanduser().is_file():
@@ -82,6 +92,24 @@ def load_client_data(
             f"(or set data.source to that file), or set data.cache_dir to a directory that has "
             f"{DATABASE_NAME}."
         ) from e
+
+
+def _rebuild_if_stale(database: Path, source: str | os.PathLike | None) -> None:
+    reason = stale_reason(database, source)
+    if reason is None:
+        return
+    if source is None or not Path(source).expanduser().is_file():
+        raise DataError(
+            f"{database} {reason}, and this fedlm's is version {PARSER_VERSION}: its clients "
+            f"differ. Rebuild it: `uv run fedlm-data build --source {default_source()} "
+            f"--cache-dir {database.parent} --force` (or set data.source to the Gutenberg text "
+            "and it is rebuilt on load)"
+        )
+    print(
+        f"Rebuilding {database} from {source}: it {reason}, this fedlm's is version "
+        f"{PARSER_VERSION}"
+    )
+    build_shakespeare(Path(source).expanduser(), database.parent, force=True, log=lambda _: None)
 
 
 def _load(database: Path) -> tuple[ClientData, ClientData]:

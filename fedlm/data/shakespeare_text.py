@@ -14,6 +14,29 @@ federated Shakespeare came from:
   discarded (titles, cast lists, act and scene headings, stage directions at the name column).
   The ``<<THIS ELECTRONIC VERSION ...>>`` notices between acts are skipped and end the speech.
 
+A speaker's name is where LEAF's parse goes wrong; the name of a character line is read by these
+rules, each a general one (LEAF's regular expression stops at the first period and knows only
+letters and spaces):
+
+- names may have apostrophes and hyphens (``VARRO'S SERVANT``, ``LUCIUS' SERVANT``,
+  ``FIRST SERVING-MAN``); LEAF drops these speeches as non-text.
+- a name goes on past a period when what it has so far is a fragment, a title abbreviation
+  (``Mrs. Page.``), a single letter (``M. Wife.``) or an ordinal alone (``THIRD. WITCH.``), or
+  when the next period-ended word is itself a speaker's name in the play, written in the same case
+  (``Cap. Wife.``, the wife of Capulet; ``VARRO. CLAUDIO.``, both speaking). LEAF cuts these to
+  the first word, merging Mistress Page and Mistress Ford into one ``MRS``.
+- in a play that writes names in capitals, a "name" with more than one word not in capitals is
+  verse of the current speech that lost its indentation (``HORTENSIO will be quit with thee by
+  changing.``), not a speaker.
+- names of a play that differ only in spaces, hyphens or apostrophes (a typo's
+  ``ANTIPHOLUS OFEPHESUS``) are one speaker, under the spelling used most.
+- a bare title (``KING``) is the play's one speaker named by that title and a name
+  (``KING HENRY``), when there is exactly one; with two (``KING EDWARD``, ``KING HENRY``) or none
+  it stays a speaker of its own.
+
+:data:`PARSER_VERSION` numbers the partition these rules make; every database fedlm builds
+records it, so that one built by an older parser is not taken for a current one.
+
 Where LEAF makes every line an example, an example here is one contiguous run of a character's
 lines: the character line and its continuation lines up to the next blank line, joined with
 ``\\n``, indentation and trailing spaces stripped (the form of TFF's published snippets). A blank
@@ -34,9 +57,26 @@ from fedlm import vocab
 from fedlm.data.corpus import read_book, strip_gutenberg
 from fedlm.errors import ConfigError, DataError
 
+# 1: LEAF's names (the first period ends a name); 2: the name rules above. Bump it whenever a
+# change of the parse changes the clients or their examples.
+PARSER_VERSION = 2
+
 PLAY_START = "by William Shakespeare"
-_SPEAKER = re.compile(r"([a-zA-Z][a-zA-Z ]*)\. (.*)")
+_NAME = r"[a-zA-Z][a-zA-Z' -]*"
+_SPEAKER = re.compile(rf"({_NAME})\. (.*)")
+_NAME_PART = re.compile(rf"({_NAME})\.(?: (.*)|$)")  # a further period-ended part of a name
 _HEADING = re.compile(r"(ACT|SCENE)\b")  # "ACT I. SCENE 1" reads as a speaker at column 0
+TITLE_ABBREVIATIONS = frozenset({"MR", "MRS", "MS", "DR", "ST"})
+ORDINALS = frozenset(
+    {"FIRST", "SECOND", "THIRD", "FOURTH", "FIFTH", "SIXTH", "SEVENTH", "EIGHTH", "NINTH", "TENTH"}
+)
+TITLES = frozenset(
+    {
+        "KING", "QUEEN", "PRINCE", "PRINCESS", "DUKE", "DUCHESS", "LORD", "LADY", "SIR", "DAME",
+        "MASTER", "MISTRESS", "MR", "MRS", "COUNT", "COUNTESS", "EARL", "CARDINAL", "BISHOP",
+        "ARCHBISHOP", "EMPEROR", "EMPRESS",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,24 +123,73 @@ def _play_bounds(lines: list[str]) -> list[tuple[str, int, int]]:
     return [(title, first, end) for (title, _, first), end in zip(starts, ends, strict=True)]
 
 
+def _normal(name: str) -> str:
+    return " ".join(name.split()).upper()
+
+
 def _speaker(line: str, indent: int) -> tuple[str, str] | None:
-    """(NAME, text) if ``line`` is a character line with its name at column ``indent``."""
+    """(first part of the name as written, the rest) if ``line`` is a character line with its
+    name at column ``indent``."""
     if not line.startswith(" " * indent) or line[indent : indent + 1] in ("", " "):
         return None
     match = _SPEAKER.fullmatch(line[indent:])
-    if match is None:
+    if match is None or _HEADING.match(match.group(1).upper()):
         return None
-    return " ".join(match.group(1).split()).upper(), match.group(2).strip()
+    return match.group(1).strip(), match.group(2).strip()
+
+
+def _is_fragment(name: str) -> bool:
+    """A name that cannot be all of a speaker's name: a title abbreviation, a letter, an ordinal."""
+    name = _normal(name)
+    return name in TITLE_ABBREVIATIONS or name in ORDINALS or len(name) == 1
+
+
+def _full_name(first: str, text: str, names: set[str]) -> tuple[str, str]:
+    """(name as written, text) of a character line: ``first`` goes on over the next period-ended
+    parts of ``text`` while it is a fragment, or while the next part is one of the play's
+    ``names`` written in the same case (``Cap. Wife.``, ``VARRO. CLAUDIO.``)."""
+    name = first
+    while match := _NAME_PART.fullmatch(text):
+        part = match.group(1).strip()
+        same_case = part.isupper() == name.isupper()
+        if not (_is_fragment(name) or (same_case and _normal(part) in names)):
+            break
+        name, text = f"{name} {part}", (match.group(2) or "").strip()
+    return name, text
+
+
+def _in_capitals(name: str) -> bool:
+    """Whether a name is written as a play that writes names in capitals writes them: at most one
+    word not in capitals (``JAQUES de BOYS``, ``SIR Toby``, ``Mrs. PAGE``, ``Celia``), unlike
+    verse that lost its indentation (``HORTENSIO will be quit with thee by changing.``)."""
+    return sum(not word.isupper() for word in name.split()) <= 1
+
+
+def _speaker_of_variants(counts: collections.Counter[str]) -> dict[str, str]:
+    """Name -> the speaker it is: spellings with the same letters are the one used most, and
+    a bare title is the one speaker named by that title and a name, if there is exactly one."""
+    by_letters = collections.defaultdict(list)
+    for name in counts:
+        by_letters[re.sub(r"[^A-Z]", "", name)].append(name)
+    speaker = {}
+    for variants in by_letters.values():
+        used_most = max(variants, key=lambda name: (counts[name], len(name), name))
+        speaker.update({name: used_most for name in variants})
+    speakers = set(speaker.values())
+    for title in TITLES & speakers:
+        named = [name for name in speakers if name.startswith(title + " ")]
+        if len(named) == 1:
+            speaker.update({n: named[0] for n, s in speaker.items() if s == title})
+    return speaker
 
 
 def _name_column(lines: list[str]) -> int:
     """The most common indentation of ``NAME. text`` lines (2 where there are none)."""
     columns = collections.Counter()
     for line in lines:
-        stripped = line.lstrip(" ")
-        match = _SPEAKER.fullmatch(stripped)
-        if match and not _HEADING.match(match.group(1).upper()):
-            columns[len(line) - len(stripped)] += 1
+        indent = len(line) - len(line.lstrip(" "))
+        if _speaker(line, indent):
+            columns[indent] += 1
     return columns.most_common(1)[0][0] if columns else 2
 
 
@@ -108,30 +197,37 @@ def _speeches(lines: list[str]) -> tuple[dict[str, list[str]], int]:
     """Character -> examples (contiguous runs of lines) of one play, and its discarded lines."""
     name_column = _name_column(lines)
     continuation = " " * (name_column + 2)
-    runs: dict[str, list[list[str]]] = collections.defaultdict(list)
+    lines = [line.rstrip() for line in lines]
+    character_lines = [_speaker(line, name_column) for line in lines]
+    first_parts = [found[0] for found in character_lines if found]
+    first_names = {_normal(name) for name in first_parts}
+    in_capitals = 2 * sum(name.isupper() for name in first_parts) > len(first_parts)
+    runs: list[tuple[str, list[str]]] = []  # (name, lines of one example), in text order
     speaker, run, in_notice, discarded = None, None, False, 0
-    for line in lines:
-        line = line.rstrip()
+    for line, found in zip(lines, character_lines, strict=True):
+        name, text = _full_name(*found, first_names) if found else (None, "")
+        lost_indent = name is not None and in_capitals and not _in_capitals(name)
         if in_notice or line.lstrip().startswith("<<"):
             in_notice = ">>" not in line
             speaker, run = None, None
         elif not line:
             run = None
-        elif (found := _speaker(line, name_column)) and not _HEADING.match(found[0]):
-            speaker, run = found[0], [found[1]]
-            runs[speaker].append(run)
-        elif speaker is not None and line.startswith(continuation):
+        elif name is not None and not lost_indent:
+            speaker, run = _normal(name), [text]
+            runs.append((speaker, run))
+        elif speaker is not None and (line.startswith(continuation) or lost_indent):
             if run is None:
                 run = []
-                runs[speaker].append(run)
+                runs.append((speaker, run))
             run.append(line.strip())
         else:
             speaker, run = None, None
             discarded += 1
-    examples = {}
-    for name, name_runs in runs.items():
-        snippets = ["\n".join(part for part in r if part) for r in name_runs]
-        examples[name] = [s for s in snippets if s]
+    speaker_of = _speaker_of_variants(collections.Counter(name for name, _ in runs))
+    examples = {speaker_of[name]: [] for name, _ in runs}  # a speaker may have no text at all
+    for name, run in runs:
+        if snippet := "\n".join(part for part in run if part):
+            examples[speaker_of[name]].append(snippet)
     return examples, discarded
 
 
@@ -189,3 +285,10 @@ def read_complete_works(
     """:func:`parse_complete_works` of the text file at ``path``; :class:`DataError` if the file
     is missing, unreadable or has no plays."""
     return parse_complete_works(read_book(path), test_fraction, min_examples, source_name=str(path))
+
+
+def read_play_titles(path: str | os.PathLike) -> tuple[str, ...]:
+    """Titles of every "play" of the text at ``path`` (the sonnets and poems too), in text order;
+    a fast look without parsing the speeches."""
+    lines = strip_gutenberg(read_book(path)).split("\n")
+    return tuple(title for title, _, _ in _play_bounds(lines))

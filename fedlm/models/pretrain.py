@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from fedlm import paths, vocab
 from fedlm.config import PretrainConfig
+from fedlm.data.clients import load_client_data
 from fedlm.data.corpus import load_corpus, split_holdout
 from fedlm.data.inmemory import snippet_dataset
 from fedlm.data.preprocess import TutorialPipeline, split_input_target
@@ -98,7 +99,8 @@ def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:
     """(the source used, Shakespeare test snippets) for the transfer accuracy; no network.
 
     - ``sqlite``: the test split of ``cache_dir()/shakespeare/shakespeare.sqlite`` (what
-      ``fedlm-data`` builds, in TFF's layout);
+      ``fedlm-data`` builds, in TFF's layout; rebuilt from the shared text if an older fedlm
+      built it);
     - ``gutenberg``: the same test split parsed straight from the shared Complete Works by
       :func:`fedlm.data.shakespeare_text.read_complete_works` (LEAF's partition, no SQL);
     - ``synthetic``: TFF's small synthetic Shakespeare (tests);
@@ -118,8 +120,9 @@ def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:
     if source == "sqlite":
         if not sqlite.exists():
             raise DataError(f"shakespeare=sqlite: no such file {sqlite}; run `uv run fedlm-data`")
-        # load_data reads an existing shakespeare.sqlite in cache_dir and downloads nothing.
-        _, test = tff.simulation.datasets.shakespeare.load_data(cache_dir=str(sqlite.parent))
+        # An existing database is read (or rebuilt, if stale) and nothing is downloaded.
+        text = gutenberg if gutenberg.exists() else None
+        _, test = load_client_data("shakespeare", sqlite.parent, source=text)
     else:
         test = tff.simulation.datasets.shakespeare.get_synthetic()
     # Client by client in id order (create_tf_dataset_from_all_clients shuffles the clients).

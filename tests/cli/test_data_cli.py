@@ -1,6 +1,10 @@
+import contextlib
+import sqlite3
+
 import pytest
 
 from fedlm.cli.data import main
+from fedlm.data.shakespeare_text import PARSER_VERSION
 
 TINY_WORKS = """A TINY PLAY
 
@@ -44,6 +48,7 @@ def test_build_prints_the_counts(built):
         "examples: 2 train, 2 test",
         "discarded lines: 0",
         "unknown characters: 1 ('|': 1)",
+        f"stamp: built by fedlm's parser version {PARSER_VERSION} from {source.resolve()}",
     ]
 
 
@@ -52,14 +57,15 @@ def test_build_refuses_to_overwrite_without_force(built, capsys):
     argv = ["build", "--source", str(source), "--cache-dir", str(cache_dir)]
 
     assert _error_of(capsys, argv) == (
-        f"fedlm-data: error: {cache_dir}/shakespeare.sqlite already exists: expected force=True "
-        "(--force) to rebuild it"
+        f"fedlm-data: error: {cache_dir}/shakespeare.sqlite already exists (built by fedlm's "
+        f"parser version {PARSER_VERSION} from {source.resolve()}): expected force=True (--force) "
+        "to rebuild it"
     )
     assert main([*argv, "--force", "--test-fraction", "0.5"]) == 0
 
 
 def test_stats_prints_the_counts(built, capsys):
-    _, cache_dir, _ = built
+    source, cache_dir, _ = built
 
     assert (
         main(["stats", "--cache-dir", str(cache_dir), "--seq-len", "4", "--batch-size", "2"]) == 0
@@ -76,6 +82,27 @@ def test_stats_prints_the_counts(built, capsys):
     assert main(["stats", "--cache-dir", str(cache_dir), "--split", "test", "--pad"]) == 0
     out = capsys.readouterr().out
     assert "empty clients (zero batches): 0 of 2" in out and "train:" not in out
+    assert out.splitlines()[-1] == (
+        f"stamp: built by fedlm's parser version {PARSER_VERSION} from {source.resolve()}"
+    )
+
+
+def test_stats_says_when_an_older_parser_built_the_database(built, capsys):
+    _, cache_dir, _ = built
+    with contextlib.closing(sqlite3.connect(cache_dir / "shakespeare.sqlite")) as con:
+        con.execute("UPDATE fedlm_build SET value = '1' WHERE key = 'parser_version'")
+        con.commit()
+
+    assert main(["stats", "--cache-dir", str(cache_dir)]) == 0
+
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .endswith(
+            f"(stale: it was built by fedlm's parser version 1, this fedlm's is {PARSER_VERSION}; "
+            "rebuild it)"
+        )
+    )
 
 
 @pytest.mark.parametrize(

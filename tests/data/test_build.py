@@ -1,11 +1,14 @@
+import hashlib
 import time
 
 import pytest
 import tensorflow_federated as tff
 
+import fedlm
 from fedlm import paths
-from fedlm.data.build import build_shakespeare, database_path
+from fedlm.data.build import build_shakespeare, database_path, read_stamp, stale_reason
 from fedlm.data.clients import read_snippets
+from fedlm.data.shakespeare_text import PARSER_VERSION
 from fedlm.errors import DataError
 
 TINY_WORKS = """*** START OF THIS PROJECT GUTENBERG EBOOK COMPLETE WORKS ***
@@ -55,11 +58,34 @@ def test_tff_load_data_reads_the_build_with_both_splits(source, tmp_path):
     assert sorted(p.name for p in cache_dir.iterdir()) == ["shakespeare.sqlite"]
 
 
+def test_a_build_is_stamped_with_the_parser_version_and_its_source(source, tmp_path):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+
+    stamp = read_stamp(database_path(tmp_path))
+
+    assert stamp == {
+        "parser_version": str(PARSER_VERSION),
+        "source": str(source.resolve()),
+        "source_sha256": hashlib.sha256(TINY_WORKS.encode()).hexdigest(),
+        "test_fraction": "0.2",
+        "min_examples": "2",
+        "fedlm_version": fedlm.__version__,
+    }
+    assert stale_reason(database_path(tmp_path), source) is None
+    with pytest.raises(
+        DataError, match=rf"\(built by fedlm's parser version {PARSER_VERSION} from"
+    ):
+        build_shakespeare(source, tmp_path)
+
+
 def test_an_existing_database_is_replaced_only_with_force(source, tmp_path):
     target = database_path(tmp_path)
     target.write_bytes(b"a good database")
 
-    with pytest.raises(DataError, match=r"shakespeare\.sqlite already exists: expected force"):
+    with pytest.raises(
+        DataError,
+        match=r"shakespeare\.sqlite already exists \(no fedlm build stamp\): expected force",
+    ):
         build_shakespeare(source, tmp_path)
     assert target.read_bytes() == b"a good database"
 

@@ -1,3 +1,4 @@
+import contextlib
 import sqlite3
 import urllib.error
 import urllib.request
@@ -6,13 +7,20 @@ import pytest
 import tensorflow_federated as tff
 
 from fedlm.config import DataConfig
-from fedlm.data.build import build_shakespeare, database_path
+from fedlm.data.build import (
+    STAMP_TABLE,
+    build_shakespeare,
+    database_path,
+    read_stamp,
+    write_sql_client_data,
+)
 from fedlm.data.clients import (
     client_data_snippets,
     client_snippets,
     load_client_data,
     read_snippets,
 )
+from fedlm.data.shakespeare_text import PARSER_VERSION
 from fedlm.errors import ConfigError, DataError
 
 TINY_WORKS = """A TINY PLAY
@@ -137,3 +145,78 @@ def test_read_snippets_keeps_clients_without_examples(source, tmp_path):
         con.execute("DELETE FROM examples WHERE client_id = 'A_TINY_PLAY_BEN'")
 
     assert read_snippets(tmp_path, "train") == {"A_TINY_PLAY_ANNE": ["One."], "A_TINY_PLAY_BEN": []}
+
+
+# A database built by an older parser has other clients: it is rebuilt (or refused), never used.
+
+
+def _as_built_by_an_older_fedlm(database, stamp_version: str | None) -> None:
+    """Make ``database`` look like an older build: a client gone, and the stamp of an older
+    parser, or none (builds before the stamp existed)."""
+    with contextlib.closing(sqlite3.connect(database)) as con:
+        con.execute("DELETE FROM examples WHERE client_id = 'A_TINY_PLAY_BEN'")
+        con.execute("DELETE FROM client_metadata WHERE client_id = 'A_TINY_PLAY_BEN'")
+        if stamp_version is None:
+            con.execute(f"DROP TABLE {STAMP_TABLE}")
+        else:
+            con.execute(
+                f"UPDATE {STAMP_TABLE} SET value = ? WHERE key = 'parser_version'", (stamp_version,)
+            )
+        con.commit()
+
+
+@pytest.mark.parametrize(
+    ("stamp_version", "reason"),
+    [
+        ("1", "was built by fedlm's parser version 1"),
+        (None, "was built by fedlm's parser version 1 (it has no build stamp)"),
+    ],
+)
+def test_an_older_build_is_rebuilt_from_the_source_with_one_line(
+    source, tmp_path, capsys, stamp_version, reason
+):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+    database = database_path(tmp_path)
+    _as_built_by_an_older_fedlm(database, stamp_version)
+
+    train, test = load_client_data("shakespeare", tmp_path, source=source)
+
+    assert capsys.readouterr().out.splitlines() == [
+        f"Rebuilding {database} from {source}: it {reason}, this fedlm's is version "
+        f"{PARSER_VERSION}"
+    ]
+    assert client_data_snippets(train) == TRAIN
+    assert client_data_snippets(test) == TEST
+    assert read_stamp(database)["parser_version"] == str(PARSER_VERSION)
+    load_client_data("shakespeare", tmp_path, source=source)  # current now: read as it is
+    assert capsys.readouterr().out == ""
+
+
+def test_an_older_build_without_a_source_is_refused_and_left_alone(source, tmp_path):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+    database = database_path(tmp_path)
+    _as_built_by_an_older_fedlm(database, "1")
+    before = database.read_bytes()
+
+    with pytest.raises(DataError) as error:
+        load_client_data("shakespeare", tmp_path, source=tmp_path / "gone.txt")
+
+    assert str(error.value).startswith(
+        f"{database} was built by fedlm's parser version 1, and this fedlm's is version "
+        f"{PARSER_VERSION}: its clients differ. Rebuild it: `uv run fedlm-data build --source "
+    )
+    assert f"--cache-dir {tmp_path} --force`" in str(error.value)
+    assert database.read_bytes() == before
+
+
+def test_a_database_fedlm_did_not_build_is_read_as_it_is(source, tmp_path, capsys):
+    """No stamp, and clients of other plays than the source's: TFF's download, say."""
+    tffs = {"ALL_S_WELL_THAT_ENDS_WELL_CELIA": ["One."], "A_TINY_PLAY_ANNE": ["Two."]}
+    write_sql_client_data({"train": tffs, "test": tffs}, database_path(tmp_path), log=print)
+    capsys.readouterr()
+
+    train, _ = load_client_data("shakespeare", tmp_path, source=source)
+
+    assert client_data_snippets(train) == tffs
+    assert capsys.readouterr().out == ""
+    assert read_stamp(database_path(tmp_path)) is None

@@ -1,9 +1,12 @@
+import contextlib
 import json
+import sqlite3
 
 import pytest
 from shipped_models import model_config
 
 from fedlm.config import PretrainConfig
+from fedlm.data.build import build_shakespeare, database_path
 from fedlm.errors import ConfigError, DataError
 from fedlm.models.generate import generate_text, load_weights_for_generation
 from fedlm.models.pretrain import evaluate_saved, pretrain, shakespeare_test_snippets
@@ -119,3 +122,17 @@ def test_pretrain_on_the_shared_dickens_then_generate(tmp_path):
     weights = load_weights_for_generation(result.path, cfg.model)
     text = generate_text(weights, cfg.model, 86, "It was ", length=50, seed=0)
     assert text.startswith("It was ") and len(text) == 57
+
+
+def test_the_sqlite_test_split_of_an_older_build_is_not_used(isolated_cache, tmp_path, monkeypatch):
+    source = tmp_path / "works.txt"
+    source.write_text("A PLAY\n\nby William Shakespeare\n\n  ANN. One.\n  BEN. Two.\n" * 2)
+    cache_dir = isolated_cache / "shakespeare"
+    build_shakespeare(source, cache_dir, log=lambda line: None)
+    with contextlib.closing(sqlite3.connect(database_path(cache_dir))) as con:
+        con.execute("UPDATE fedlm_build SET value = '1' WHERE key = 'parser_version'")
+        con.commit()
+    monkeypatch.setenv("FEDLM_DATA_DIR", str(tmp_path / "no_shared_data"))
+
+    with pytest.raises(DataError, match="was built by fedlm's parser version 1"):
+        shakespeare_test_snippets("sqlite")
