@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import tensorflow_federated as tff
 
 from fedlm.config import TrainConfig, validate
 from fedlm.data.clients import client_snippets, load_client_data
+from fedlm.data.sizes import eligible_clients
 from fedlm.errors import ConfigError
 from fedlm.federated import runtime
 from fedlm.federated.evaluation import (
@@ -80,12 +81,6 @@ def starting_weights(task: Task, pretrained: list | None) -> tff.learning.models
     if pretrained is not None:
         model.set_weights(pretrained)
     return tff.learning.models.ModelWeights.from_model(model)
-
-
-def eligible_clients(pipeline, snippets: Mapping[str, Sequence[str]]) -> dict[str, int]:
-    """Client id -> batches per epoch, for the clients with at least one batch."""
-    sizes = {c: pipeline.num_batches(s) for c, s in snippets.items()}
-    return {c: n for c, n in sizes.items() if n > 0}
 
 
 def evaluation_client_ids(
@@ -148,7 +143,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
     )
     test_snippets = client_snippets(test_data, cfg.data, "test")
     eval_ids = evaluation_client_ids(
-        cfg, eligible_clients(eval_pipeline, test_snippets), test_snippets
+        cfg, eligible_clients(eval_pipeline, test_snippets, key=None), test_snippets
     )
 
     eval_datasets = client_datasets(
