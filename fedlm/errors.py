@@ -23,6 +23,22 @@ class ConfigError(FedlmError, ValueError):
         super().__init__(f"{key}={value!r} is not allowed: expected {allowed}")
 
 
+class UnknownKeyError(ConfigError):
+    """A config key that the typed config does not have (a typo, with or without Hydra's ``+``)."""
+
+    def __init__(
+        self, key: str, group: str, valid_keys: Iterable[str], suggestion: str | None = None
+    ):
+        self.key, self.value, self.allowed = key, None, list(valid_keys)
+        hint = f" (did you mean {suggestion}?)" if suggestion else ""
+        if not self.allowed:
+            expected = f"{group} is a value, not a group of keys"
+        else:
+            where = f"the keys of {group}" if group else "the top-level keys and config groups"
+            expected = f"expected one of {where}: {', '.join(self.allowed)}"
+        ValueError.__init__(self, f"{key} is not a config key{hint}: {expected}")
+
+
 class DataError(FedlmError):
     """Input data that is missing, unreadable or not what fedlm expects."""
 
