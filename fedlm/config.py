@@ -96,6 +96,9 @@ class TrackingConfig:
     checkpoint_every: int = 1
     keep_checkpoints: int = 3
     log_model: bool = True
+    # Seconds a call to a tracking server that stopped answering is retried (MLflow's retries
+    # with back-off) before the run ends, its checkpoints intact.
+    give_up_after_s: float = 60.0
 
 
 @dataclass
@@ -162,7 +165,11 @@ def _check_field(
     close = difflib.get_close_matches(name, valid, n=1)
     suggestion = ".".join([*parents, close[0], *rest]) if close else None
     key = ".".join([*parents, name, *rest])
-    raise UnknownKeyError(key, ".".join(parents), valid, suggestion)
+    if parents:
+        where = f"the keys of {'.'.join(parents)}"
+    else:
+        where = "the top-level keys and config groups" if extra else "the top-level keys"
+    raise UnknownKeyError(key, where, valid, suggestion)
 
 
 def check_key(dotted: str, schema: type, groups: Iterable[str] = ()) -> None:
@@ -270,6 +277,7 @@ def validate(cfg: TrainConfig) -> None:
     _positive("eval.temperature", e.temperature)
     _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
     _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)
+    _at_least("tracking.give_up_after_s", cfg.tracking.give_up_after_s, 0)
 
 
 @dataclass
