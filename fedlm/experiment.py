@@ -68,8 +68,9 @@ def initial_weights(cfg: TrainConfig, task: Task, say: Callable[[str], None]) ->
         return None
     if spec == "dickens" and not pretrained_available(spec, cfg.model.name):
         say(
-            "No pre-trained Dickens model found (run `uv run fedlm-pretrain` to make one): "
-            "starting from random weights."
+            "No pre-trained Dickens model: none in fedlm's cache, and downloading TFF's published "
+            "one failed (no network?): starting from random weights (`uv run fedlm-pretrain` "
+            "makes one)."
         )
         return None
     return load_pretrained_weights(spec, cfg.model, task.vocab_size)
@@ -211,7 +212,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 state = checkpoint.server_state
                 sampler.load_state(checkpoint.sampler_state)
                 first_round = checkpoint.round_num + 1
-                say(f"resuming after round {checkpoint.round_num} of {t.rounds}")
+                if checkpoint.round_num < t.rounds:  # else the tracker said: nothing to resume
+                    say(f"resuming after round {checkpoint.round_num} of {t.rounds}")
             else:
                 weights = process.get_model_weights(state)
                 metrics = evaluate(weights)
@@ -268,7 +270,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
             final = process.get_model_weights(state)
             result.final_weights = keras_weights(final)
-            tracker.log_model(keras_model)
+            tracker.log_model(keras_model, step=t.rounds)
     except (KeyboardInterrupt, SystemExit):
         tracker.finish("KILLED")
         raise

@@ -1,5 +1,6 @@
 """``fedlm-train`` refuses a bad config in one line, before it imports TensorFlow or TFF."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -45,7 +46,10 @@ print(json.dumps(results))
 def fedlm_train_errors(tmp_path, *command_lines):
     """(exit code, last stderr line, heavy modules imported) of each command line."""
     run_dir = f"hydra.run.dir={tmp_path / 'run'}"
-    argvs = [[*argv, run_dir] for argv in command_lines]
+    argvs = [
+        argv if any("hydra.run.dir" in a for a in argv) else [*argv, run_dir]
+        for argv in command_lines
+    ]
     env = {**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(argvs)],
@@ -116,3 +120,80 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         (2, f"fedlm-train: error: {message}") for message in expected
     ]
     assert [heavy for _, _, heavy in results] == [[]] * len(expected)
+
+
+@contextlib.contextmanager
+def unwritable(folder):
+    """``folder`` made unwritable for this user: read-only, or immutable for root."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_anything_runs(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable(locked):
+        results = fedlm_train_errors(
+            tmp_path,
+            [f"hydra.run.dir={locked}/run"],
+            ["-m", "seed=0,1", f"hydra.sweep.dir={locked}/sweep"],
+        )
+    assert [line for _, line, _ in results] == [
+        f"fedlm-train: error: hydra.run.dir='{locked}/run' cannot be used ({locked}, where it "
+        "would be created, cannot be written by this user): expected a folder this user can "
+        "create and write to",
+        f"fedlm-train: error: hydra.sweep.dir='{locked}/sweep' cannot be used ({locked}, where "
+        "it would be created, cannot be written by this user): expected a folder this user can "
+        "create and write to",
+    ]
+    assert [code for code, _, _ in results] == [2, 2]
+    assert list(locked.iterdir()) == []
+
+
+TINY_RUN = [
+    "data=synthetic",
+    "model=tiny",
+    "training.rounds=1",
+    "training.clients_per_round=2",
+    "training.seq_len=10",
+    "training.batch_size=2",
+    "training.max_batches_per_client=1",
+    "eval.max_batches=1",
+    "eval.generate_length=0",
+    "tracking.log_model=false",
+    "tracking.experiment_name=cli",
+]
+
+
+def test_a_run_prints_its_output_folder_keeps_its_log_and_writes_nothing_elsewhere(
+    monkeypatch, tmp_path, capfd
+):
+    import fedlm.cli.train as train_cli
+
+    work = tmp_path / "work"  # the folder fedlm-train is started from
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["fedlm-train", *TINY_RUN, f"hydra.run.dir={run_dir}"])
+    train_cli.main()
+
+    out = capfd.readouterr().out.splitlines()
+    assert out[0] == f"output folder: {run_dir} (checkpoints, train.log)"
+    assert f"output folder: {run_dir}" in out[-3:]
+    assert any(line.startswith("round 1/1 | train: loss=") for line in out)
+    ui = [line for line in out if line.startswith("MLflow run ")]
+    assert len(ui) == 1 and " uv run --project " in ui[0]  # a command that works from anywhere
+    log = (run_dir / "train.log").read_text().splitlines()
+    assert [line for line in out if line in log] == out  # every line printed is in train.log
+    assert list(work.iterdir()) == []  # no ./mlruns, nothing else
