@@ -8,10 +8,14 @@ anything is compiled; every error names the dotted key and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedlm.errors import ConfigError
+from fedlm.errors import ConfigError, UnknownKeyError
 from fedlm.vocab import UNKNOWN_POLICIES
 
 PIPELINES = ("tutorial", "paper")
@@ -102,6 +106,9 @@ class TrackingConfig:
     checkpoint_every: int = 1
     keep_checkpoints: int = 3
     log_model: bool = True
+    # Seconds a call to a tracking server that stopped answering is retried (MLflow's retries
+    # with back-off) before the run ends, its checkpoints intact.
+    give_up_after_s: float = 60.0
 
 
 @dataclass
@@ -148,6 +155,56 @@ class TrainConfig:
     resume: Any = False
     output_dir: str = "."
     experiment_scale: str = "default"
+
+
+def _group_type(schema: type, name: str) -> type | None:
+    """The dataclass type of field ``name`` of ``schema`` (a config group), or None for a value."""
+    hint = typing.get_type_hints(schema).get(name)
+    return hint if dataclasses.is_dataclass(hint) else None
+
+
+def _check_field(
+    parents: list[str], name: str, schema: type | None, rest: list[str], extra: Iterable[str] = ()
+) -> None:
+    """Raise :class:`UnknownKeyError` unless ``name`` is a field of ``schema`` (or in ``extra``);
+    ``parents`` and ``rest`` are the parts of the dotted key before and after it."""
+    valid = [f.name for f in dataclasses.fields(schema)] if schema is not None else []
+    valid += [name for name in sorted(extra) if name not in valid]
+    if name in valid:
+        return
+    close = difflib.get_close_matches(name, valid, n=1)
+    suggestion = ".".join([*parents, close[0], *rest]) if close else None
+    key = ".".join([*parents, name, *rest])
+    if parents:
+        where = f"the keys of {'.'.join(parents)}"
+    else:
+        where = "the top-level keys and config groups" if extra else "the top-level keys"
+    raise UnknownKeyError(key, where, valid, suggestion)
+
+
+def check_key(dotted: str, schema: type, groups: Iterable[str] = ()) -> None:
+    """Raise :class:`UnknownKeyError` unless ``dotted`` (``training.rounds``) is a key of the
+    dataclass ``schema``; ``groups`` are top-level config groups (``experiment``) also allowed."""
+    parts = dotted.split(".")
+    node: type | None = schema
+    for depth, part in enumerate(parts):
+        extra = groups if depth == 0 else ()
+        _check_field(parts[:depth], part, node, parts[depth + 1 :], extra)
+        node = _group_type(node, part) if node is not None else None
+
+
+def check_keys(config: Mapping[str, Any], schema: type, parents: tuple[str, ...] = ()) -> None:
+    """Raise :class:`UnknownKeyError` for the first key of ``config`` (nested mappings, as Hydra
+    composed them) that the dataclass ``schema`` does not have.
+
+    Hydra's ``+key=value`` adds a key to a structured config without complaint, and
+    ``OmegaConf.to_object`` then drops it: a misspelt ``+training.rouds=3`` would run silently.
+    """
+    for key, value in config.items():
+        _check_field(list(parents), key, schema, [])
+        group = _group_type(schema, key)
+        if group is not None and isinstance(value, Mapping):
+            check_keys(value, group, (*parents, key))
 
 
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -240,6 +297,7 @@ def validate(cfg: TrainConfig) -> None:
     _positive("eval.temperature", e.temperature)
     _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
     _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)
+    _at_least("tracking.give_up_after_s", cfg.tracking.give_up_after_s, 0)
 
 
 @dataclass

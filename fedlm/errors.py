@@ -23,6 +23,25 @@ class ConfigError(FedlmError, ValueError):
         super().__init__(f"{key}={value!r} is not allowed: expected {allowed}")
 
 
+class UnknownKeyError(ConfigError):
+    """A config key that the typed config does not have (a typo, with or without Hydra's ``+``).
+
+    ``where`` names the keys that were expected (``the keys of training``); with none, ``key``'s
+    parent is a value, not a group of keys.
+    """
+
+    def __init__(
+        self, key: str, where: str, valid_keys: Iterable[str], suggestion: str | None = None
+    ):
+        self.key, self.value, self.allowed = key, None, list(valid_keys)
+        hint = f" (did you mean {suggestion}?)" if suggestion else ""
+        if self.allowed:
+            expected = f"expected one of {where}: {', '.join(self.allowed)}"
+        else:
+            expected = f"{key.rpartition('.')[0]} is a value, not a group of keys"
+        ValueError.__init__(self, f"{key} is not a config key{hint}: {expected}")
+
+
 class DataError(FedlmError):
     """Input data that is missing, unreadable or not what fedlm expects."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import tensorflow_federated as tff
 from fedlm.config import TrainConfig, TrainingConfig, validate
 from fedlm.data.clients import client_snippets, load_client_data
 from fedlm.data.inmemory import ClientSequences, snippet_dataset
+from fedlm.data.sizes import eligible_clients
 from fedlm.federated import runtime
 from fedlm.federated.evaluation import (
     CentralizedEvaluator,
@@ -67,8 +68,9 @@ def initial_weights(cfg: TrainConfig, task: Task, say: Callable[[str], None]) ->
         return None
     if spec == "dickens" and not pretrained_available(spec, cfg.model.name):
         say(
-            "No pre-trained Dickens model found (run `uv run fedlm-pretrain` to make one): "
-            "starting from random weights."
+            "No pre-trained Dickens model: none in fedlm's cache, and downloading TFF's published "
+            "one failed (no network?): starting from random weights (`uv run fedlm-pretrain` "
+            "makes one)."
         )
         return None
     return load_pretrained_weights(spec, cfg.model, task.vocab_size)
@@ -80,12 +82,6 @@ def starting_weights(task: Task, pretrained: list | None) -> tff.learning.models
     if pretrained is not None:
         model.set_weights(pretrained)
     return tff.learning.models.ModelWeights.from_model(model)
-
-
-def eligible_clients(pipeline, snippets: Mapping[str, Sequence[str]]) -> dict[str, int]:
-    """Client id -> batches per epoch, for the clients with at least one batch."""
-    sizes = {c: pipeline.num_batches(s) for c, s in snippets.items()}
-    return {c: n for c, n in sizes.items() if n > 0}
 
 
 def client_work(batches_per_epoch: int, training: TrainingConfig) -> int:
@@ -163,7 +159,7 @@ def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
     )
     test_snippets = client_snippets(test_data, cfg.data, "test")
     eval_ids = evaluation_client_ids(
-        cfg.eval, eligible_clients(eval_pipeline, test_snippets), list(test_snippets)
+        cfg.eval, eligible_clients(eval_pipeline, test_snippets, key=None), list(test_snippets)
     )
     eval_sequences = evaluation_sequences(cfg.eval, eval_pipeline, test_snippets, eval_ids)
     return Setup(task, pretrained, train_snippets, eligible, sampler, eval_sequences)
@@ -243,7 +239,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 state = checkpoint.server_state
                 sampler.load_state(checkpoint.sampler_state)
                 first_round = checkpoint.round_num + 1
-                say(f"resuming after round {checkpoint.round_num} of {t.rounds}")
+                if checkpoint.round_num < t.rounds:  # else the tracker said: nothing to resume
+                    say(f"resuming after round {checkpoint.round_num} of {t.rounds}")
             else:
                 weights = process.get_model_weights(state)
                 metrics = evaluate(weights)
@@ -296,7 +293,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
             final = process.get_model_weights(state)
             result.final_weights = keras_weights(final)
-            tracker.log_model(keras_model)
+            tracker.log_model(keras_model, step=t.rounds)
     except (KeyboardInterrupt, SystemExit):
         tracker.finish("KILLED")
         raise

@@ -20,6 +20,7 @@ from fedlm.report import (
     write_report,
 )
 from fedlm.report.study import PaperNumber, study_file
+from fedlm.tracking import store
 from fedlm.tracking.runs import load_runs, log_report
 
 T0 = 1_700_000_000.0  # seconds; every run starts at T0 + its index * 1000
@@ -58,8 +59,9 @@ def make_run(
 
 
 def experiment(uri, name):
+    """A new experiment whose artifacts stay beside the temporary store, as fedlm makes them."""
     client = mlflow.MlflowClient(tracking_uri=uri)
-    return client, client.create_experiment(name)
+    return client, client.create_experiment(name, store.artifact_location(uri, name))
 
 
 # Two server optimizers x seeds 0 and 1, accuracy after rounds 0..4 (sgd+momentum, adam), plus a
@@ -206,6 +208,8 @@ def test_files_are_written_and_the_report_is_logged_to_a_summary_run(uri, sweep,
     logged = sorted(a.path for a in client.list_artifacts(summary, "report"))
     assert logged == [f"report/{f.name}" for f in sorted(files)]
     assert client.get_run(summary).data.tags["fedlm.report"] == "true"
+    folder = uri[len("sqlite:///") :].rsplit("/", 1)[0]  # never the working directory's mlruns/
+    assert client.get_run(summary).info.artifact_uri.startswith(f"file://{folder}/mlartifacts/")
     assert len(load_runs(uri, "sweep")[0]) == 6  # a report is never read back as a training run
 
 

@@ -1,13 +1,25 @@
-"""Hydra callbacks (wired in ``conf/hydra/callbacks/``)."""
+"""Hydra callbacks (wired in ``conf/hydra/callbacks/fedlm.yaml``, on in ``conf/train.yaml``)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+PROG = "fedlm-train"
+# Set by SweptKeys before a multirun's jobs start, read by each job (fedlm.cli.joblog): the keys
+# the sweep varies, so that a job's console lines carry its values of them. An environment
+# variable, because jobs may run in other processes (joblib) or on other hosts (submitit).
+SWEPT_KEYS_ENV = "FEDLM_SWEEP_KEYS"
+
+# Sweeps whose parent MLflow run is open: (uri, experiment name, sweep dir). Hydra does not call
+# on_multirun_end when the launcher or a job raises; fedlm-train's main() ends these as FAILED.
+_open_sweeps: list[tuple[str | None, str, str]] = []
 
 
 def swept_keys(overrides: list[str], sweeper_params: Any = None) -> list[str]:
@@ -23,6 +35,53 @@ def swept_keys(overrides: list[str], sweeper_params: Any = None) -> list[str]:
     return keys
 
 
+def unusable_dir(path: str | os.PathLike) -> str | None:
+    """Why a folder cannot be created or written at ``path``, or None when it can."""
+    path = Path(path).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "it" if existing == path else f"{existing}, where it would be created,"
+        return f"{what} cannot be written by this user"
+    return None
+
+
+class OutputDirCheck(Callback):
+    """Refuse an output folder that cannot be written, in one line, before Hydra creates it
+    (Hydra would fail later with a traceback)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_dir("hydra.run.dir", config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_dir("hydra.sweep.dir", config)
+
+
+def _check_dir(key: str, config: DictConfig) -> None:
+    folder = str(OmegaConf.select(config, key))
+    problem = unusable_dir(folder)
+    if problem is not None:
+        print(
+            f"{PROG}: error: {key}={folder!r} cannot be used ({problem}): expected a folder "
+            "this user can create and write to",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
+class SweptKeys(Callback):
+    """Hand the keys a multirun sweeps to its jobs (their console lines are prefixed with their
+    values of them)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        overrides = list(config.hydra.overrides.task)
+        keys = swept_keys(overrides, OmegaConf.select(config, "hydra.sweeper.params"))
+        os.environ[SWEPT_KEYS_ENV] = " ".join(keys)
+
+
 class MlflowSweepCallback(Callback):
     """Before a multirun's jobs: the store, the experiment and the sweep's parent run."""
 
@@ -33,13 +92,15 @@ class MlflowSweepCallback(Callback):
         from fedlm.tracking.sweeps import start_sweep
 
         overrides = list(config.hydra.overrides.task)
+        sweep = str(Path(config.hydra.sweep.dir).resolve())
         start_sweep(
             tracking.uri,
             tracking.experiment_name,
-            str(Path(config.hydra.sweep.dir).resolve()),
+            sweep,
             overrides,
             swept_keys(overrides, OmegaConf.select(config, "hydra.sweeper.params")),
         )
+        _open_sweeps.append((tracking.uri, tracking.experiment_name, sweep))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         tracking = config.get("tracking")
@@ -47,6 +108,27 @@ class MlflowSweepCallback(Callback):
             return
         from fedlm.tracking.sweeps import end_sweep
 
-        end_sweep(
-            tracking.uri, tracking.experiment_name, str(Path(config.hydra.sweep.dir).resolve())
-        )
+        sweep = str(Path(config.hydra.sweep.dir).resolve())
+        end_sweep(tracking.uri, tracking.experiment_name, sweep)
+        _forget(sweep)
+
+
+def end_unfinished_sweeps() -> None:
+    """Mark FAILED the parent run of every sweep that started and did not end normally."""
+    if not _open_sweeps:
+        return
+    from fedlm.tracking.sweeps import end_sweep
+
+    for uri, experiment_name, sweep in list(_open_sweeps):
+        _forget(sweep)
+        try:
+            end_sweep(uri, experiment_name, sweep, failed=True)
+        except Exception as error:  # never hide the error that ended the sweep
+            print(
+                f"{PROG}: warning: could not mark the parent run of sweep {sweep} FAILED: {error}",
+                file=sys.stderr,
+            )
+
+
+def _forget(sweep: str) -> None:
+    _open_sweeps[:] = [s for s in _open_sweeps if s[2] != sweep]

@@ -52,8 +52,11 @@ def _min_examples(text: str) -> int:
 
 @report_errors(PROG)
 def build(args: argparse.Namespace) -> int:
-    from fedlm.data import build_shakespeare, database_path, default_cache_dir, default_source
-    from fedlm.data.build import describe_build
+    from fedlm.data.build import build_shakespeare, database_path, describe_build
+    from fedlm.data.clients import default_cache_dir, default_source
+    from fedlm.federated.workers import install_signal_handlers
+
+    install_signal_handlers()  # SIGTERM and SIGHUP clean up the temporary files, as Ctrl-C does
 
     source = args.source or default_source()
     cache_dir = args.cache_dir or default_cache_dir()
@@ -78,18 +81,11 @@ def build(args: argparse.Namespace) -> int:
 
 @report_errors(PROG)
 def stats(args: argparse.Namespace) -> int:
-    from fedlm.data import (
-        SPLITS,
-        build_pipeline,
-        database_path,
-        dataset_stats,
-        default_cache_dir,
-        default_source,
-        format_stats,
-        read_snippets,
-    )
-    from fedlm.data.build import describe_build, stale_reason
+    from fedlm.data.build import database_path, describe_build, stale_reason
+    from fedlm.data.clients import SPLITS, default_cache_dir, default_source, read_snippets
+    from fedlm.data.pipelines import build_pipeline
     from fedlm.data.shakespeare_text import PARSER_VERSION
+    from fedlm.data.stats import dataset_stats, format_stats
 
     pipeline = build_pipeline(
         args.pipeline,

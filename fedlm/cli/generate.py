@@ -10,7 +10,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors
-from fedlm.config import GenerateConfig
+from fedlm.config import GenerateConfig, check_keys
 
 register_resolvers()
 ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
@@ -19,6 +19,7 @@ ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
 @report_errors("fedlm-generate")
 def main(cfg: DictConfig) -> None:
+    check_keys(OmegaConf.to_container(cfg, resolve=False), GenerateConfig)  # `+key=` included
     from fedlm.data.paper import VOCAB_SIZE as PAPER_VOCAB_SIZE
     from fedlm.models.generate import (
         check_prompt,

@@ -7,7 +7,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors
-from fedlm.config import PretrainConfig
+from fedlm.config import PretrainConfig, check_keys
 
 register_resolvers()
 ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
@@ -16,6 +16,7 @@ ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pretrain")
 @report_errors("fedlm-pretrain")
 def main(cfg: DictConfig) -> None:
+    check_keys(OmegaConf.to_container(cfg, resolve=False), PretrainConfig)  # `+key=` included
     from fedlm.models.pretrain import pretrain  # TensorFlow loads after the config is checked
 
     result = pretrain(OmegaConf.to_object(cfg))

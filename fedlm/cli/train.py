@@ -1,17 +1,66 @@
-"""``fedlm-train``: a Hydra config in, one federated training run out."""
+"""``fedlm-train``: a Hydra config in, one federated training run out.
+
+Everything that can be checked without TensorFlow is checked first, in about a second: the keys
+on the command line and in the composed config against the typed config (``+key=...`` included),
+every value, and the training clients that the data has at this ``seq_len`` and batch size. Only
+then are TensorFlow and TFF imported (10-20 s).
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from fedlm.cli import callbacks
 from fedlm.cli.common import CONFIG_DIR, quiet_libraries, register_resolvers, report_errors
-from fedlm.config import TrainConfig
+from fedlm.cli.joblog import job_log, job_prefix
+from fedlm.config import TrainConfig, check_key, check_keys
+from fedlm.tracking.run_info import overrides_of
 
+PROG = "fedlm-train"
 register_resolvers()
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def config_groups() -> list[str]:
+    """The config groups a command line may pick from (``data=synthetic``, ``+experiment=...``)."""
+    return sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and p.name != "hydra")
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Refuse an override of a key the typed config does not have, with or without ``+``, before
+    Hydra composes anything (Hydra's own error suggests adding ``+``, which it then accepts)."""
+    from hydra._internal.utils import get_args_parser  # the parser hydra.main itself uses
+
+    try:
+        args, _ = get_args_parser().parse_known_args(argv)
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+    except (SystemExit, Exception):  # a malformed command line: Hydra reports it
+        return
+    groups = config_groups()
+    for override in parsed:
+        key = override.key_or_group
+        if override.package is not None or key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            continue
+        if "/" in key or (Path(CONFIG_DIR) / key).is_dir():
+            continue  # a config group's option (data=synthetic); Hydra checks that it exists
+        check_key(key, TrainConfig, groups)
+
+
+def typed_config(cfg: DictConfig) -> TrainConfig:
+    """The composed config as the typed ``TrainConfig``, every key and value checked."""
+    from fedlm.config import validate
+
+    check_keys(OmegaConf.to_container(cfg, resolve=False), TrainConfig)
+    train_cfg: TrainConfig = OmegaConf.to_object(cfg)
+    validate(train_cfg)
+    return train_cfg
 
 
 def run_context() -> dict[str, str]:
@@ -27,19 +76,26 @@ def run_context() -> dict[str, str]:
     }
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-@report_errors("fedlm-train")
-def _main(cfg: DictConfig) -> float | None:
-    # Heavy imports here, after Hydra has parsed the command line (so --help is fast).
+@report_errors(PROG)
+def train(cfg: DictConfig, context: dict[str, str]) -> float | None:
+    train_cfg = typed_config(cfg)
+    from fedlm.checks import check_data  # no TensorFlow yet
+
+    check_data(train_cfg)
+    output_dir = Path(context["hydra.output_dir"])
+    print(f"output folder: {output_dir} (checkpoints, train.log)")
+    # TensorFlow, TFF and MLflow only now that the config is known to be good.
     from fedlm.experiment import run
     from fedlm.federated.workers import install_signal_handlers
     from fedlm.tracking import build_tracker
 
     quiet_libraries()
-    install_signal_handlers()
-    train_cfg: TrainConfig = OmegaConf.to_object(cfg)
-    tracker = build_tracker(train_cfg, run_context())
-    result = run(train_cfg, tracker)
+    install_signal_handlers()  # in this job's process (joblib runs jobs in worker processes)
+    tracker = build_tracker(train_cfg, context)
+    try:
+        result = run(train_cfg, tracker)
+    finally:
+        print(f"output folder: {output_dir}")
     where = tracker.where()
     if where:
         print(where)
@@ -47,8 +103,27 @@ def _main(cfg: DictConfig) -> float | None:
     return last.get("eval/accuracy")
 
 
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _main(cfg: DictConfig) -> float | None:
+    context = run_context()
+    prefix = ""
+    if context["hydra.mode"] == "MULTIRUN":
+        prefix = job_prefix(overrides_of(context))
+    log = Path(context["hydra.output_dir"]) / f"{HydraConfig.get().job.name}.log"
+    with job_log(log, prefix):
+        return train(cfg, context)
+
+
+@report_errors(PROG)
 def main() -> None:
-    _main()
+    from fedlm.federated.workers import install_signal_handlers  # no TensorFlow
+
+    check_command_line(sys.argv[1:])
+    install_signal_handlers()
+    try:
+        _main()
+    finally:
+        callbacks.end_unfinished_sweeps()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ TFF's ``save_to_sql_client_data`` gives each client id one split, while every Sh
 is in both ``train`` and ``test``: it is called once per split, into scratch files, whose
 ``examples`` and ``client_metadata`` rows are then combined into one database. All of it happens
 in temporary files beside the target, renamed into place at the end, so a failed or interrupted
-build leaves no partial database and never replaces a good one.
+build leaves no partial database and never replaces a good one. A build holds a lock on the cache
+dir: parallel jobs on a new cache dir build the database once, and the temporary files that a
+killed build left behind are removed by the next one.
 
 Every build is stamped: a ``fedlm_build`` table (key, value) beside TFF's two records the parser
 version (:data:`~fedlm.data.shakespeare_text.PARSER_VERSION`), the source and its SHA-256, the
@@ -22,12 +24,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-
-import tensorflow as tf
 
 import fedlm
 from fedlm.data.shakespeare_text import (
@@ -38,19 +39,55 @@ from fedlm.data.shakespeare_text import (
     read_play_titles,
 )
 from fedlm.errors import DataError
-from fedlm.io import atomic_path
+from fedlm.io import atomic_path, folder_lock
 
 DATABASE_NAME = "shakespeare.sqlite"  # the name load_data looks for in its cache_dir
 STAMP_TABLE = "fedlm_build"
 
-# save_to_sql_client_data iterates one small dataset per client; tf.data's autotuning makes
-# each iterator cost ~17 ms, six times the whole iteration without it.
-NO_AUTOTUNE = tf.data.Options()
-NO_AUTOTUNE.autotune.enabled = False
+
+def no_autotune():
+    """tf.data options without autotuning: save_to_sql_client_data iterates one small dataset
+    per client, and autotuning makes each iterator cost ~17 ms, six times the whole iteration."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def database_path(cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir).expanduser() / DATABASE_NAME
+
+
+def check_cache_dir(cache_dir: str | os.PathLike, key: str = "data.cache_dir") -> Path:
+    """``cache_dir`` as a path; :class:`DataError` naming ``key`` if it exists and is no folder."""
+    folder = Path(cache_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        hint = (
+            f"; set {key}={str(folder.parent)!r}, the folder that holds it"
+            if folder.name == DATABASE_NAME
+            else ""
+        )
+        raise DataError(
+            f"{key}={str(cache_dir)!r} is a file: expected the folder that holds (or will hold) "
+            f"{DATABASE_NAME}{hint}"
+        )
+    return folder
+
+
+def remove_leftovers(target: Path) -> list[Path]:
+    """Remove the temporary files and scratch folders of earlier builds of ``target`` that were
+    killed before they could clean up; return what was removed. Call it holding the build lock."""
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.suffix == ".tmp":
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path)
+    return removed
 
 
 def _combine(parts: Sequence[Path], database: Path, stamp: Mapping[str, str]) -> None:
@@ -82,8 +119,10 @@ def write_sql_client_data(
     ``{'snippets': tf.string}``), with ``stamp`` in the ``fedlm_build`` table if given,
     atomically; an existing ``target`` is replaced only on success.
     """
-    import tensorflow_federated as tff  # here only: importing TFF costs seconds
+    import tensorflow as tf  # here only: importing TensorFlow and TFF costs seconds
+    import tensorflow_federated as tff
 
+    options = no_autotune()
     target = Path(target)
     with (
         atomic_path(target) as tmp,
@@ -97,7 +136,7 @@ def write_sql_client_data(
             def dataset_fn(cid, clients=clients):
                 snippets = tf.constant(list(clients[cid]), dtype=tf.string)
                 return tf.data.Dataset.from_tensor_slices({"snippets": snippets}).with_options(
-                    NO_AUTOTUNE
+                    options
                 )
 
             tff.simulation.datasets.save_to_sql_client_data(
@@ -118,18 +157,23 @@ def build_shakespeare(
     test_fraction: float = 0.2,
     min_examples: int = 2,
     log: Callable[[str], None] = print,
-) -> ShakespeareClients:
+    skip_existing: bool = False,
+) -> ShakespeareClients | None:
     """Parse the complete works at ``source`` and write ``cache_dir/shakespeare.sqlite``.
 
-    Refuses to replace an existing database unless ``force``. Returns the parsed clients.
+    Refuses to replace an existing database unless ``force``; with ``skip_existing`` an existing
+    one (perhaps built by another process meanwhile) is kept and None returned. Returns the parsed
+    clients.
     """
-    target = database_path(cache_dir)
+    target = database_path(check_cache_dir(cache_dir))
     if target.exists() and not force:
+        if skip_existing:
+            return None
         raise DataError(
             f"{target} already exists ({describe_build(target)}): expected force=True (--force) "
             "to rebuild it"
         )
-    clients = read_complete_works(source, test_fraction, min_examples)
+    clients = read_complete_works(source, test_fraction, min_examples)  # before any folder is made
     stamp = {
         "parser_version": str(PARSER_VERSION),
         "source": str(Path(source).expanduser().resolve()),
@@ -138,9 +182,16 @@ def build_shakespeare(
         "min_examples": str(min_examples),
         "fedlm_version": fedlm.__version__,
     }
-    write_sql_client_data(
-        {"train": clients.train, "test": clients.test}, target, log=log, stamp=stamp
-    )
+    with folder_lock(target.parent):
+        for path in remove_leftovers(target):
+            log(f"removed {path}, left by an interrupted build")
+        if target.exists() and not force:  # built by another process meanwhile
+            if skip_existing:
+                return None
+            raise DataError(f"{target} already exists: expected force=True (--force) to rebuild it")
+        write_sql_client_data(
+            {"train": clients.train, "test": clients.test}, target, log=log, stamp=stamp
+        )
     return clients
 
 

@@ -13,6 +13,7 @@ validation text is never seen in training.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import os
 import re
@@ -35,15 +36,19 @@ def default_books_dir() -> Path:
 
 
 def read_book(path: str | os.PathLike) -> str:
-    """The text of ``path`` with ``\\n`` line ends: UTF-8 (a byte-order mark is dropped), else
-    Latin-1. Raises :class:`DataError` if the file is missing or unreadable."""
+    """The text of ``path`` with ``\\n`` line ends: UTF-16 when it starts with a UTF-16 byte-order
+    mark, else UTF-8 (a byte-order mark is dropped), else Latin-1. Raises :class:`DataError` if
+    the file is missing or unreadable."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read text file {path}: {e.strerror or e}") from e
     try:
-        text = raw.decode("utf-8-sig")
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = raw.decode("utf-16")  # the byte-order mark tells the byte order
+        else:
+            text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")  # never fails: every byte is a Latin-1 character
     return text.replace("\r\n", "\n").replace("\r", "\n")

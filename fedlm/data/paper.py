@@ -46,6 +46,7 @@ from tensorflow_federated.python.simulation.baselines.shakespeare import (
     char_prediction_preprocessing as tff_preprocessing,
 )
 
+from fedlm.data import sizes
 from fedlm.data.preprocess import check_int
 
 PAD, OOV, BOS, EOS = tff_preprocessing.get_special_tokens()  # 0, 87, 88, 89; characters 1..86
@@ -62,12 +63,6 @@ MASKED_FOR_ACCURACY_NO_EOS_OOV = (PAD, EOS, OOV)
 DEFAULT_SEQ_LEN = tff_preprocessing.DEFAULT_SEQUENCE_LENGTH  # 80, McMahan et al. 2017
 DEFAULT_SHUFFLE_BUFFER = tff_preprocessing.DEFAULT_SHUFFLE_BUFFER_SIZE  # 50, TFF's baseline
 DEFAULT_BATCH_SIZE = 4  # Reddi et al. 2021, Shakespeare's client batch size
-
-
-def _snippet_tokens(snippet: str | bytes) -> int:
-    """Tokens TFF makes of one snippet before padding: bos, one per UTF-8 byte, eos."""
-    data = snippet.encode("utf-8") if isinstance(snippet, str) else snippet
-    return len(data) + 2
 
 
 @dataclass(frozen=True)
@@ -107,11 +102,11 @@ class PaperPipeline:
 
     def num_batches(self, snippets: Iterable[str | bytes]) -> int:
         """Batches one epoch of a client with these snippets yields, before any cap (no TF)."""
-        return math.ceil(self.num_sequences(snippets) / self.batch_size)
+        return sizes.paper_batches(snippets, self.seq_len, self.batch_size)
 
     def num_sequences(self, snippets: Iterable[str | bytes]) -> int:
         """(seq_len + 1)-token chunks one epoch yields: each snippet is padded to whole chunks."""
-        return sum(math.ceil(_snippet_tokens(s) / (self.seq_len + 1)) for s in snippets)
+        return sizes.paper_sequences(snippets, self.seq_len)
 
     def num_tokens(self, snippets: Iterable[str | bytes]) -> int:
         """Non-padding targets of one epoch (what TFF's ``NumTokensCounter([PAD])`` counts).
@@ -121,7 +116,7 @@ class PaperPipeline:
         """
         total = 0
         for s in snippets:
-            tokens = _snippet_tokens(s)
+            tokens = sizes.paper_snippet_tokens(s)
             total += tokens - math.ceil(tokens / (self.seq_len + 1))
         return total
 

@@ -5,8 +5,20 @@
 from __future__ import annotations
 
 from fedlm.config import PIPELINES
-from fedlm.data.preprocess import TutorialPipeline
 from fedlm.errors import ConfigError
+
+
+def check_options(name: str, unknown_chars: str | None = None, pad: bool = False) -> None:
+    """Raise :class:`ConfigError` for ``data.*`` options that the pipeline ``name`` does not take
+    (no TensorFlow: ``fedlm-train`` checks them before importing it)."""
+    if name not in PIPELINES:
+        raise ConfigError("data.pipeline", name, PIPELINES)
+    if name == "paper" and pad:
+        raise ConfigError("data.pad", pad, "false with the 'paper' pipeline (it pads itself)")
+    if name == "paper" and unknown_chars not in (None, "oov"):
+        raise ConfigError(
+            "data.unknown_chars", unknown_chars, "null or 'oov' with data.pipeline=paper"
+        )
 
 
 def build_pipeline(
@@ -18,7 +30,10 @@ def build_pipeline(
     pad: bool = False,
 ):
     """The pipeline ``name``; ``unknown_chars=None`` and ``shuffle_buffer=None`` take its own."""
+    check_options(name, unknown_chars, pad)
     if name == "tutorial":
+        from fedlm.data.preprocess import TutorialPipeline
+
         return TutorialPipeline(
             seq_len=seq_len,
             batch_size=batch_size,
@@ -29,15 +44,8 @@ def build_pipeline(
     if name == "paper":
         from fedlm.data.paper import DEFAULT_SHUFFLE_BUFFER, PaperPipeline
 
-        if pad:
-            raise ConfigError("data.pad", pad, "false with the 'paper' pipeline (it pads itself)")
-        if unknown_chars not in (None, "oov"):
-            raise ConfigError(
-                "data.unknown_chars", unknown_chars, "null or 'oov' with data.pipeline=paper"
-            )
         return PaperPipeline(
             seq_len=seq_len,
             batch_size=batch_size,
             shuffle_buffer=shuffle_buffer or DEFAULT_SHUFFLE_BUFFER,
         )
-    raise ConfigError("data.pipeline", name, PIPELINES)

@@ -14,13 +14,13 @@ inputs are id 0, so clients with fewer than ``(seq_len + 1) * batch_size`` chara
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import tensorflow as tf
 
 from fedlm import vocab
+from fedlm.data import sizes
 from fedlm.errors import ConfigError
 
 
@@ -80,9 +80,9 @@ class TutorialPipeline:
 
     def num_batches(self, snippets: Iterable[str]) -> int:
         """Batches one epoch of a client with these snippets yields, before any cap (no TF)."""
-        chars = sum(len(vocab.encode(s, self.unknown_chars)) for s in snippets)
-        round_ = math.ceil if self.pad else math.floor
-        return round_(round_(chars / (self.seq_len + 1)) / self.batch_size)
+        return sizes.tutorial_batches(
+            snippets, self.seq_len, self.batch_size, self.unknown_chars, self.pad
+        )
 
     def to_ids(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Snippets -> a dataset of int64 character-id vectors, one per snippet."""

@@ -120,6 +120,8 @@ def _play_bounds(lines: list[str]) -> list[tuple[str, int, int]]:
             raise DataError(f"line {i + 1}: {PLAY_START!r} has no title line above it")
         starts.append((lines[title_at].strip(), title_at, i + 1))
     ends = [title_at for _, title_at, _ in starts[1:]] + [len(lines)]
+    if not starts:
+        return []
     return [(title, first, end) for (title, _, first), end in zip(starts, ends, strict=True)]
 
 

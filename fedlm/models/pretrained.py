@@ -18,6 +18,7 @@ them: a model of another vocabulary or layout is refused with both shapes in the
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 from pathlib import Path
 
@@ -94,7 +95,9 @@ def fetch_url(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
     # get_file falls back to /tmp/.keras when its cache_dir does not exist yet.
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _socket_timeout(timeout_s):
+        # get_file prints "Downloading data from <url>" and a progress bar before it knows whether
+        # the download works; a failed one would read as a silent failure followed by our error.
+        with _socket_timeout(timeout_s), contextlib.redirect_stdout(io.StringIO()):
             fetched = tf.keras.utils.get_file(
                 fname=target.name,
                 origin=url,
@@ -103,6 +106,7 @@ def fetch_url(url: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
             )
     except Exception as e:  # get_file wraps network errors in a bare Exception
         raise ModelError(f"could not download {url}: {e}") from e
+    print(f"downloaded {url} to {fetched}")
     return Path(fetched)
 
 

@@ -42,8 +42,8 @@ class Tracker:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         pass
 
-    def log_model(self, keras_model: Any) -> None:
-        pass
+    def log_model(self, keras_model: Any, step: int | None = None) -> None:
+        """Log the final model, with the run's metrics at ``step`` (the last round)."""
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run as FINISHED, FAILED or KILLED."""

@@ -14,6 +14,7 @@ would have logged are the ones already there.
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 import time
@@ -23,8 +24,10 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import requests
 import yaml
 from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, FedlmError
@@ -45,6 +48,56 @@ MAX_TAG_LENGTH = 5000  # the smallest tag limit of the MLflow versions a team se
 MODEL_TAG = "fedlm.model_id"
 
 
+BACKOFF_MAX_S = 120  # urllib3's cap on one wait between retries
+
+
+def backoff_waits(retries: int, factor: int) -> float:
+    """Seconds urllib3 waits in all before ``retries`` retries of one request: 0, then
+    ``factor * 2 ** (k - 1)`` before retry k = 2, 3, ..., each at most 120 s."""
+    return float(sum(min(BACKOFF_MAX_S, factor * 2 ** (k - 1)) for k in range(2, retries + 1)))
+
+
+def retry_settings(seconds: float) -> dict[str, str]:
+    """MLflow's HTTP settings that give up on a tracking server after about ``seconds`` of
+    retries: the number of retries (with back-off factor 2, or 1 under a minute; MLflow takes an
+    integer) whose waits come closest to ``seconds``. MLflow's defaults, 7 retries with factor
+    2, wait 252 s for each call. Each attempt may also wait for the server up to the request
+    timeout (a host that is gone rather than refusing): ``seconds / 6``, at least 10 s.
+    """
+    factor = 2 if seconds >= 60 else 1
+    retries = 1 if seconds > 0 else 0
+
+    def off(n: int) -> float:
+        return abs(backoff_waits(n, factor) - seconds)
+
+    while seconds > 0 and off(retries + 1) < off(retries):
+        retries += 1
+    return {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(factor),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(10, int(seconds / 6))),
+    }
+
+
+def _bounded(what: str):
+    """Run a tracker method with bounded retries; a store that stops answering ends the run with
+    one line (:class:`store.TrackingError`) instead of minutes of retries and a traceback."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self: MlflowTracker, *args, **kwargs):
+            try:
+                with store.mlflow_environment(**self.retries):
+                    return method(self, *args, **kwargs)
+            except (MlflowException, requests.RequestException) as error:
+                raise self._unreachable(what, error) from error
+
+        return wrapper
+
+    return decorate
+
+
 class MlflowTracker(Tracker):
     def __init__(self, cfg: TrainConfig, context: Mapping[str, Any] | None = None):
         self.cfg = cfg
@@ -60,9 +113,12 @@ class MlflowTracker(Tracker):
         self.logged: set[tuple[str, int]] = set()  # (metric, step) pairs the run already holds
         self.finished = False
         self.already_finished = False  # resume of a run that had finished: changes nothing
+        self.retries = retry_settings(cfg.tracking.give_up_after_s)
+        self.store_lost = False  # a call gave up on the store: finish() tries once, briefly
 
     # -- starting and resuming -------------------------------------------------------------
 
+    @_bounded("starting the run")
     def start(self, config: Mapping[str, Any]) -> None:
         self.client, self.experiment_id = store.prepare_store(
             self.cfg.tracking.uri, self.cfg.tracking.experiment_name
@@ -166,6 +222,7 @@ class MlflowTracker(Tracker):
 
     # -- during the run ----------------------------------------------------------------------
 
+    @_bounded("logging metrics")
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         batch = [
@@ -177,6 +234,7 @@ class MlflowTracker(Tracker):
             self.client.log_batch(self.run_id, metrics=batch)
             self.logged.update((m.key, m.step) for m in batch)
 
+    @_bounded("logging text")
     def log_text(self, name: str, text: str, step: int) -> None:
         self.client.log_text(self.run_id, text, f"{name}/round_{step:04d}.txt")
 
@@ -184,8 +242,12 @@ class MlflowTracker(Tracker):
         self.checkpoints.save(checkpoint, self.run_id)
         self._set_tags({"fedlm.checkpoint_round": str(checkpoint.round_num)})
 
-    def log_model(self, keras_model: Any) -> None:
-        """Log the model as an MLflow model (TensorFlow flavour) named ``model``."""
+    @_bounded("logging the model")
+    def log_model(self, keras_model: Any, step: int | None = None) -> None:
+        """Log the model as an MLflow model (TensorFlow flavour) named ``model``, with the run's
+        metrics at ``step`` (default: the last step logged), which the model's page shows."""
+        if step is None:
+            step = max((s for _, s in self.logged), default=0)
         if not self.cfg.tracking.log_model:
             return
         if MODEL_TAG in self.client.get_run(self.run_id).data.tags:
@@ -197,6 +259,7 @@ class MlflowTracker(Tracker):
                 keras_model,
                 name="model",
                 signature=model_signature(keras_model),
+                step=int(step),
                 # Given, MLflow skips a ~20 s requirement inference; the model needs only TF.
                 pip_requirements=[f"tensorflow=={tf.__version__}"],
             )
@@ -209,17 +272,21 @@ class MlflowTracker(Tracker):
         self.finished = True
         if status == "FINISHED":
             try:
-                self._log_plots()
+                with store.mlflow_environment(**self.retries):
+                    self._log_plots()
             except Exception as error:  # plots are a convenience: never fail a finished run
                 _warn(f"could not plot the learning curves of MLflow run {self.run_id}: {error}")
+        # A store that has stopped answering gets one quick try (it may be back), not another
+        # full round of retries.
+        retries = retry_settings(0) if self.store_lost else self.retries
         try:
-            with store.quiet_urls():
+            with store.quiet_urls(), store.mlflow_environment(**retries):
                 self.client.set_terminated(self.run_id, status)
         except Exception as error:
             if status == "FINISHED":
-                raise
+                raise self._unreachable(f"marking the run {status}", error) from error
             # Never hide the error that ended the run behind one from the tracking store.
-            _warn(f"could not mark MLflow run {self.run_id} {status}: {error}")
+            _warn(f"could not mark MLflow run {self.run_id} {status}: {store.first_line(error)}")
 
     def where(self) -> str | None:
         if self.run_id is None:
@@ -261,11 +328,23 @@ class MlflowTracker(Tracker):
             params["tracking.uri"] = run_info.param_value(self._shown_uri())
         return params
 
+    @_bounded("logging params")
     def _log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 
+    def _unreachable(self, what: str, error: BaseException) -> store.TrackingError:
+        self.store_lost = True
+        return store.TrackingError(
+            f"MLflow run {self.run_id}: {what} failed at {store.mask_uri(self.uri)} "
+            f"({type(error).__name__}: {store.first_line(error)}), retried for about "
+            f"{self.cfg.tracking.give_up_after_s:g} s (tracking.give_up_after_s). The run's "
+            f"checkpoints in {self.checkpoints.directory} are kept: once the store answers, "
+            f"continue with resume=true hydra.run.dir={Path(self.cfg.output_dir).resolve()}"
+        )
+
+    @_bounded("setting tags")
     def _set_tags(self, tags: Mapping[str, str]) -> None:
         items = [RunTag(k, _tag(v)) for k, v in tags.items()]
         for i in range(0, len(items), BATCH):

@@ -19,7 +19,15 @@ MAX_PARAM_LENGTH = 500
 NOT_PARAMS = ("resume", "output_dir")
 # Keys that may differ when a run is resumed (where it runs, not what it computes); the run keeps
 # the values it was started with.
-MAY_CHANGE = ("runtime.", "data.cache_dir", "tracking.uri", "tracking.keep_checkpoints")
+MAY_CHANGE = (
+    "runtime.",
+    "data.cache_dir",
+    "tracking.uri",
+    "tracking.keep_checkpoints",
+    "tracking.give_up_after_s",
+)
+# Keys left out of a run's name: they change where a run runs or is recorded, not its result.
+NOT_IN_NAME = ("tracking", "runtime", "hydra", "data.cache_dir")
 # MLflow's own tag names, which its UI shows in the run's header.
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 RUN_NAME_TAG = "mlflow.runName"
@@ -137,15 +145,20 @@ def context_tags(context: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_name(context: Mapping[str, str], swept_keys: Sequence[str] = ()) -> str | None:
-    """The run's name: the job's values of the swept keys when its sweep names them, else all its
-    overrides (MLflow picks a random name when there are none)."""
+    """The run's name: the job's values of the swept keys when its sweep names them, else its
+    overrides of keys that change the result (not ``tracking.*``, ``runtime.*``, ``hydra.*``,
+    ``data.cache_dir``, ``resume``, ``output_dir``); MLflow picks a random name when none is
+    left."""
     overrides = overrides_of(context)
     if any(key in overrides for key in swept_keys):
         shown = [f"{key}={overrides[key]}" for key in swept_keys if key in overrides]
     else:
-        shown = [
-            f"{key}={value}"
-            for key, value in overrides.items()
-            if key not in NOT_PARAMS and not key.startswith("hydra.")
-        ]
+        shown = [f"{key}={value}" for key, value in overrides.items() if _changes_result(key)]
     return " ".join(shown)[:250] or None
+
+
+def _changes_result(key: str) -> bool:
+    """Whether an override of ``key`` can change what a run computes (see NOT_IN_NAME)."""
+    if key in NOT_PARAMS:
+        return False
+    return not any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in NOT_IN_NAME)

@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.tracking._tracking_service import utils as tracking_stores
 
 from fedlm import paths
 from fedlm.errors import FedlmError
+from fedlm.io import folder_lock
 
 # After `import mlflow` (which configures its own loggers): uv's environments have no pip, and
 # MLflow warns about it at every log_model.
@@ -63,6 +65,22 @@ def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
     return Path(uri[len("sqlite:///") :])
+
+
+def _sqlite_store(store_uri: str, artifact_uri: str | None = None):
+    """MLflow's SQLite store, whose default artifact root (the ``Default`` experiment's) is
+    ``mlartifacts`` beside the database instead of ``./mlruns``, which MLflow would create in
+    the working directory of every process that opens the store."""
+    if artifact_uri is None:
+        db = sqlite_path(store_uri)
+        if db is not None:
+            artifact_uri = (db.parent.resolve() / "mlartifacts").as_uri()
+    return tracking_stores._get_sqlalchemy_store(store_uri, artifact_uri)
+
+
+# For every MlflowClient of this process (MLflow's store registry, by URI scheme). MLflow caches
+# stores by URI, so this holds for stores opened after fedlm.tracking.store is imported.
+tracking_stores._register("sqlite", _sqlite_store)
 
 
 def artifact_location(uri: str, experiment_name: str) -> str | None:
@@ -109,14 +127,32 @@ def _quiet_schema_check():
         logging.disable(logging.NOTSET)
 
 
-def connect(uri: str) -> mlflow.MlflowClient:
-    """A client of the store at ``uri``, checked to answer (a new SQLite store is created).
+def unwritable_store(db: Path) -> str | None:
+    """Why the SQLite database ``db`` cannot be created or written, or None when it can.
 
-    Raises :class:`TrackingError` naming the URI (credentials masked) when it does not answer.
+    Checked before MLflow opens it: MLflow retries a read-only database for minutes.
     """
+    folder = db.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if db.exists():
+        if not os.access(db, os.R_OK | os.W_OK):
+            return f"{db} cannot be written by this user"
+        folder = db.parent  # SQLite writes its journal beside the database
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} cannot be written by this user (SQLite writes beside the database)"
+    return None
+
+
+def _connect(uri: str) -> mlflow.MlflowClient:
     db = sqlite_path(uri)
     try:
         if db is not None:
+            problem = unwritable_store(db)
+            if problem is not None:
+                raise PermissionError(problem)
             db.parent.mkdir(parents=True, exist_ok=True)
         with mlflow_environment(
             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(PROBE_TIMEOUT_S)
@@ -125,7 +161,7 @@ def connect(uri: str) -> mlflow.MlflowClient:
                 client = mlflow.MlflowClient(tracking_uri=uri)  # opens (and creates) a SQL store
             client.search_experiments(max_results=1)
     except Exception as error:  # requests, SQLAlchemy, OS and MLflow errors alike
-        reason = _first_line(error)
+        reason = first_line(error)
         password = urlsplit(uri).password
         if password:
             reason = reason.replace(password, "***")
@@ -135,6 +171,29 @@ def connect(uri: str) -> mlflow.MlflowClient:
             "leave tracking.uri unset for the local SQLite store, or use tracking=none"
         ) from error
     return client
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """For a SQLite store, a lock on its folder: MLflow creates a new store's tables and its
+    Default experiment without one, and two processes doing it at once fail ("duplicate column
+    name", "UNIQUE constraint failed")."""
+    db = sqlite_path(uri)
+    if db is None or unwritable_store(db) is not None:
+        yield  # a server, or a store _connect refuses anyway
+        return
+    with folder_lock(db.parent):
+        yield
+
+
+def connect(uri: str) -> mlflow.MlflowClient:
+    """A client of the store at ``uri``, checked to answer (a new SQLite store is created).
+
+    Raises :class:`TrackingError` naming the URI (credentials masked) when it does not answer,
+    and at once for a SQLite store this user cannot write.
+    """
+    with _store_lock(uri):
+        return _connect(uri)
 
 
 def experiment_id(client: mlflow.MlflowClient, uri: str, name: str) -> str:
@@ -161,21 +220,26 @@ def experiment_id(client: mlflow.MlflowClient, uri: str, name: str) -> str:
 def prepare_store(uri: str | None, experiment_name: str) -> tuple[mlflow.MlflowClient, str]:
     """Connect (creating a new SQLite store) and make sure the experiment exists.
 
-    Run once before parallel jobs start: two processes creating one SQLite store at once fail.
+    Processes that do this at once on a new SQLite store take turns (a lock on its folder).
     """
     uri = resolve_uri(uri)
-    client = connect(uri)
-    return client, experiment_id(client, uri, experiment_name)
+    with _store_lock(uri):
+        client = _connect(uri)
+        return client, experiment_id(client, uri, experiment_name)
 
 
 def ui_command(uri: str) -> str | None:
-    """The command that opens the MLflow UI over a local store, or None for a server."""
+    """The command that opens the MLflow UI over a local store, from any folder; None for a
+    server."""
     db = sqlite_path(uri)
     if db is None:
         return None
-    return f"uv run mlflow ui --backend-store-uri {uri}"
+    if (paths.PROJECT_ROOT / "pyproject.toml").is_file():  # a checkout: its uv environment
+        return f"uv run --project {paths.PROJECT_ROOT} mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (at most 300 characters): MLflow's span many."""
     text = str(error).strip().splitlines()
     return text[0][:300] if text else ""

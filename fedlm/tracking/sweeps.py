@@ -58,8 +58,11 @@ def start_sweep(
     return run.info.run_id
 
 
-def end_sweep(uri: str | None, experiment_name: str, sweep: str) -> str | None:
-    """Mark the parent FINISHED when every job's run finished, else FAILED; return the status."""
+def end_sweep(
+    uri: str | None, experiment_name: str, sweep: str, failed: bool = False
+) -> str | None:
+    """Mark the parent FINISHED when every job's run finished (and the sweep itself did not fail:
+    ``failed``, e.g. its launcher raised), else FAILED; return the status."""
     client, experiment_id = store.prepare_store(store.resolve_uri(uri), experiment_name)
     parent = find_parent(client, experiment_id, sweep)
     if parent is None:
@@ -68,7 +71,7 @@ def end_sweep(uri: str | None, experiment_name: str, sweep: str) -> str | None:
     children = client.search_runs(
         [experiment_id], filter_string=f"tags.`{run_info.PARENT_RUN_TAG}` = '{parent_id}'"
     )
-    ok = all(run.info.status == "FINISHED" for run in children)
+    ok = not failed and all(run.info.status == "FINISHED" for run in children)
     status = "FINISHED" if ok else "FAILED"
     with store.quiet_urls():
         client.set_terminated(parent_id, status)

@@ -69,3 +69,14 @@ def test_fedlm_generate_lists_unknown_prompt_characters(saved, monkeypatch, capf
         cli.main()
     assert exit_.value.code == 2
     assert "not in it: ['ï']" in capfd.readouterr().err
+
+
+def test_a_key_added_with_plus_is_refused_in_one_line(monkeypatch, capfd):
+    monkeypatch.setattr(sys, "argv", ["fedlm-generate", "+lenght=5"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert capfd.readouterr().err.splitlines()[-1] == (
+        "fedlm-generate: error: lenght is not a config key (did you mean length?): expected one "
+        "of the top-level keys: model, prompt, length, temperature, top_k, seed, vocab_size"
+    )

@@ -66,9 +66,32 @@ def check_sweep(uri, client, tmp_path, optimizers=("sgd", "adam"), seeds=("0", "
     ]
 
 
-def test_a_2x2_multirun_logs_four_runs_with_their_swept_values(monkeypatch, tmp_path):
+def test_a_2x2_multirun_logs_four_runs_with_their_swept_values(monkeypatch, tmp_path, capfd):
     uri, client = multirun(monkeypatch, tmp_path, "server_optimizer=sgd,adam", "seed=0,1")
     check_sweep(uri, client, tmp_path)
+
+    # Each job's console lines start with its swept values; its train.log has them unprefixed.
+    out = capfd.readouterr().out.splitlines()
+    for job, (optimizer, seed) in enumerate([("sgd", 0), ("sgd", 1), ("adam", 0), ("adam", 1)]):
+        prefix = f"[server_optimizer={optimizer} seed={seed}] "
+        rounds = [line for line in out if line.startswith(f"{prefix}round 1/1 | train: loss=")]
+        assert len(rounds) == 1, (prefix, out)
+        log = (tmp_path / "sweep" / str(job) / "train.log").read_text().splitlines()
+        assert rounds[0][len(prefix) :] in log
+        assert log[0] == f"output folder: {tmp_path / 'sweep' / str(job)} (checkpoints, train.log)"
+
+
+def test_a_sweep_whose_launcher_fails_marks_its_parent_run_failed(monkeypatch, tmp_path):
+    """Hydra calls no callback when the launcher raises (here SLURM's, with no sbatch)."""
+    monkeypatch.setenv("PATH", str(tmp_path / "no_slurm_here"))
+    with pytest.raises(SystemExit) as exit_info:
+        multirun(monkeypatch, tmp_path, "hydra/launcher=slurm", "seed=0,1")
+    assert exit_info.value.code != 0
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results'}/mlflow.db")
+    experiment = client.get_experiment_by_name("multirun")
+    (parent,) = client.search_runs([experiment.experiment_id])
+    assert parent.data.tags["fedlm.sweep.parent"] == "true"
+    assert parent.info.status == "FAILED"
 
 
 def test_parallel_jobs_through_joblib_each_get_their_own_tff_worker(monkeypatch, tmp_path):

@@ -110,6 +110,37 @@ def test_an_interrupted_build_leaves_nothing_and_keeps_the_old_database(source, 
     assert database_path(cache_dir).read_bytes() == b"a good database"
 
 
+def test_what_a_killed_build_left_behind_is_removed_by_the_next_one(source, tmp_path):
+    """A build killed with SIGKILL cannot clean up: its temporary database (atomic_path) and
+    scratch folder stay until the next build of the same database removes them."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    leftovers = [
+        cache_dir / ".shakespeare.sqlite.x1y2z3.tmp",
+        cache_dir / ".shakespeare.sqlite.ab12",
+    ]
+    leftovers[0].write_bytes(b"half a database")
+    leftovers[1].mkdir()
+    (leftovers[1] / "train.sqlite").write_bytes(b"x" * 1000)
+    (cache_dir / "keep.txt").write_text("not the build's")
+    lines = []
+
+    build_shakespeare(source, cache_dir, log=lines.append)
+
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["keep.txt", "shakespeare.sqlite"]
+    removed = [f"removed {path}, left by an interrupted build" for path in leftovers]
+    assert sorted(lines[:2]) == sorted(removed)
+    assert read_snippets(cache_dir, "test") == TEST
+
+
+def test_an_empty_source_is_a_data_error_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"empty\.txt has no plays"):
+        build_shakespeare(empty, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_a_missing_source_writes_nothing(tmp_path):
     with pytest.raises(DataError, match=r"missing\.txt"):
         build_shakespeare(tmp_path / "missing.txt", tmp_path / "cache")

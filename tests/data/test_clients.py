@@ -112,6 +112,43 @@ def test_a_failed_download_names_both_ways_out(tmp_path, no_network):
     assert not database_path(tmp_path).exists()
 
 
+def test_a_cache_dir_that_is_a_file_is_a_data_error_naming_it(source, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("")
+    with pytest.raises(DataError, match=r"^data.cache_dir='.*notes\.txt' is a file: expected "):
+        load_client_data("shakespeare", a_file, source=source)
+
+    build_shakespeare(source, tmp_path / "cache", log=lambda line: None)
+    database = database_path(tmp_path / "cache")
+    with pytest.raises(DataError, match=rf"; set data.cache_dir='{tmp_path / 'cache'}', the"):
+        load_client_data("shakespeare", database)
+
+
+def test_snippets_are_decoded_as_tensorflow_decodes_them():
+    """read_snippets decodes tf.train.Example without TensorFlow: long, non-ASCII snippets and
+    other features (every protobuf wire type) as TensorFlow writes them."""
+    import tensorflow as tf
+
+    from fedlm.data.clients import _snippet
+
+    snippet = "Ay, marry, is't; " * 40 + "\u00e9\u2014\U0001f600"
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "a_number": tf.train.Feature(int64_list=tf.train.Int64List(value=[2**40, -1])),
+                "a_float": tf.train.Feature(float_list=tf.train.FloatList(value=[0.5])),
+                "snippets": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[snippet.encode("utf-8")])
+                ),
+                "zz": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"other"])),
+            }
+        )
+    )
+    assert _snippet(example.SerializeToString()) == snippet
+    with pytest.raises(ValueError, match="no 'snippets' feature"):
+        _snippet(tf.train.Example().SerializeToString())
+
+
 def test_the_cache_dir_is_expanded(source, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     build_shakespeare(source, tmp_path / "cache", log=lambda line: None)

@@ -201,6 +201,24 @@ def test_text_without_plays_is_a_data_error(tmp_path):
         read_complete_works(path)
 
 
+@pytest.mark.parametrize("text", ["", "\n\n", "Just some prose.\n"])
+def test_an_empty_source_or_one_without_a_play_line_has_no_plays(tmp_path, text):
+    path = tmp_path / "empty.txt"
+    path.write_text(text)
+
+    with pytest.raises(DataError, match=r"empty\.txt has no plays: expected"):
+        read_complete_works(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf_16_file_with_a_byte_order_mark_reads_like_the_text(tmp_path, encoding):
+    path = tmp_path / "works.txt"
+    text = MINI_WORKS if encoding == "utf-16" else "\ufeff" + MINI_WORKS
+    path.write_bytes(text.encode(encoding))  # "utf-16" writes its own byte-order mark
+
+    assert read_complete_works(path) == parse_complete_works(MINI_WORKS)
+
+
 def test_missing_source_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=r"cannot read text file .*missing\.txt"):
         read_complete_works(tmp_path / "missing.txt")

@@ -97,9 +97,10 @@ def test_url_is_downloaded_once_into_the_cache(network, saved_tiny, tiny, isolat
     assert pretrained_available("dickens", "tiny", allow_download=False) is True
 
 
-def test_without_network_dickens_says_how_to_get_a_model(network, tiny):
+def test_without_network_dickens_says_how_to_get_a_model(network, tiny, capfd):
     _, requested = network
     assert pretrained_available("dickens", "tiny") is False
+    assert capfd.readouterr().out == ""  # not get_file's "Downloading data from ..." line
     with pytest.raises(ModelError, match="uv run fedlm-pretrain model=tiny"):
         load_pretrained_weights("dickens", tiny, 86)
     with pytest.raises(ModelError, match="could not download"):

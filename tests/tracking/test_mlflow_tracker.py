@@ -1,15 +1,19 @@
 """The MLflow tracker against a temporary SQLite store, driven as the round loop drives it."""
 
 import dataclasses
+import socket
+import time
 
 import mlflow
 import numpy as np
 import pytest
+from urllib3.util.retry import Retry
 
 from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
 from fedlm.errors import ConfigError
 from fedlm.tracking import Checkpoint, Tracker, build_tracker, run_info
-from fedlm.tracking.mlflow_tracker import MlflowTracker
+from fedlm.tracking.mlflow_tracker import MlflowTracker, retry_settings
+from fedlm.tracking.store import TrackingError
 
 CONTEXT = {
     "hydra.mode": "RUN",
@@ -112,7 +116,7 @@ def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_
     text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/generated_text/round_0003.txt")
     assert text == "text 3"
     assert tracker.checkpoints.rounds() == [2, 4]
-    assert "uv run mlflow ui --backend-store-uri sqlite:///" in tracker.where()
+    assert " mlflow ui --backend-store-uri sqlite:///" in tracker.where()
 
 
 def test_params_come_in_batches_of_at_most_100(tmp_path):
@@ -273,3 +277,55 @@ def test_logged_model_reloads_and_predicts_the_same_logits(tmp_path):
     signature = mlflow.models.get_model_info(uri).signature
     assert signature.inputs.inputs[0].shape == (-1, -1)
     assert signature.outputs.inputs[0].shape == (-1, -1, 86)
+
+
+def backoff_seconds(settings) -> float:
+    """What urllib3, as MLflow configures it, sleeps over all the retries of one request."""
+    retry = Retry(
+        total=int(settings["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]),
+        backoff_factor=int(settings["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]),
+    )
+    waited = 0.0
+    for _ in range(retry.total):
+        retry = retry.increment(method="GET", url="/", error=ConnectionError())
+        waited += retry.get_backoff_time()
+    return waited
+
+
+@pytest.mark.parametrize(
+    ("seconds", "waited"), [(60, 60), (600, 604), (30, 30), (10, 6), (2, 2), (1, 0), (0, 0)]
+)
+def test_retries_give_up_after_about_the_configured_time(seconds, waited):
+    """MLflow's defaults (7 retries, back-off factor 2) wait 252 s for each call, and a run makes
+    several calls before it ends: minutes, then a chain of tracebacks."""
+    assert backoff_seconds(retry_settings(seconds)) == waited
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(tmp_path, make_state):
+    cfg = config(tmp_path, tracking=TrackingConfig(experiment_name="tests", give_up_after_s=2))
+    tracker = build_tracker(cfg, CONTEXT)
+    tracker.start(dataclasses.asdict(cfg))
+    play_rounds(tracker, [0, 1], make_state, checkpoint_after=(1,))
+    # The server goes away: nothing listens where the tracker's client now sends its calls.
+    gone = f"http://127.0.0.1:{free_port()}"
+    tracker.client, tracker.uri = mlflow.MlflowClient(tracking_uri=gone), gone
+
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as error:
+        tracker.log_metrics(round_metrics(2), step=2)
+    assert time.monotonic() - started < 20
+    message = str(error.value)
+    assert message.startswith(f"MLflow run {tracker.run_id}: logging metrics failed at {gone} (")
+    assert "retried for about 2 s (tracking.give_up_after_s)" in message
+    assert message.endswith(f"continue with resume=true hydra.run.dir={tmp_path / 'out'}")
+    assert "\n" not in message
+    started = time.monotonic()
+    tracker.finish("FAILED")  # one quick try, not another round of retries
+    assert time.monotonic() - started < 15
+    assert tracker.checkpoints.rounds() == [1]

@@ -143,12 +143,31 @@ def test_a_run_records_metrics_every_round_artifacts_and_a_reloadable_model(refe
 
     from fedlm.federated.task import Task, build_pipeline
 
+    # The model's page shows the final round's metrics, not round 0's.
+    logged = {m.key: m for m in client.get_logged_model(run_.data.tags["fedlm.model_id"]).metrics}
+    assert logged["eval/accuracy"].step == ROUNDS
+    assert logged["eval/accuracy"].value == table["eval/accuracy"][ROUNDS]
     model = mlflow.tensorflow.load_model(run_.data.tags["fedlm.model_uri"])
     task = Task(build_pipeline(cfg.data, cfg.training), cfg.model)
     expected = task.keras_model()
     expected.set_weights(result.final_weights)
     ids = np.random.default_rng(1).integers(0, task.vocab_size, size=(2, 17))
     np.testing.assert_allclose(model(ids).numpy(), expected(ids).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_resuming_a_finished_run_says_so_once_and_changes_nothing(reference, capfd):
+    tracker, _, cfg = reference
+    lines = []
+    resumed = build_tracker(dataclasses.replace(cfg, resume=True), {})
+    run(dataclasses.replace(cfg, resume=True), resumed, say=lines.append)
+
+    warnings = capfd.readouterr().err.splitlines()
+    assert (
+        f"fedlm: warning: MLflow run {tracker.run_id} finished all its rounds: nothing to "
+        "resume" in warnings
+    )
+    assert [line for line in lines if "resum" in line] == []
+    assert tracker.client.get_run(tracker.run_id).info.status == "FINISHED"
 
 
 def test_a_crash_between_logging_and_checkpointing_resumes_to_the_uninterrupted_metrics(

@@ -1,0 +1,70 @@
+"""The typed config is closed: every key is checked against the dataclasses of fedlm/config.py."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fedlm.cli.common import CONFIG_DIR
+from fedlm.cli.train import run_context  # noqa: F401 (registers the schema and resolvers)
+from fedlm.config import TrainConfig, check_key, check_keys
+from fedlm.errors import ConfigError, UnknownKeyError
+
+TRAINING_KEYS = (
+    "rounds, clients_per_round, local_epochs, max_batches_per_client, seq_len, batch_size, "
+    "shuffle_buffer"
+)
+
+
+def test_a_misspelt_key_names_the_valid_keys_of_its_group_and_the_closest_one():
+    with pytest.raises(UnknownKeyError) as error:
+        check_key("training.rouds", TrainConfig)
+    assert str(error.value) == (
+        "training.rouds is not a config key (did you mean training.rounds?): expected one of the "
+        f"keys of training: {TRAINING_KEYS}"
+    )
+    assert isinstance(error.value, ConfigError)  # reported like every config error
+
+
+def test_a_misspelt_group_is_named_with_the_whole_key():
+    with pytest.raises(
+        UnknownKeyError,
+        match=r"^traning.rounds is not a config key \(did you "
+        r"mean training.rounds\?\): expected one of the top-level keys and config "
+        r"groups: data, model, .*, experiment_scale, experiment$",
+    ):
+        check_key("traning.rounds", TrainConfig, groups=["experiment", "data"])
+
+
+def test_keys_below_a_value_are_refused():
+    with pytest.raises(UnknownKeyError, match="^seed.x is not a config key: seed is a value"):
+        check_key("seed.x", TrainConfig)
+
+
+@pytest.mark.parametrize(
+    "key", ["training.rounds", "client_optimizer.learning_rate", "data", "resume", "eval.prompt"]
+)
+def test_known_keys_pass(key):
+    check_key(key, TrainConfig)
+
+
+def compose_train(*overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "output_dir=."])
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def test_the_shipped_config_and_its_studies_have_only_known_keys():
+    check_keys(compose_train(), TrainConfig)
+    for study in ("seed_tutorial", "finetune", "reddi2021", "mcmahan2017", "sampling"):
+        check_keys(compose_train(f"+experiment={study}"), TrainConfig)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("+training.rouds=3", "training.rouds"), ("++data.sorce=x", "data.sorce"), ("+foo=1", "foo")],
+)
+def test_a_key_hydra_adds_with_plus_is_refused_after_composition(override, key):
+    """Hydra adds `+key=value` to a structured config, and OmegaConf.to_object drops it."""
+    composed = compose_train(override)
+    with pytest.raises(UnknownKeyError, match=rf"^{key} is not a config key"):
+        check_keys(composed, TrainConfig)

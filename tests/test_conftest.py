@@ -1,0 +1,40 @@
+"""The suite's own rule (tests/conftest.py): a test that leaves a TFF worker running fails."""
+
+import socket
+from pathlib import Path
+
+from fedlm.federated import workers
+
+CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_test_that_leaves_a_tff_worker_running_fails_and_the_worker_is_ended(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_leaves=f"""
+import tensorflow_federated  # noqa: F401 (imported: the conftest patches TFF's worker start)
+from fedlm.federated import workers
+
+def test_leaves_a_worker():
+    workers.WorkerProcess([str(workers.worker_binary_path()), "--port={free_port()}"])
+
+def test_after_it():
+    assert workers.running_workers() == []
+"""
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_leaves.py::test_leaves_a_worker left TFF workers running (ended now): "
+            "recorded [[]*"
+        ]
+    )
+    assert workers.running_workers() == []
