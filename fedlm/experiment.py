@@ -30,7 +30,7 @@ from fedlm.federated.evaluation import (
     concatenate,
 )
 from fedlm.federated.process import build_learning_process
-from fedlm.federated.samplers import build_sampler, resolve_client_ids
+from fedlm.federated.samplers import build_sampler, evaluation_clients, resolve_client_ids
 from fedlm.federated.task import Task, build_pipeline
 from fedlm.models.generate import generate_text
 from fedlm.models.pretrained import load_pretrained_weights, pretrained_available
@@ -91,21 +91,20 @@ def eligible_clients(pipeline, snippets: Mapping[str, Sequence[str]]) -> dict[st
 def evaluation_client_ids(
     cfg: TrainConfig, test_eligible: Mapping[str, int], test_ids
 ) -> list[str]:
-    """The configured evaluation clients, or all test clients with data (a seeded subset)."""
+    """The clients of ``eval.role``: the test clients (the configured ones, or a fixed draw of
+    ``eval.max_clients``) or the validation clients; never the same (see evaluation_clients)."""
+    configured = []
     if cfg.eval.client_ids:
-        ids = resolve_client_ids(cfg.eval.client_ids, list(test_ids), "eval.client_ids")
-        for client_id in ids:
+        configured = resolve_client_ids(cfg.eval.client_ids, list(test_ids), "eval.client_ids")
+        for client_id in configured:
             if client_id not in test_eligible:
                 raise ConfigError(
                     "eval.client_ids", client_id, "a test client with at least one batch"
                 )
-        return ids
-    ids = sorted(test_eligible)
-    if cfg.eval.max_clients is not None and cfg.eval.max_clients < len(ids):
-        # A fixed draw, not cfg.seed: runs with different seeds are scored on the same clients.
-        rng = np.random.default_rng(0)
-        ids = sorted(rng.choice(ids, cfg.eval.max_clients, replace=False).tolist())
-    return ids
+    test, validation = evaluation_clients(
+        list(test_eligible), cfg.eval.max_clients, cfg.eval.validation_clients, configured
+    )
+    return validation if cfg.eval.role == "validation" else test
 
 
 def due(every: int, round_num: int, last_round: int) -> bool:
