@@ -26,6 +26,7 @@ ALGORITHMS = ("fedavg", "fedavg_unweighted", "fedprox")
 CLIENT_WEIGHTINGS = ("num_examples", "num_tokens", "uniform")
 LOOP_IMPLEMENTATIONS = ("dataset_reduce", "dataset_iterator")
 SAMPLERS = ("fixed", "uniform", "with_replacement", "weighted", "round_robin")
+EVAL_ROLES = ("test", "validation")
 RUNTIMES = ("local", "remote")
 
 
@@ -130,6 +131,11 @@ class EvalConfig:
     # test clients to evaluate on; empty: all test clients (capped by max_clients)
     client_ids: list[str] = field(default_factory=list)
     max_clients: int | None = None
+    # Clients set aside for choosing hyper-parameters: never test clients (a fixed draw).
+    validation_clients: int = 0
+    # test: evaluate on the test clients (what a study reports); validation: on the validation
+    # clients (to choose hyper-parameters without touching the test clients).
+    role: str = "test"
     max_batches: int | None = None  # per client
     batch_size: int | None = None  # null: training.batch_size
     generate_every: int = 0  # rounds; 0: only before the first and after the last round
@@ -292,6 +298,12 @@ def validate(cfg: TrainConfig) -> None:
     _at_least("eval.generate_every", e.generate_every, 0)
     _at_least("eval.generate_length", e.generate_length, 0)
     _at_least("eval.max_clients", e.max_clients, 1, allow_none=True)
+    _at_least("eval.validation_clients", e.validation_clients, 0)
+    _choice("eval.role", e.role, EVAL_ROLES)
+    if e.role == "validation" and e.validation_clients < 1:
+        raise ConfigError(
+            "eval.validation_clients", e.validation_clients, "at least 1 with eval.role=validation"
+        )
     _at_least("eval.max_batches", e.max_batches, 1, allow_none=True)
     _at_least("eval.batch_size", e.batch_size, 1, allow_none=True)
     _positive("eval.temperature", e.temperature)

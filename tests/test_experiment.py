@@ -173,6 +173,9 @@ def test_one_client_one_round_of_fedavg_equals_the_same_keras_sgd_steps(tmp_path
         ("+sampler.client_ids=[NOBODY]", None),
         ("eval.client_ids=[NOBODY]", r"eval.client_ids='NOBODY'"),
         ("training.seq_len=0", r"training.seq_len=0"),
+        ("eval.role=train", r"eval.role='train' .*'test', 'validation'"),
+        ("eval.role=validation", r"eval.validation_clients=0 .*at least 1 with eval.role=valid"),
+        ("eval.validation_clients=3", r"eval.validation_clients=3 .*at most 2 "),
     ],
 )
 def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, override, message):

@@ -2,13 +2,18 @@
 the study's statistics, the paper's numbers, and runs that failed, still run or are missing."""
 
 import csv
+import dataclasses
 import math
 
 import mlflow
 import pytest
+from hydra import compose, initialize_config_dir
 from mlflow.entities import Metric, Param
+from omegaconf import OmegaConf, open_dict
 
+import fedlm.cli.train  # noqa: F401  (registers the train schema for compose)
 from fedlm.cli import report as cli
+from fedlm.cli.common import CONFIG_DIR
 from fedlm.report import (
     Scale,
     Study,
@@ -16,12 +21,13 @@ from fedlm.report import (
     group_runs,
     load_study,
     markdown,
+    read_runs,
     summarize,
     write_report,
 )
 from fedlm.report.study import PaperNumber, study_file
-from fedlm.tracking import store
-from fedlm.tracking.runs import load_runs, log_report
+from fedlm.tracking import run_info, store
+from fedlm.tracking.runs import RunRecord, load_runs, log_report
 
 T0 = 1_700_000_000.0  # seconds; every run starts at T0 + its index * 1000
 
@@ -34,10 +40,19 @@ def uri(tmp_path_factory):
 
 
 def make_run(
-    client, experiment_id, index, *, overrides=None, params=None, accuracy=(), status="FINISHED"
+    client,
+    experiment_id,
+    index,
+    *,
+    overrides=None,
+    params=None,
+    accuracy=(),
+    status="FINISHED",
+    loss=None,
 ):
-    """A run as fedlm-train logs one: params, override tags of a multirun job, eval/accuracy per
-    round (round r logged 60 s after the start times r), round/seconds, and its end."""
+    """A run as fedlm-train logs one: params, override tags of a multirun job, eval/accuracy (and
+    eval/loss: ``loss``, else 5 - 4 x accuracy) per round (round r logged 60 s after the start
+    times r), round/seconds, and its end."""
     start = T0 + 1000 * index
     tags = {f"override.{k}": v for k, v in (overrides or {}).items()}
     run = client.create_run(experiment_id, start_time=int(start * 1000), tags=tags)
@@ -46,6 +61,11 @@ def make_run(
     metrics = [
         Metric("eval/accuracy", value, int((start + 60 * step) * 1000), step)
         for step, value in enumerate(accuracy)
+    ]
+    losses = loss if loss is not None else [5.0 - 4.0 * a for a in accuracy]
+    metrics += [
+        Metric("eval/loss", value, int((start + 60 * step) * 1000), step)
+        for step, value in enumerate(losses)
     ]
     metrics += [
         Metric("round/seconds", 30.0, int((start + 60 * step) * 1000), step)
@@ -87,6 +107,7 @@ def sweep(uri):
                 "seed": seed,
                 "server_optimizer.name": name,
                 "server_optimizer.momentum": momentum if name == "sgd" else "null",
+                "server_optimizer.learning_rate": "1.0" if name == "sgd" else "0.1",
                 "experiment_scale": "quick",
             },
             accuracy=accuracy,
@@ -105,6 +126,8 @@ def sweep(uri):
     return ids
 
 
+# The paper trained 4 rounds (as the runs did), FedAvgM at server learning rate 1.0 (as the sgdm
+# runs did) and FedAdam at 0.01 (the adam runs used 0.1: not comparable).
 STUDY = Study(
     name="sweep",
     paper="A. Paper, 2021",
@@ -117,9 +140,18 @@ STUDY = Study(
             57.3,
             "Table 2",
             True,
+            paper_settings={"server_optimizer.learning_rate": "1.0"},
         ),
-        PaperNumber("FedAdam", {"server_optimizer.name": "adam"}, 57.0, "Table 2", shown="57.0"),
+        PaperNumber(
+            "FedAdam",
+            {"server_optimizer.name": "adam"},
+            57.0,
+            "Table 2",
+            shown="57.0",
+            paper_settings={"server_optimizer.learning_rate": "0.01"},
+        ),
     ),
+    paper_settings={"training.rounds": "4"},
 )
 
 
@@ -148,7 +180,7 @@ def test_mean_and_std_over_seeds_and_the_study_statistics(uri, sweep):
     assert sgd.mean_std("final") == pytest.approx((0.52, math.sqrt(0.0008)))
     assert sgd.mean_std("best") == pytest.approx((0.52, math.sqrt(0.0008)))
     # last 50% of 4 rounds: the evaluations after rounds 3 and 4
-    assert sgd.values["mean_last"] == pytest.approx([0.45, 0.50])
+    assert sgd.metrics["eval/accuracy"]["mean_last"] == pytest.approx([0.45, 0.50])
     # target 45%: seed 0 reaches it after round 4, seed 1 after round 3
     assert sgd.values["rounds_to_target"] == [4, 3] and sgd.reached == 2
     assert sgd.values["wall_minutes"] == pytest.approx([4.5, 4.5])
@@ -156,23 +188,49 @@ def test_mean_and_std_over_seeds_and_the_study_statistics(uri, sweep):
     assert adam.mean_std("final") == (0.25, None)  # one seed: no standard deviation
     assert adam.values["rounds_to_target"] == [] and adam.reached == 0
     assert (sgd.paper.label, adam.paper.label) == ("FedAvgM", "FedAdam")
+    assert (sgd.comparable, adam.comparable) == (True, False)
+    assert [str(d) for d in adam.differences] == ["server_optimizer.learning_rate 0.1 (paper 0.01)"]
+
+
+def test_best_loss_is_the_lowest_and_every_metric_has_its_statistics(uri, sweep):
+    runs, _ = load_runs(uri, "sweep")
+    sgd, _ = summarize(group_runs(runs), STUDY, ["eval/loss", "eval/accuracy"])
+    # seed 0: 5 - 4 x (0.2, 0.3, 0.4, 0.5); seed 1: 5 - 4 x (0.22, 0.34, 0.46, 0.54)
+    assert sgd.metrics["eval/loss"]["final"] == pytest.approx([3.0, 2.84])
+    assert sgd.metrics["eval/loss"]["best"] == pytest.approx([3.0, 2.84])
+    assert sgd.metrics["eval/loss"]["mean_last"] == pytest.approx([3.2, 3.0])
+    assert sgd.mean_std("final") == pytest.approx((2.92, math.sqrt(0.0128)))  # the first metric
+    assert sgd.mean_std("final", "eval/accuracy")[0] == pytest.approx(0.52)
 
 
 def test_markdown_table_says_what_is_averaged_and_what_is_left_out(uri, sweep):
     runs, _ = load_runs(uri, "sweep")
     text = markdown(summarize(group_runs(runs), STUDY), STUDY, "source line")
     lines = text.splitlines()
-    assert lines[4] == (
-        "| setting | runs | final acc % | best acc % | mean acc % last 50% of rounds "
-        "| rounds to 45% | wall time min | training time min | paper |"
+    assert lines[0] == "# sweep: report"
+    # the one-line caveat comes first, then the source
+    assert lines[2] == (
+        "**Not comparable with the paper.** 1 of 2 settings did not use the paper's settings: "
+        "server_optimizer.learning_rate 0.1 (paper 0.01). The paper's numbers stand apart, "
+        "for reference only."
     )
-    assert lines[7] == (
-        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 "
-        "| 57.0 * |"
-    )
+    assert lines[4] == "source line"
     assert lines[6] == (
+        "| setting | runs | final acc % | best acc % | mean acc % last 50% of rounds "
+        "| rounds to 45% | wall time min | training time min | paper "
+        "| paper (not comparable: server_optimizer.learning_rate) |"
+    )
+    assert lines[8] == (
         "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 | 47.5 ± 3.5 | 3.5 ± 0.7 (2/2) "
-        "| 4.5 ± 0.0 | 2.0 ± 0.0 | 57.3 |"
+        "| 4.5 ± 0.0 | 2.0 ± 0.0 | 57.3 | – |"
+    )
+    assert lines[9] == (
+        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 "
+        "| – | 57.0 * |"
+    )
+    assert (
+        "- server_optimizer=adam beside FedAdam: not comparable, "
+        "server_optimizer.learning_rate 0.1 (paper 0.01)." in text
     )
     assert f"| server_optimizer=adam | 1 | {sweep['failed']} | failed |" in text
     assert (
@@ -189,19 +247,26 @@ def test_markdown_table_says_what_is_averaged_and_what_is_left_out(uri, sweep):
 
 def test_files_are_written_and_the_report_is_logged_to_a_summary_run(uri, sweep, tmp_path):
     runs, _ = load_runs(uri, "sweep")
-    rows = summarize(group_runs(runs), STUDY)
-    files = write_report(rows, STUDY, tmp_path / "report")
+    rows = summarize(group_runs(runs), STUDY, ["eval/accuracy", "eval/loss"])
+    files = write_report(rows, STUDY, tmp_path / "report", runs=runs)
     assert [f.name for f in files] == [
         "report.md",
+        "report.html",
         "report.csv",
+        "runs.csv",
+        "histories.csv",
         "accuracy_vs_round.png",
         "accuracy_vs_time.png",
+        "loss_vs_round.png",
+        "loss_vs_time.png",
     ]
     assert all(f.stat().st_size > 0 for f in files)
     records = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
     assert [r["setting"] for r in records] == ["server_optimizer=sgdm", "server_optimizer=adam"]
-    assert float(records[0]["final_mean"]) == pytest.approx(0.52)
+    assert float(records[0]["eval/accuracy final_mean"]) == pytest.approx(0.52)
+    assert float(records[0]["eval/loss final_mean"]) == pytest.approx(2.92)
     assert (records[1]["missing_seeds"], records[1]["left_out"]) == ("1", "2")
+    assert (records[0]["paper_comparable"], records[1]["paper_comparable"]) == ("True", "False")
 
     summary = log_report(uri, "sweep", tmp_path / "report", [sweep["sgd0"]])
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -265,3 +330,155 @@ def test_fedlm_report_cli_names_an_unknown_experiment(uri, capfd):
         cli.main(["nope", "--tracking-uri", uri, "--no-log"])
     assert exit_info.value.code == 2
     assert "experiment 'nope' is not in sqlite:///" in capfd.readouterr().err
+
+
+def test_the_runs_behind_a_report_make_the_same_report_without_the_store(uri, sweep, tmp_path):
+    cli.main(["sweep", "--tracking-uri", uri, "--out", str(tmp_path / "a"), "--no-log"])
+    histories = list(csv.DictReader((tmp_path / "a" / "histories.csv").open()))
+    sgd0 = [
+        (int(h["round"]), float(h["value"]))
+        for h in histories
+        if h["run_id"] == sweep["sgd0"] and h["metric"] == "eval/accuracy"
+    ]
+    assert sgd0 == list(enumerate(SGD_0))
+    runs = {r["run_id"]: r for r in csv.DictReader((tmp_path / "a" / "runs.csv").open())}
+    assert len(runs) == 6
+    assert (runs[sweep["sgd0"]]["counted"], runs[sweep["failed"]]["counted"]) == ("yes", "failed")
+    assert runs[sweep["old"]]["counted"] == f"superseded by run {sweep['sgd0']}"
+    assert runs[sweep["sgd1"]]["param.seed"] == "1"
+    assert runs[sweep["sgd1"]]["tag.override.server_optimizer"] == "sgdm"
+
+    # From the CSV files alone (no store): the same tables and numbers.
+    back = read_runs(tmp_path / "a")
+    stored, _ = load_runs(uri, "sweep")
+    assert [(r.run_id, r.status, r.params, r.overrides) for r in back] == [
+        (r.run_id, r.status, r.params, r.overrides) for r in stored
+    ]
+    cli.main(["sweep", "--runs-from", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    a = (tmp_path / "a" / "report.md").read_text().splitlines()
+    b = (tmp_path / "b" / "report.md").read_text().splitlines()
+    assert a[2].startswith("6 runs of MLflow experiment `sweep`")
+    assert b[2].startswith(f"6 runs of `{tmp_path / 'a' / 'runs.csv'}`")
+    assert a[3:] == b[3:]
+    assert (tmp_path / "a" / "report.csv").read_text() == (
+        tmp_path / "b" / "report.csv"
+    ).read_text()
+
+
+def test_runs_from_a_folder_without_the_csv_files_is_an_error(tmp_path, capfd):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", "--runs-from", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"--runs-from {tmp_path}: no runs.csv there" in capfd.readouterr().err
+
+
+def test_a_metric_choice_tells_apart_settings_that_tie_on_accuracy(uri, tmp_path, capfd):
+    # Both plateau at 16.8 % accuracy; their evaluation losses differ (3.67 against 4.37).
+    client, eid = experiment(uri, "plateau")
+    for index, (optimizer, loss) in enumerate([("sgd", 3.67), ("adam", 4.37)]):
+        make_run(
+            client,
+            eid,
+            index,
+            overrides={"server_optimizer": optimizer},
+            params={"seed": "0"},
+            accuracy=(0.01, 0.168, 0.168),
+            loss=(4.45, loss + 0.1, loss),
+        )
+    out = tmp_path / "plateau"
+    cli.main(
+        ["plateau", "--tracking-uri", uri, "--out", str(out), "--no-log", "--metric", "loss"]
+        + ["--metric", "accuracy"]
+    )
+    text = (out / "report.md").read_text()
+    assert (
+        "| setting | runs | final eval/loss | lowest eval/loss | wall time min "
+        "| training time min |" in text
+    )
+    assert "| server_optimizer=sgd | 1 | 3.670 | 3.670 | 2.5 | 1.0 |" in text
+    assert "| server_optimizer=adam | 1 | 4.370 | 4.370 | 2.5 | 1.0 |" in text
+    assert "## eval/accuracy" in text
+    assert "| server_optimizer=sgd | 1 | 16.8 | 16.8 |" in text
+    assert (out / "loss_vs_round.png").is_file() and (out / "accuracy_vs_round.png").is_file()
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plateau", "--tracking-uri", uri, "--no-log", "--metric", "eval/nope"])
+    assert exit_info.value.code == 2
+    err = capfd.readouterr().err
+    assert "--metric='eval/nope' is not allowed: expected a metric the runs logged:" in err
+    assert "eval/accuracy, eval/loss" in err
+
+
+def test_round_axis_has_whole_rounds_only(uri, sweep):
+    from fedlm.report.plots import figure
+
+    rows = summarize(group_runs(load_runs(uri, "sweep")[0]), STUDY)
+    ticks = figure(rows, "eval/accuracy", "round").axes[0].get_xticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_html_report_holds_its_tables_caveat_and_plots(uri, sweep, tmp_path):
+    runs, _ = load_runs(uri, "sweep")
+    write_report(summarize(group_runs(runs), STUDY), STUDY, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "<strong>Not comparable with the paper.</strong>" in page
+    assert "<th>paper (not comparable: server_optimizer.learning_rate)</th>" in page
+    assert "<td>server_optimizer=sgdm</td><td>2</td><td>52.0 ± 2.8</td>" in page
+    assert page.count('<img src="data:image/png;base64,') == 2  # nothing to fetch beside it
+
+
+def test_a_paper_file_without_settings_is_never_comparable(uri, sweep):
+    study = dataclasses.replace(STUDY, paper_settings=None)
+    study = dataclasses.replace(
+        study, numbers=tuple(dataclasses.replace(n, paper_settings={}) for n in STUDY.numbers)
+    )
+    sgd, adam = summarize(group_runs(load_runs(uri, "sweep")[0]), study)
+    assert not sgd.comparable and not adam.comparable
+    assert [str(d) for d in sgd.differences] == [
+        "paper_settings ? (paper not stated in paper.yaml)"
+    ]
+
+
+def study_runs(*overrides: str) -> list[RunRecord]:
+    """One finished run per reddi2021 method with the params the shipped config logs."""
+    runs = []
+    for method in ("fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            study = ["+experiment=reddi2021", f"reddi2021={method}", "output_dir=."]
+            cfg = compose("train", overrides=[*study, *overrides])
+        with open_dict(cfg):
+            cfg.pop("hydra", None)
+        params = run_info.params(dataclasses.asdict(OmegaConf.to_object(cfg)))
+        tags = {"override.reddi2021": method}
+        runs.append(RunRecord(method, method, "FINISHED", params=params, tags=tags))
+    return runs
+
+
+def test_the_shipped_reddi2021_study_is_comparable_at_full_scale_only():
+    study = load_study(study_file("reddi2021"))
+    full = summarize(group_runs(study_runs()), study)
+    assert {row.group.label: (row.paper.label, row.comparable) for row in full} == {
+        "reddi2021=fedavg": ("FedAvg", True),
+        "reddi2021=fedavgm": ("FedAvgM", True),
+        "reddi2021=fedadagrad": ("FedAdagrad", True),
+        "reddi2021=fedadam": ("FedAdam", True),
+        "reddi2021=fedyogi": ("FedYogi", True),
+    }
+    quick = summarize(group_runs(study_runs("experiment_scale=quick")), study)
+    assert not any(row.comparable for row in quick)
+    assert [d.key for d in quick[0].differences] == [
+        "training.rounds",
+        "training.max_batches_per_client",
+        "eval.max_clients",
+    ]
+    text = markdown(quick, study)
+    assert text.splitlines()[2].startswith(
+        "**Not comparable with the paper.** These runs did not use the paper's settings: "
+        "training.rounds 30 (paper 1200); training.max_batches_per_client 4 (paper null); "
+        "eval.max_clients 20 (paper null)."
+    )
+    assert "| paper |" not in text
+    assert (
+        "paper (not comparable: training.rounds, training.max_batches_per_client, "
+        "eval.max_clients) |" in text
+    )

@@ -1,13 +1,16 @@
 """``fedlm-report``: a study's runs from MLflow, as a table beside the paper's numbers, and plots.
 
     uv run fedlm-report EXPERIMENT [--tracking-uri URI] [--out DIR] [--study PAPER_YAML]
-                        [--by KEY ...] [--filter MLFLOW_FILTER] [--no-log]
+                        [--by KEY ...] [--metric METRIC ...] [--filter MLFLOW_FILTER]
+                        [--runs-from DIR] [--no-log]
 
 EXPERIMENT is the MLflow experiment the study logs to (its ``tracking.experiment_name``, e.g.
 ``reddi2021``). The runs are grouped by the settings they sweep (``--by`` names them instead), and
-the table, CSV and plots go to ``experiments/EXPERIMENT/report/`` (for a study there) or
+the report (report.md, report.html, report.csv, plots, and the runs behind it as runs.csv and
+histories.csv) goes to ``experiments/EXPERIMENT/report/`` (for a study there) or
 ``results/reports/EXPERIMENT/``, and into a summary run of the experiment (``--no-log``: not).
-Plain argparse: no config composition is needed for a handful of flags.
+``--runs-from`` makes the report from a report folder's runs.csv and histories.csv instead of the
+store. Plain argparse: no config composition is needed for a handful of flags.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from fedlm import paths
 from fedlm.cli.common import report_errors
 
 PROG = "fedlm-report"
+# Short names for the evaluation metrics every run logs; any logged metric key is accepted too.
+METRIC_NAMES = {
+    "accuracy": "eval/accuracy",
+    "loss": "eval/loss",
+    "perplexity": "eval/perplexity",
+    "bits_per_char": "eval/bits_per_char",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,6 +56,23 @@ def parser() -> argparse.ArgumentParser:
         "instead of the ones the runs sweep",
     )
     p.add_argument(
+        "--metric",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="METRIC",
+        help="the metrics to report, the first with the times and the paper's numbers "
+        f"({', '.join(METRIC_NAMES)}, or a logged key such as eval/loss; "
+        "default: the study's metric)",
+    )
+    p.add_argument(
+        "--runs-from",
+        default=None,
+        metavar="DIR",
+        help="make the report from DIR/runs.csv and DIR/histories.csv (a report folder), "
+        "not from MLflow",
+    )
+    p.add_argument(
         "--filter",
         default="",
         help="an MLflow search filter, e.g. \"params.experiment_scale = 'quick'\"",
@@ -61,31 +88,57 @@ def default_out_dir(experiment: str) -> Path:
     return paths.results_dir() / "reports" / experiment
 
 
+def metric_keys(names: list[str] | None, default: str) -> list[str]:
+    """The metric keys ``--metric`` names (short names resolved), in order, without repeats."""
+    from fedlm.errors import ConfigError
+
+    keys = []
+    for name in names or [default]:
+        key = METRIC_NAMES.get(name, name)
+        if "/" not in key:
+            raise ConfigError(
+                "--metric", name, f"{', '.join(METRIC_NAMES)} or a key like eval/loss"
+            )
+        keys.append(key)
+    return list(dict.fromkeys(keys))
+
+
 @report_errors(PROG)
 def run(args: argparse.Namespace) -> None:
-    from fedlm.errors import FedlmError
-    from fedlm.report import find_study, group_runs, summarize, table, write_report
+    from fedlm.errors import ConfigError, FedlmError
+    from fedlm.report import find_study, group_runs, read_runs, summarize, table, write_report
     from fedlm.tracking.runs import load_runs, log_report
 
     study = find_study(args.experiment, args.study)
-    runs, shown_uri = load_runs(args.tracking_uri, args.experiment, args.filter)
+    metrics = metric_keys(args.metric, study.metric)
+    if args.runs_from and (args.tracking_uri or args.filter):
+        raise ConfigError("--runs-from", args.runs_from, "without --tracking-uri and --filter")
+    if args.runs_from:
+        runs, where = read_runs(args.runs_from), f"`{Path(args.runs_from) / 'runs.csv'}`"
+    else:
+        runs, shown_uri = load_runs(args.tracking_uri, args.experiment, args.filter, metrics)
+        where = f"MLflow experiment `{args.experiment}` in `{shown_uri}`"
     if not runs:
         raise FedlmError(
-            f"experiment {args.experiment!r} in {shown_uri} holds no training runs"
+            f"{where} holds no training runs"
             + (f" that match --filter {args.filter!r}" if args.filter else "")
         )
-    rows = summarize(group_runs(runs, args.by), study)
+    logged = sorted({k for run in runs for k in run.history if k.startswith("eval/")})
+    for key in metrics:
+        if not any(run.history.get(key) for run in runs):
+            raise ConfigError("--metric", key, f"a metric the runs logged: {', '.join(logged)}")
+    rows = summarize(group_runs(runs, args.by), study, metrics)
     out_dir = Path(args.out) if args.out else default_out_dir(args.experiment)
     plural = "s" if len(runs) != 1 else ""
     source = (
-        f"{len(runs)} run{plural} of MLflow experiment `{args.experiment}` in `{shown_uri}`"
+        f"{len(runs)} run{plural} of {where}"
         + (f" matching `{args.filter}`" if args.filter else "")
         + f", read {time.strftime('%Y-%m-%d %H:%M')} by `{args.command}`."
     )
-    files = write_report(rows, study, out_dir, source)
+    files = write_report(rows, study, out_dir, source, runs)
     print("\n".join(table(rows, study)))
     print("\nwrote: " + ", ".join(str(f) for f in files))
-    if not args.no_log:
+    if not args.no_log and not args.runs_from:
         counted = [run.run_id for row in rows for run in row.group.runs]
         summary = log_report(
             args.tracking_uri,

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import tensorflow_federated as tff
 
 from fedlm.config import EvalConfig
 from fedlm.data.inmemory import ClientSequences, preprocess_once
 from fedlm.errors import ConfigError
-from fedlm.federated.samplers import resolve_client_ids
+from fedlm.federated.samplers import evaluation_clients, resolve_client_ids
 from fedlm.federated.task import Task
 from fedlm.models.metrics import TokenLoss, bits_per_char, perplexity
 
@@ -43,22 +42,20 @@ def with_derived(metrics: dict[str, float]) -> dict[str, float]:
 def evaluation_client_ids(
     cfg: EvalConfig, test_eligible: Mapping[str, int], test_ids: Sequence[str]
 ) -> list[str]:
-    """The configured evaluation clients, or all test clients with data (a seeded subset)."""
+    """The clients of ``eval.role``: the test clients (the configured ones, or a fixed draw of
+    ``eval.max_clients``) or the validation clients; never the same (see evaluation_clients)."""
+    configured = []
     if cfg.client_ids:
-        ids = resolve_client_ids(cfg.client_ids, list(test_ids), "eval.client_ids")
-        for client_id in ids:
+        configured = resolve_client_ids(cfg.client_ids, list(test_ids), "eval.client_ids")
+        for client_id in configured:
             if client_id not in test_eligible:
                 raise ConfigError(
                     "eval.client_ids", client_id, "a test client with at least one batch"
                 )
-        return ids
-    ids = sorted(test_eligible)
-    if cfg.max_clients is not None and cfg.max_clients < len(ids):
-        # A fixed draw, not the run's seed: runs with different seeds are scored on the same
-        # clients.
-        rng = np.random.default_rng(0)
-        ids = sorted(rng.choice(ids, cfg.max_clients, replace=False).tolist())
-    return ids
+    test, validation = evaluation_clients(
+        list(test_eligible), cfg.max_clients, cfg.validation_clients, configured
+    )
+    return validation if cfg.role == "validation" else test
 
 
 def evaluation_sequences(

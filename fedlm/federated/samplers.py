@@ -1,4 +1,4 @@
-"""Which clients take part in each round.
+"""Which clients take part in each round, and which clients evaluate.
 
 Every sampler draws from the clients that have data under the current preprocessing (the runner
 leaves the empty ones out and reports how many), is deterministic for a given seed, and has a
@@ -10,6 +10,10 @@ a resumed run samples exactly what an uninterrupted one would have.
 - ``with_replacement``: uniformly at random with replacement (a client may appear twice).
 - ``weighted``: without replacement, each client with probability proportional to its size.
 - ``round_robin``: through a shuffled list, ``clients_per_round`` at a time, reshuffled each pass.
+
+Evaluation clients (:func:`evaluation_clients`) come in two roles that never share a client: test
+clients, whose held-out data a study reports, and validation clients, on which hyper-parameters
+are chosen.
 """
 
 from __future__ import annotations
@@ -120,6 +124,47 @@ def resolve_client_ids(specs: Sequence[str], known: Sequence[str], key: str) -> 
             raise ConfigError(key, spec, f"a client id of this dataset{hint}")
         resolved.append(found)
     return resolved
+
+
+def evaluation_clients(
+    eligible: Sequence[str],
+    max_clients: int | None,
+    validation_clients: int = 0,
+    test_client_ids: Sequence[str] = (),
+) -> tuple[list[str], list[str]]:
+    """The test clients and the validation clients, disjoint, each sorted; fixed draws that do not
+    depend on the run's seed, so runs with different seeds are scored on the same clients.
+
+    Test clients: ``test_client_ids`` when given, else ``max_clients`` of ``eligible`` drawn with
+    seed 0 (all of them when ``max_clients`` is None or not smaller), so that the test clients do
+    not change when validation clients are asked for. Validation clients: ``validation_clients``
+    drawn with seed 1 from the eligible clients that are not test clients; when the test clients
+    are all of them, the validation clients are drawn first and the test clients are the rest.
+    """
+    ids = sorted(eligible)
+    whole = not test_client_ids and (max_clients is None or max_clients >= len(ids))
+    if test_client_ids:
+        test = list(test_client_ids)
+    elif not whole:
+        test = sorted(np.random.default_rng(0).choice(ids, max_clients, replace=False).tolist())
+    else:
+        test = ids
+    if validation_clients <= 0:
+        return test, []
+    pool = ids if whole else [c for c in ids if c not in set(test)]
+    # All test clients: at least one must stay a test client.
+    room = len(pool) - 1 if whole else len(pool)
+    if validation_clients > room:
+        raise ConfigError(
+            "eval.validation_clients",
+            validation_clients,
+            f"at most {room} (evaluation clients with data that are not test clients)",
+        )
+    drawn = np.random.default_rng(1).choice(pool, validation_clients, replace=False).tolist()
+    validation = sorted(drawn)
+    if whole:
+        test = [c for c in ids if c not in set(validation)]
+    return test, validation
 
 
 def build_sampler(

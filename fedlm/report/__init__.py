@@ -1,21 +1,37 @@
 """A study's report: runs grouped by their swept settings, statistics over seeds, the paper beside.
 
-    runs (fedlm.tracking.runs.RunRecord)       read from MLflow by fedlm.tracking.runs
+    runs (fedlm.tracking.runs.RunRecord)  from MLflow (fedlm.tracking.runs), or from a report's
+                                          runs.csv and histories.csv (histories.read_runs)
     -> groups: one per setting, one finished run per seed               summary.group_runs
-    -> per group: final and best accuracy, the study's statistic, rounds to the target,
-       wall and training time, each mean +- std over seeds; the paper's number    summary.summarize
-    -> report.md, report.csv, accuracy_vs_round.png, accuracy_vs_time.png        write.write_report
+    -> per group and metric: final and best value and the study's statistic; rounds to the
+       target, wall and training time, each mean +- std over seeds; the paper's number and the
+       paper settings the runs do not share                                  summary.summarize
+    -> the report as blocks (tables, the caveat, notes)                        document.blocks
+    -> report.md, report.html, report.csv, <metric>_vs_round.png, <metric>_vs_time.png, and the
+       runs behind them: runs.csv, histories.csv                                 write.write_report
 
 The study's published numbers and its statistic come from ``experiments/<study>/paper.yaml``
 (:mod:`fedlm.report.study`). Nothing here imports MLflow: the runs come in as plain records, so
 every number can be checked on hand-made runs.
 """
 
+from fedlm.report.document import table
+from fedlm.report.histories import read_runs
 from fedlm.report.study import PaperNumber, Scale, Study, find_study, load_study
-from fedlm.report.summary import Group, Row, group_runs, run_statistics, summarize, swept_keys
-from fedlm.report.write import markdown, table, write_report
+from fedlm.report.summary import (
+    Difference,
+    Group,
+    Row,
+    group_runs,
+    metric_statistics,
+    run_statistics,
+    summarize,
+    swept_keys,
+)
+from fedlm.report.write import markdown, write_report
 
 __all__ = [
+    "Difference",
     "Group",
     "PaperNumber",
     "Row",
@@ -25,6 +41,8 @@ __all__ = [
     "group_runs",
     "load_study",
     "markdown",
+    "metric_statistics",
+    "read_runs",
     "run_statistics",
     "summarize",
     "swept_keys",

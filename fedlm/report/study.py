@@ -10,12 +10,22 @@
     scales:                       # per experiment_scale (the runs' param)
       full: {last_rounds: 100, target_accuracy: 0.54}
       quick: {last_fraction: 0.1, target_accuracy: 0.25}
+    paper_settings:               # the paper's settings, as fedlm config keys (every number's)
+      training.rounds: 1200
+      training.batch_size: 4
     numbers:
       - label: FedAdam
         match: {server_optimizer.name: adam}   # params every run of the setting must have
+        paper_settings: {server_optimizer.learning_rate: 0.01}   # this number's own settings
         value: 57.0
         source: Table 2
         confirmed: false                       # not checked against the paper's text
+
+``match`` says which runs a number belongs beside; ``paper_settings`` (the study's, updated by the
+number's own) says whether they are comparable with it: only runs that have the paper's value for
+every one of these keys get the number in the report's "paper" column. The others get it in a
+column marked "not comparable", with the keys that differ; a study with numbers and no
+``paper_settings`` is never comparable (its settings are not stated).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ class PaperNumber:
     confirmed: bool = False
     note: str = ""
     shown: str = ""  # the value as the paper prints it (57.0, 3906)
+    paper_settings: dict[str, str] = field(default_factory=dict)  # this number's own settings
 
     def __str__(self) -> str:
         return self.shown or f"{self.value:g}"
@@ -65,9 +76,18 @@ class Study:
     statistic: str = "final"  # mean_last | first_at_target | final
     scales: dict[str, Scale] = field(default_factory=dict)
     numbers: tuple[PaperNumber, ...] = ()
+    # The paper's settings as fedlm config keys (override spelling); None: not stated.
+    paper_settings: dict[str, str] | None = None
 
     def scale(self, name: str | None) -> Scale:
         return self.scales.get(name or "", self.scales.get("default", Scale()))
+
+    def settings_of(self, number: PaperNumber) -> dict[str, str] | None:
+        """The settings behind ``number``: the study's, updated by the number's own (None: the
+        paper file states none)."""
+        if self.paper_settings is None and not number.paper_settings:
+            return None
+        return {**(self.paper_settings or {}), **number.paper_settings}
 
 
 def load_study(path: str | Path) -> Study:
@@ -96,9 +116,11 @@ def load_study(path: str | Path) -> Study:
             confirmed=bool(n.get("confirmed", False)),
             note=str(n.get("note", "")),
             shown=str(n["value"]),
+            paper_settings=settings(n.get("paper_settings"), f"{path}: numbers.paper_settings"),
         )
         for n in data.get("numbers") or []
     )
+    study_settings = data.get("paper_settings")
     return Study(
         name=str(data.get("study", path.parent.name)),
         paper=str(data.get("paper", "")),
@@ -107,7 +129,19 @@ def load_study(path: str | Path) -> Study:
         statistic=statistic,
         scales=scales,
         numbers=numbers,
+        paper_settings=None
+        if study_settings is None
+        else settings(study_settings, f"{path}: paper_settings"),
     )
+
+
+def settings(values: object, key: str) -> dict[str, str]:
+    """A ``paper_settings`` mapping: dotted config keys to values, spelled as fedlm logs them."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(key, values, "a mapping of dotted config keys to the paper's values")
+    return {str(k): spelled(v) for k, v in values.items()}
 
 
 def study_file(name: str) -> Path:

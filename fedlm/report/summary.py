@@ -17,7 +17,8 @@ from fedlm.tracking.runs import RunRecord
 
 # Keys that say where or how a job ran, not what it computed: never a setting to group by.
 NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
-STATISTIC_KEYS = ("final", "best", "mean_last", "rounds_to_target", "wall_minutes", "train_minutes")
+METRIC_STATISTICS = ("final", "best", "mean_last")  # per metric
+RUN_KEYS = ("rounds_to_target", "wall_minutes", "train_minutes")  # per run, whatever the metric
 
 
 @dataclass
@@ -120,24 +121,37 @@ def mean_last(run: RunRecord, metric: str, last: int) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
-    """Final and best accuracy, the study's statistic, rounds to the target, wall and training
-    minutes of one run (None where it has no value)."""
-    scale = study.scale(run.params.get("experiment_scale"))
-    trained = [(step, value) for step, value, _ in points(run, study.metric) if step >= 1]
-    seconds = [value for _, value, _ in run.history.get("round/seconds", [])]
+def higher_is_better(metric: str) -> bool:
+    """Accuracies grow as a model improves; losses, perplexity and bits per character fall."""
+    return "accuracy" in metric.rsplit("/", 1)[-1]
+
+
+def metric_statistics(run: RunRecord, study: Study, metric: str) -> dict[str, float | None]:
+    """Final and best value of ``metric`` (best: highest accuracy, lowest loss) and the study's
+    statistic of it (mean over the last rounds) for one run (None where it has no value)."""
+    trained = [(step, value) for step, value, _ in points(run, metric) if step >= 1]
+    pick = max if higher_is_better(metric) else min
     result: dict[str, float | None] = {
         "final": trained[-1][1] if trained else None,
-        "best": max((value for _, value in trained), default=None),
+        "best": pick((value for _, value in trained), default=None),
         "mean_last": None,
+    }
+    if study.statistic == "mean_last":
+        scale = study.scale(run.params.get("experiment_scale"))
+        result["mean_last"] = mean_last(run, metric, window(scale, rounds_of(run, metric)))
+    return result
+
+
+def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
+    """Rounds to the study's target (of the study's metric), wall and training minutes of one run
+    (None where it has no value)."""
+    scale = study.scale(run.params.get("experiment_scale"))
+    seconds = [value for _, value, _ in run.history.get("round/seconds", [])]
+    result: dict[str, float | None] = {
         "rounds_to_target": None,
         "wall_minutes": None,
         "train_minutes": sum(seconds) / 60.0 if seconds else None,
     }
-    if study.statistic == "mean_last":
-        result["mean_last"] = mean_last(
-            run, study.metric, window(scale, rounds_of(run, study.metric))
-        )
     if scale.target_accuracy is not None:
         result["rounds_to_target"] = rounds_to_target(run, study.metric, scale.target_accuracy)
     if run.start_time is not None and run.end_time is not None:
@@ -148,37 +162,104 @@ def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
 # -- one group --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Difference:
+    """A paper setting that the runs of a row do not share: the runs' values and the paper's."""
+
+    key: str
+    runs: tuple[str, ...]  # the distinct values the runs logged ("not logged" when absent)
+    paper: str
+
+    def __str__(self) -> str:
+        return f"{self.key} {'/'.join(self.runs)} (paper {self.paper})"
+
+
+# The one difference of a row whose paper number has no settings in paper.yaml.
+UNSTATED = Difference("paper_settings", ("?",), "not stated in paper.yaml")
+
+
 @dataclass
 class Row:
     group: Group
     scale: str | None  # the runs' experiment_scale, when they share one
-    values: dict[str, list[float]]  # statistic -> the counted runs' values (None left out)
+    # metric -> statistic (METRIC_STATISTICS) -> the counted runs' values (None left out)
+    metrics: dict[str, dict[str, list[float]]]
+    values: dict[str, list[float]]  # RUN_KEYS -> the counted runs' values (None left out)
     paper: PaperNumber | None
     target: float | None = None  # the scale's target accuracy
+    # The paper's settings these runs do not share; empty: comparable with the paper's number.
+    differences: list[Difference] = field(default_factory=list)
 
     @property
     def reached(self) -> int:
         """Runs that reached the target accuracy."""
         return len(self.values.get("rounds_to_target", []))
 
-    def mean_std(self, key: str) -> tuple[float | None, float | None]:
-        """Mean and sample standard deviation over seeds (None: no value, or one run)."""
-        values = self.values.get(key, [])
+    @property
+    def comparable(self) -> bool:
+        """Whether the row's runs used the paper's settings for every key paper.yaml names."""
+        return self.paper is not None and not self.differences
+
+    def mean_std(self, key: str, metric: str | None = None) -> tuple[float | None, float | None]:
+        """Mean and sample standard deviation over seeds (None: no value, or one run) of a run
+        statistic (RUN_KEYS) or of ``metric``'s (the first metric when None)."""
+        if key in METRIC_STATISTICS:
+            values = self.metrics.get(metric or next(iter(self.metrics), ""), {}).get(key, [])
+        else:
+            values = self.values.get(key, [])
         if not values:
             return None, None
         return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def summarize(groups: Sequence[Group], study: Study) -> list[Row]:
+def summarize(
+    groups: Sequence[Group], study: Study, metrics: Sequence[str] | None = None
+) -> list[Row]:
+    """Per group, the statistics of each of ``metrics`` (default: the study's metric) and of the
+    runs, the paper's number and the paper settings that the runs do not share."""
+    metrics = list(metrics or [study.metric])
     rows = []
     for group in groups:
+        per_metric = {}
+        for metric in metrics:
+            per_run = [metric_statistics(run, study, metric) for run in group.runs]
+            per_metric[metric] = {
+                k: [s[k] for s in per_run if s[k] is not None] for k in METRIC_STATISTICS
+            }
         per_run = [run_statistics(run, study) for run in group.runs]
-        values = {k: [s[k] for s in per_run if s[k] is not None] for k in STATISTIC_KEYS}
+        values = {k: [s[k] for s in per_run if s[k] is not None] for k in RUN_KEYS}
         scales = {run.params.get("experiment_scale") for run in group.runs}
         scale = scales.pop() if len(scales) == 1 else None
         paper = paper_number(group.runs, study.numbers)
-        rows.append(Row(group, scale, values, paper, study.scale(scale).target_accuracy))
+        differences = [] if paper is None else paper_differences(group.runs, study, paper)
+        rows.append(
+            Row(
+                group,
+                scale,
+                per_metric,
+                values,
+                paper,
+                study.scale(scale).target_accuracy,
+                differences,
+            )
+        )
     return rows
+
+
+def paper_differences(
+    runs: Sequence[RunRecord], study: Study, number: PaperNumber
+) -> list[Difference]:
+    """The paper settings behind ``number`` that some of ``runs`` did not use."""
+    wanted = study.settings_of(number)
+    if wanted is None:
+        return [UNSTATED]
+    differences = []
+    for key, value in wanted.items():
+        logged = [run.setting(key) for run in runs]
+        if not all(same(v, value) for v in logged):
+            shown = tuple(sorted({"not logged" if v is None else v for v in logged}, key=sort_key))
+            differences.append(Difference(key, shown, value))
+    return differences
 
 
 def paper_number(runs: Sequence[RunRecord], numbers: Iterable[PaperNumber]) -> PaperNumber | None:

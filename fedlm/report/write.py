@@ -1,26 +1,41 @@
-"""The report's files: a Markdown table, the same numbers as CSV, and accuracy curves as PNG."""
+"""The report's files: report.md and report.html (the same text; the page holds its plots), the
+numbers as report.csv, the plots as PNG, and the runs behind them as runs.csv and histories.csv."""
 
 from __future__ import annotations
 
 import csv
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path, write_text
-from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import STATISTIC_KEYS, Row, points
+from fedlm.report.document import blocks, metrics_of
+from fedlm.report.histories import write_runs
+from fedlm.report.plots import plot_metric
+from fedlm.report.render import to_html, to_markdown
+from fedlm.report.study import Study
+from fedlm.report.summary import METRIC_STATISTICS, RUN_KEYS, Row
 from fedlm.tracking.runs import RunRecord
-
-ACCURACY_KEYS = ("final", "best", "mean_last")  # fractions, shown in percent
 
 
 def write_report(
-    rows: Sequence[Row], study: Study, out_dir: str | Path, source: str = ""
+    rows: Sequence[Row],
+    study: Study,
+    out_dir: str | Path,
+    source: str = "",
+    runs: Sequence[RunRecord] | None = None,
 ) -> list[Path]:
-    """report.md, report.csv, accuracy_vs_round.png and accuracy_vs_time.png in ``out_dir``."""
+    """Write the report to ``out_dir``; return the files written.
+
+    ``runs``: every run read, counted or not (default: the rows' counted and left-out runs), for
+    runs.csv and histories.csv.
+    """
     out_dir = Path(out_dir)
-    write_text(out_dir / "report.md", markdown(rows, study, source))
+    plots = []
+    for metric in metrics_of(rows, study):
+        plots += plot_metric(rows, metric, out_dir)
+    document = blocks(rows, study, source)
+    write_text(out_dir / "report.md", to_markdown(document))
+    write_text(out_dir / "report.html", to_html(document, out_dir))
     records = csv_records(rows)
     with (
         atomic_path(out_dir / "report.csv") as tmp,
@@ -29,103 +44,26 @@ def write_report(
         writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["setting"])
         writer.writeheader()
         writer.writerows(records)
+    roles = {}
+    for row in rows:
+        roles.update({run.run_id: (row.group.label, "yes") for run in row.group.runs})
+        roles.update({run.run_id: (row.group.label, why) for run, why in row.group.left_out})
+    if runs is None:
+        runs = [r for row in rows for r in (*row.group.runs, *(r for r, _ in row.group.left_out))]
     files = [
         out_dir / "report.md",
+        out_dir / "report.html",
         out_dir / "report.csv",
-        *plot_accuracy(rows, study.metric, out_dir),
+        *write_runs(runs, out_dir, roles),
+        *plots,
     ]
     for path in files:
         path.chmod(0o644)  # for others to read (atomic_path's temporary files are 0600)
     return files
 
 
-def columns(rows: Sequence[Row], study: Study) -> list[tuple[str, str]]:
-    """(statistic, header) of the table's columns; headers name the scale's window and target
-    when all rows share a scale."""
-    scales = {row.scale for row in rows if row.group.runs}
-    scale = study.scale(scales.pop()) if len(scales) == 1 else None
-    result = [("final", "final acc %"), ("best", "best acc %")]
-    if study.statistic == "mean_last":
-        if scale is not None and scale.last_rounds is not None:
-            result.append(("mean_last", f"mean acc % last {scale.last_rounds} rounds"))
-        elif scale is not None and scale.last_fraction is not None:
-            result.append(("mean_last", f"mean acc % last {scale.last_fraction:.0%} of rounds"))
-        else:
-            result.append(("mean_last", "mean acc % last rounds"))
-    target = scale.target_accuracy if scale is not None else None
-    result.append(("rounds_to_target", f"rounds to {target:.0%}" if target else "rounds to target"))
-    return [*result, ("wall_minutes", "wall time min"), ("train_minutes", "training time min")]
-
-
-def table(rows: Sequence[Row], study: Study) -> list[str]:
-    """The Markdown table's lines."""
-    cols = columns(rows, study)
-    header = ["setting", "runs", *[h for _, h in cols], "paper"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row.group.label, str(len(row.group.runs)), *[cell(row, k) for k, _ in cols]]
-        lines.append("| " + " | ".join([*cells, paper_cell(row.paper)]) + " |")
-    return lines
-
-
 def markdown(rows: Sequence[Row], study: Study, source: str = "") -> str:
-    lines = [f"# {study.name}: report", ""]
-    if source:
-        lines += [source, ""]
-    lines += [*table(rows, study), "", *notes(rows, study)]
-    left = [(row.group.label, run, why) for row in rows for run, why in row.group.left_out]
-    if left:
-        lines += [
-            "",
-            "Runs not in the table:",
-            "",
-            "| setting | seed | run | why |",
-            "|---|---|---|---|",
-        ]
-        for label, run, why in left:
-            lines.append(f"| {label} | {run.setting('seed')} | {run.run_id} | {why} |")
-    missing = [row.group for row in rows if row.group.missing_seeds]
-    if missing:
-        lines += [""] + [
-            f"Missing: {g.label} has no finished run of seed {', '.join(g.missing_seeds)}."
-            for g in missing
-        ]
-    lines += [
-        "",
-        "![accuracy against round](accuracy_vs_round.png)",
-        "",
-        "![accuracy against wall time](accuracy_vs_time.png)",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def notes(rows: Sequence[Row], study: Study) -> list[str]:
-    lines = [
-        f"Each cell: mean ± standard deviation over the seeds (runs); accuracy: {study.metric} "
-        "in percent; rounds to the target: over the runs that reached it (reached/runs)."
-    ]
-    for name in sorted({row.scale for row in rows if row.scale}):
-        scale, parts = study.scale(name), []
-        if study.statistic == "mean_last" and scale.last_rounds is not None:
-            parts.append(f"mean over the evaluations in the last {scale.last_rounds} rounds")
-        elif study.statistic == "mean_last" and scale.last_fraction is not None:
-            parts.append(
-                f"mean over the evaluations in the last {scale.last_fraction:.0%} of rounds"
-            )
-        if scale.target_accuracy is not None:
-            parts.append(f"target accuracy {scale.target_accuracy:.0%}")
-        if parts:
-            lines.append(f"Scale {name}: " + ", ".join(parts) + ".")
-    if study.paper:
-        what = f": {study.paper_statistic}" if study.paper_statistic else ""
-        lines.append(f"Paper column: {study.paper}{what}.")
-    numbers = {row.paper.label: row.paper for row in rows if row.paper}
-    for number in sorted(numbers.values(), key=lambda n: n.label):
-        flag = "" if number.confirmed else " (* not confirmed against the paper's text)"
-        note = f" {number.note}" if number.note else ""
-        lines.append(f"- {number.label}: {number}, {number.source}{flag}.{note}")
-    return lines
+    return to_markdown(blocks(rows, study, source))
 
 
 def csv_records(rows: Sequence[Row]) -> list[dict[str, object]]:
@@ -136,93 +74,22 @@ def csv_records(rows: Sequence[Row]) -> list[dict[str, object]]:
             "scale": row.scale or "",
             "runs": len(row.group.runs),
         }
-        for key in STATISTIC_KEYS:
+        for metric in row.metrics:
+            for key in METRIC_STATISTICS:
+                mean, std = row.mean_std(key, metric)
+                record[f"{metric} {key}_mean"] = "" if mean is None else mean
+                record[f"{metric} {key}_std"] = "" if std is None else std
+        for key in RUN_KEYS:
             mean, std = row.mean_std(key)
             record[f"{key}_mean"] = "" if mean is None else mean
             record[f"{key}_std"] = "" if std is None else std
         record["reached_target"] = row.reached
         record["paper_value"] = "" if row.paper is None else row.paper.value
+        record["paper_comparable"] = "" if row.paper is None else row.comparable
+        record["paper_differences"] = "; ".join(str(d) for d in row.differences)
         record["paper_source"] = "" if row.paper is None else row.paper.source
         record["paper_confirmed"] = "" if row.paper is None else row.paper.confirmed
         record["left_out"] = len(row.group.left_out)
         record["missing_seeds"] = " ".join(row.group.missing_seeds)
         records.append(record)
     return records
-
-
-def cell(row: Row, key: str) -> str:
-    mean, std = row.mean_std(key)
-    runs = len(row.group.runs)
-    if key == "rounds_to_target" and runs and row.target is not None:
-        if mean is None:
-            return f"not reached (0/{runs})"
-        return (
-            f"{plus_minus(mean, std, '.1f' if std is not None else '.0f')} ({row.reached}/{runs})"
-        )
-    if mean is None:
-        return "–"
-    factor = 100.0 if key in ACCURACY_KEYS else 1.0
-    return plus_minus(mean * factor, None if std is None else std * factor, ".1f")
-
-
-def plus_minus(mean: float, std: float | None, spec: str) -> str:
-    return f"{mean:{spec}}" if std is None else f"{mean:{spec}} ± {std:{spec}}"
-
-
-def paper_cell(number: PaperNumber | None) -> str:
-    if number is None:
-        return "–"
-    return str(number) + ("" if number.confirmed else " *")
-
-
-# -- plots ------------------------------------------------------------------------------------
-
-
-def curve(runs: Sequence[RunRecord], metric: str) -> tuple[list, list, list, list]:
-    """Rounds, mean minutes since start, mean and standard deviation of ``metric`` over the runs,
-    at the rounds that every run evaluated."""
-    series = [{step: (value, t / 60.0) for step, value, t in points(run, metric)} for run in runs]
-    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
-    rounds, minutes, means, stds = [], [], [], []
-    for step in common:
-        values = [s[step][0] for s in series]
-        rounds.append(step)
-        minutes.append(statistics.fmean(s[step][1] for s in series))
-        means.append(statistics.fmean(values))
-        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
-    return rounds, minutes, means, stds
-
-
-def plot_accuracy(rows: Sequence[Row], metric: str, out_dir: str | Path) -> list[Path]:
-    """Accuracy against round and against wall time: one line per setting, the mean over seeds,
-    shaded one standard deviation either side."""
-    # A bare Figure (no pyplot): no display needed, and no global backend switched.
-    from matplotlib.figure import Figure
-
-    written = []
-    for name, x_label, x_index in (
-        ("accuracy_vs_round.png", "round", 0),
-        ("accuracy_vs_time.png", "wall time (minutes since the run started)", 1),
-    ):
-        fig = Figure(figsize=(7, 4.5), dpi=100)
-        ax = fig.subplots()
-        for row in rows:
-            data = curve(row.group.runs, metric)
-            if not data[0]:
-                continue
-            mean = [100.0 * v for v in data[2]]
-            std = [100.0 * v for v in data[3]]
-            (line,) = ax.plot(data[x_index], mean, marker="o", markersize=2, label=row.group.label)
-            low = [m - s for m, s in zip(mean, std, strict=True)]
-            high = [m + s for m, s in zip(mean, std, strict=True)]
-            ax.fill_between(data[x_index], low, high, color=line.get_color(), alpha=0.15)
-        ax.set_xlabel(x_label)
-        ax.set_ylabel(f"{metric} (%)")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize="small")
-        fig.tight_layout()
-        with atomic_path(Path(out_dir) / name, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
-        written.append(Path(out_dir) / name)
-    return written

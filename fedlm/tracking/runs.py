@@ -17,8 +17,14 @@ from fedlm.tracking import run_info
 SWEEP_PARENT_TAG = "fedlm.sweep.parent"  # fedlm.tracking.sweeps.PARENT_TAG
 REPORT_TAG = "fedlm.report"  # on a report's summary run
 OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_info.context_tags)
-# The metrics a report reads the history of (the others are not fetched).
-REPORT_METRICS = ("eval/accuracy", "round/seconds")
+# The metrics a report reads the history of (the others are not fetched), besides those asked for.
+REPORT_METRICS = (
+    "eval/accuracy",
+    "eval/loss",
+    "eval/perplexity",
+    "eval/bits_per_char",
+    "round/seconds",
+)
 
 
 @dataclass
@@ -96,9 +102,13 @@ def read_runs(
 
 
 def load_runs(
-    uri: str | None, experiment_name: str, filter_string: str = ""
+    uri: str | None,
+    experiment_name: str,
+    filter_string: str = "",
+    metrics: Sequence[str] = (),
 ) -> tuple[list[RunRecord], str]:
-    """The experiment's training runs from the store at ``uri`` (None: the default store).
+    """The experiment's training runs from the store at ``uri`` (None: the default store), with
+    the histories of :data:`REPORT_METRICS` and of ``metrics``.
 
     Returns the runs and the store's URI as shown to people (credentials masked). Raises
     :class:`fedlm.tracking.store.TrackingError` when the store or the experiment is not there.
@@ -114,7 +124,9 @@ def load_runs(
             f"experiment {experiment_name!r} is not in {store.mask_uri(resolved)}: expected one "
             f"of {names} (the study's tracking.experiment_name), or pass --tracking-uri"
         )
-    return read_runs(client, experiment.experiment_id, filter_string), store.mask_uri(resolved)
+    wanted = list(dict.fromkeys([*REPORT_METRICS, *metrics]))
+    runs = read_runs(client, experiment.experiment_id, filter_string, wanted)
+    return runs, store.mask_uri(resolved)
 
 
 def log_report(

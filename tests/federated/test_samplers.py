@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from fedlm.errors import ConfigError
-from fedlm.federated.samplers import build_sampler
+from fedlm.federated.samplers import build_sampler, evaluation_clients
 
 ELIGIBLE = {f"PLAY_C{i}": i + 1 for i in range(10)}
 
@@ -100,3 +101,36 @@ def test_fixed_alternatives_take_the_first_id_the_data_has():
 def test_unknown_fixed_id_suggests_the_same_speaker():
     with pytest.raises(ConfigError, match="same speaker: AS_YOU_LIKE_IT_CELIA"):
         build_sampler("fixed", {"AS_YOU_LIKE_IT_CELIA": 3}, 1, 0, fixed_client_ids=["HAMLET_CELIA"])
+
+
+CLIENTS = [f"PLAY_C{i:02d}" for i in range(40)]
+
+
+def test_test_clients_are_the_same_fixed_draw_with_or_without_validation_clients():
+    test, validation = evaluation_clients(CLIENTS, 10, 0)
+    assert validation == [] and len(test) == 10 and test == sorted(test)
+    # the draw that fedlm made before validation clients existed (seed 0, whatever the run's seed)
+    expected = sorted(np.random.default_rng(0).choice(CLIENTS, 10, replace=False).tolist())
+    assert test == expected
+    test_again, validation = evaluation_clients(CLIENTS, 10, 12)
+    assert test_again == test
+    assert len(validation) == 12 and not set(validation) & set(test)
+    assert evaluation_clients(CLIENTS, 10, 12) == (test, validation)  # fixed
+
+
+def test_validation_clients_are_never_test_clients_in_any_layout():
+    # every client a test client: the validation clients are set aside first
+    test, validation = evaluation_clients(CLIENTS, None, 5)
+    assert len(validation) == 5 and len(test) == 35
+    assert sorted(test + validation) == CLIENTS
+    # configured test clients: validation drawn from the others
+    named = ["PLAY_C03", "PLAY_C01"]
+    test, validation = evaluation_clients(CLIENTS, None, 38, named)
+    assert test == named and sorted(validation + named) == CLIENTS
+
+
+def test_too_many_validation_clients_is_an_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"eval.validation_clients=31 .* at most 30"):
+        evaluation_clients(CLIENTS, 10, 31)
+    with pytest.raises(ConfigError, match=r"eval.validation_clients=40 .* at most 39"):
+        evaluation_clients(CLIENTS, None, 40)

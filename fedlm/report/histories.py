@@ -1,0 +1,115 @@
+"""The runs behind a report as two CSV files, so that every number can be checked without the store.
+
+``runs.csv``: one line per run read (counted or not): its id, name, status, start and end time
+(seconds since the epoch), the setting it was grouped under and whether it was counted (or why
+not), then every param (``param.<key>``) and the job's overrides (``tag.override.<key>``). An
+empty cell is a param the run did not log.
+
+``histories.csv``: one line per logged point of the metrics the report reads: run id, metric,
+round (MLflow's step), value (as logged, full precision) and time (seconds since the epoch).
+
+``fedlm-report --runs-from FOLDER`` makes the report again from these two files alone.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from fedlm.errors import FedlmError
+from fedlm.io import atomic_path
+from fedlm.tracking.runs import OVERRIDE_PREFIX, RunRecord
+
+RUNS_CSV = "runs.csv"
+HISTORIES_CSV = "histories.csv"
+FIXED = ("run_id", "name", "status", "start_time", "end_time", "setting", "counted")
+PARAM, TAG = "param.", "tag."
+
+
+def write_runs(
+    runs: Sequence[RunRecord], out_dir: str | Path, roles: Mapping[str, tuple[str, str]]
+) -> list[Path]:
+    """``runs.csv`` and ``histories.csv`` of ``runs`` in ``out_dir``; ``roles`` maps a run id to
+    (its setting's label, "yes" or why it was left out)."""
+    out_dir = Path(out_dir)
+    param_keys = sorted({k for run in runs for k in run.params})
+    tag_keys = sorted({k for run in runs for k in run.tags if k.startswith(OVERRIDE_PREFIX)})
+    header = [*FIXED, *(PARAM + k for k in param_keys), *(TAG + k for k in tag_keys)]
+    lines = []
+    for run in runs:
+        setting, counted = roles.get(run.run_id, ("", "not grouped"))
+        fixed = [run.run_id, run.name, run.status, _time(run.start_time), _time(run.end_time)]
+        lines.append(
+            [
+                *fixed,
+                setting,
+                counted,
+                *(run.params.get(k, "") for k in param_keys),
+                *(run.tags.get(k, "") for k in tag_keys),
+            ]
+        )
+    _write_csv(out_dir / RUNS_CSV, header, lines)
+    points = [
+        [run.run_id, metric, step, repr(float(value)), _time(t)]
+        for run in runs
+        for metric in sorted(run.history)
+        for step, value, t in run.history[metric]
+    ]
+    _write_csv(out_dir / HISTORIES_CSV, ["run_id", "metric", "round", "value", "time"], points)
+    return [out_dir / RUNS_CSV, out_dir / HISTORIES_CSV]
+
+
+def read_runs(folder: str | Path) -> list[RunRecord]:
+    """The runs that :func:`write_runs` wrote to ``folder``, in the order written."""
+    folder = Path(folder)
+    for name in (RUNS_CSV, HISTORIES_CSV):
+        if not (folder / name).is_file():
+            raise FedlmError(
+                f"--runs-from {folder}: no {name} there (a report folder written by "
+                "fedlm-report holds runs.csv and histories.csv)"
+            )
+    runs: dict[str, RunRecord] = {}
+    with (folder / RUNS_CSV).open(newline="", encoding="utf-8") as f:
+        for line in csv.DictReader(f):
+            runs[line["run_id"]] = RunRecord(
+                run_id=line["run_id"],
+                name=line["name"],
+                status=line["status"],
+                params=_prefixed(line, PARAM),
+                tags=_prefixed(line, TAG),
+                start_time=_float(line["start_time"]),
+                end_time=_float(line["end_time"]),
+            )
+    with (folder / HISTORIES_CSV).open(newline="", encoding="utf-8") as f:
+        for line in csv.DictReader(f):
+            if line["run_id"] not in runs:
+                raise FedlmError(
+                    f"{folder / HISTORIES_CSV}: run {line['run_id']} is not in {RUNS_CSV}"
+                )
+            history = runs[line["run_id"]].history.setdefault(line["metric"], [])
+            history.append((int(line["round"]), float(line["value"]), float(line["time"])))
+    for run in runs.values():
+        for points in run.history.values():
+            points.sort()
+    return list(runs.values())
+
+
+def _prefixed(line: Mapping[str, str], prefix: str) -> dict[str, str]:
+    return {k[len(prefix) :]: v for k, v in line.items() if k.startswith(prefix) and v != ""}
+
+
+def _time(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:.3f}"
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _write_csv(path: Path, header: Sequence[str], lines: Iterable[Sequence[object]]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(lines)
+    path.chmod(0o644)

@@ -1,0 +1,72 @@
+"""A study's curves: one metric against round and against wall time, one line per setting (the
+mean over seeds, shaded one standard deviation either side), as PNG files."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from fedlm.io import atomic_path
+from fedlm.report.document import is_percent, plot_files
+from fedlm.report.summary import Row, points
+from fedlm.tracking.runs import RunRecord
+
+
+def curve(runs: Sequence[RunRecord], metric: str) -> tuple[list, list, list, list]:
+    """Rounds, mean minutes since start, mean and standard deviation of ``metric`` over the runs,
+    at the rounds that every run evaluated."""
+    series = [{step: (value, t / 60.0) for step, value, t in points(run, metric)} for run in runs]
+    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    rounds, minutes, means, stds = [], [], [], []
+    for step in common:
+        values = [s[step][0] for s in series]
+        rounds.append(step)
+        minutes.append(statistics.fmean(s[step][1] for s in series))
+        means.append(statistics.fmean(values))
+        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return rounds, minutes, means, stds
+
+
+def figure(rows: Sequence[Row], metric: str, x_axis: str):
+    """``metric`` against ``x_axis`` ("round": whole rounds on the axis, or "time")."""
+    # A bare Figure (no pyplot): no display needed, and no global backend switched.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    factor, unit = (100.0, " (%)") if is_percent(metric) else (1.0, "")
+    x_index = 0 if x_axis == "round" else 1
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.subplots()
+    for row in rows:
+        data = curve(row.group.runs, metric)
+        if not data[0]:
+            continue
+        mean = [factor * v for v in data[2]]
+        std = [factor * v for v in data[3]]
+        (line,) = ax.plot(data[x_index], mean, marker="o", markersize=2, label=row.group.label)
+        low = [m - s for m, s in zip(mean, std, strict=True)]
+        high = [m + s for m, s in zip(mean, std, strict=True)]
+        ax.fill_between(data[x_index], low, high, color=line.get_color(), alpha=0.15)
+    if x_axis == "round":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no round 0.5
+        ax.set_xlabel("round")
+    else:
+        ax.set_xlabel("wall time (minutes since the run started)")
+    ax.set_ylabel(metric + unit)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric(rows: Sequence[Row], metric: str, out_dir: str | Path) -> list[Path]:
+    """``metric`` against round and against wall time, as two PNG files in ``out_dir``."""
+    written = []
+    for name, x_axis in zip(plot_files(metric), ("round", "time"), strict=True):
+        fig = figure(rows, metric, x_axis)
+        with atomic_path(Path(out_dir) / name, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
+        written.append(Path(out_dir) / name)
+    return written
