@@ -381,7 +381,7 @@ def test_remote_runtime_spreads_clients_over_two_workers_and_matches_local(tmp_p
     try:
         for port, log in zip(ports, logs, strict=True):
             with open(log, "w") as log_file:
-                command = [FEDLM_WORKER, "--port", str(port), "--host", "localhost"]
+                command = [FEDLM_WORKER, "--port", str(port), "--advertise-as", "localhost"]
                 remote_workers.append(workers.WorkerProcess(command, stderr=log_file, env=env))
         cfg = RuntimeConfig(name="remote", workers=[f"localhost:{port}" for port in ports])
         with runtime.execution_context(cfg, connect_timeout=30.0, say=lambda line: None) as rt:
