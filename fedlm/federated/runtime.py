@@ -28,6 +28,13 @@ long. Computations without per-client arguments, and those that cannot be split 
 aggregation step, or per-client results), run whole on the first worker; fedlm says so once for
 the latter.
 
+Lost workers. TFF retries a call to a worker that has gone away for ever, without a word. A
+watchdog (:class:`_Watchdog`) follows each worker's gRPC channel, names a worker that stays
+unreachable every 10 s, and after ``runtime.give_up_after_s`` ends the computation waiting on it
+with a :class:`FedlmError` naming it (at once for a local worker that has exited). Every call to a
+worker therefore runs on a loop of fedlm's (:class:`_OwnLoop`), one worker's whole computations
+included, so that the caller can be released even while that loop is stuck in a gRPC call.
+
 Every worker started inside :func:`execution_context` is ended when it exits, on every exit path
 (fedlm/federated/workers.py). TensorFlow Federated is imported lazily, so ``fedlm-worker`` starts
 without it.
@@ -57,6 +64,9 @@ _GRPC_OPTIONS = [
     ("grpc.max_message_length", _GRPC_MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
+    # A worker restarted on the same port is found within 5 s, not gRPC's default of up to 120 s
+    # (the watchdog counts a worker as unreachable until its channel is READY again).
+    ("grpc.max_reconnect_backoff_ms", 5000),
 ]
 # How long fedlm waits for the local workers it starts to answer (a loaded machine is slow).
 LOCAL_START_TIMEOUT = 120.0
