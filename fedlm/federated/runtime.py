@@ -158,17 +158,22 @@ class _OwnLoop:
         self._lock = threading.Lock()
         self._error: FedlmError | None = None
         self._waiters: set[Callable[[], None]] = set()  # wake the callers waiting here
+        self.busy_since: float | None = None  # monotonic time since which a call has waited here
 
     def _start(self, comp, arg, wake: Callable[[], None]) -> concurrent.futures.Future:
         with self._lock:
             if self._error is not None:
                 raise FedlmError(str(self._error))
+            if not self._waiters:
+                self.busy_since = time.monotonic()
             self._waiters.add(wake)
         return asyncio.run_coroutine_threadsafe(self._context.invoke(comp, arg), self._loop)
 
     def _outcome(self, future: concurrent.futures.Future, wake: Callable[[], None]):
         with self._lock:
             self._waiters.discard(wake)
+            if not self._waiters:
+                self.busy_since = None
         if future.done() and not future.cancelled() and future.exception() is None:
             return future.result()
         if self._error is not None:  # given up: the error says why, not TFF's retries
@@ -398,8 +403,9 @@ def _whole_context(channel, name: str):
 class _Watchdog:
     """Follows each worker's gRPC channel; says which one is unreachable, and gives up on it.
 
-    A worker is unreachable while its channel is not READY (gRPC reconnects at once, so a live
-    worker is READY again within a moment). Every ``say_every`` s of that, one line says so; after
+    A worker is unreachable while a computation waits on it and its channel is not READY (gRPC
+    reconnects at once, so a live worker is READY again within a moment; an unused channel may
+    go IDLE, which is not counted). Every ``say_every`` s of that, one line says so; after
     ``give_up_after`` s (None: never) its loops are given up (:meth:`_OwnLoop.give_up`), so the
     computation waiting on it ends with a :class:`FedlmError` naming it, and so does every later
     one. ``exited(address)`` (local workers) gives a reason to give up at once: the worker fedlm
@@ -466,9 +472,14 @@ class _Watchdog:
         if reason is not None:
             self._end(address, f"TFF worker {address} is gone: {reason}")
             return
-        if since is None:
+        # Only while a computation waits on the worker: an unused channel goes IDLE after a
+        # while, and a call to it reconnects at once.
+        busy = [loop.busy_since for loop in self._loops.get(address, [])]
+        busy = [t for t in busy if t is not None]
+        if since is None or not busy:
             self._said[address] = 0
             return
+        since = max(since, min(busy))
         down = time.monotonic() - since
         if self._give_up_after is not None and down >= self._give_up_after:
             self._end(
