@@ -97,6 +97,9 @@ class RuntimeConfig:
     max_concurrent_computation_calls: int = -1
     # remote: TFF worker services (host:port), each started with `fedlm-worker`
     workers: list[str] = field(default_factory=list)
+    # Seconds a worker may stay unreachable mid-run (said every 10 s) before the run ends FAILED,
+    # its checkpoints intact; null: wait for it for ever. A local worker that exits ends it at once.
+    give_up_after_s: float | None = 300.0
 
 
 @dataclass
@@ -283,6 +286,7 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("runtime.local_workers", local_workers, "'auto' or an integer >= 1")
     _at_least("runtime.intra_op_threads", cfg.runtime.intra_op_threads, 1, allow_none=True)
     _at_least("runtime.inter_op_threads", cfg.runtime.inter_op_threads, 1, allow_none=True)
+    _at_least("runtime.give_up_after_s", cfg.runtime.give_up_after_s, 0, allow_none=True)
     if cfg.runtime.name == "remote" and not cfg.runtime.workers:
         raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
     t = cfg.training

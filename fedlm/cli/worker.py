@@ -2,8 +2,13 @@
 
 Runs TFF's own C++ worker (``tensorflow_federated/data/worker_binary``) on ``--port``. The
 process *becomes* the worker (exec), so Ctrl-C, SIGTERM and a job scheduler's signals reach it
-directly and nothing is left behind. The binary listens on all interfaces; ``--host`` is only the
-name other machines use to reach this one, printed in the ``runtime.workers`` entry to use.
+directly and nothing is left behind.
+
+TFF's worker binds ``[::]:PORT``, every network interface, and authenticates nobody: anyone who
+can reach the port can run TensorFlow computations as this user. Its only flags are ``--port`` and
+``--max_concurrent_computation_calls``, so it cannot bind one address; ``fedlm-worker`` says so at
+start and refuses ``--host`` (which once only changed the printed hint). ``--advertise-as`` is the
+name printed in the ``runtime.workers`` entry to use, nothing more.
 """
 
 from __future__ import annotations
@@ -16,6 +21,21 @@ import sys
 
 from fedlm.errors import FedlmError
 from fedlm.federated.workers import thread_env, worker_command
+
+HOST_REFUSED = (
+    "--host is not supported: TFF's worker binds every network interface and cannot bind one "
+    "address; use --advertise-as NAME for the name printed in runtime.workers, and see README "
+    "(Runtime: where the clients run) for safe set-ups"
+)
+
+
+def exposure(port: int) -> str:
+    """The line ``fedlm-worker`` prints at start about who can use the worker."""
+    return (
+        f"fedlm-worker: warning: listens on all network interfaces, unauthenticated: anyone who "
+        f"can reach port {port} can run TensorFlow computations as this user; use a private "
+        "network, a firewall, or an SSH tunnel (README: Runtime: where the clients run)"
+    )
 
 
 def port_is_free(port: int) -> bool:
@@ -46,11 +66,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=int, required=True, help="TCP port to serve on")
     parser.add_argument(
-        "--host",
+        "--advertise-as",
+        metavar="NAME",
         default=socket.getfqdn(),
-        help="name or address other hosts use to reach this one (default: %(default)s); "
-        "only printed: the worker listens on all interfaces",
+        help="name or address other hosts use to reach this one, only printed in the "
+        "runtime.workers=[NAME:PORT] hint (default: %(default)s); the worker listens on every "
+        "interface whatever this is",
     )
+    parser.add_argument("--host", nargs="?", const="", help=argparse.SUPPRESS)  # refused
     parser.add_argument(
         "--intra-op-threads",
         type=int,
@@ -71,7 +94,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=-1,
         help="cap on client computations run at once on this worker (-1: no cap)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.host is not None:
+        parser.exit(2, f"fedlm-worker: error: {HOST_REFUSED}\n")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,7 +132,8 @@ def serve(args: argparse.Namespace) -> None:
     )
     print(
         f"fedlm-worker: serving TFF computations on port {args.port}; "
-        f"use runtime.workers=[{args.host}:{args.port}]\n"
+        f"use runtime.workers=[{args.advertise_as}:{args.port}]\n"
+        f"{exposure(args.port)}\n"
         f"fedlm-worker: {settings} {shlex.join(command)}",
         file=sys.stderr,
         flush=True,

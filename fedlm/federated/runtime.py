@@ -28,6 +28,13 @@ long. Computations without per-client arguments, and those that cannot be split 
 aggregation step, or per-client results), run whole on the first worker; fedlm says so once for
 the latter.
 
+Lost workers. TFF retries a call to a worker that has gone away for ever, without a word. A
+watchdog (:class:`_Watchdog`) follows each worker's gRPC channel, names a worker that stays
+unreachable every 10 s, and after ``runtime.give_up_after_s`` ends the computation waiting on it
+with a :class:`FedlmError` naming it (at once for a local worker that has exited). Every call to a
+worker therefore runs on a loop of fedlm's (:class:`_OwnLoop`), one worker's whole computations
+included, so that the caller can be released even while that loop is stuck in a gRPC call.
+
 Every worker started inside :func:`execution_context` is ended when it exits, on every exit path
 (fedlm/federated/workers.py). TensorFlow Federated is imported lazily, so ``fedlm-worker`` starts
 without it.
@@ -36,6 +43,7 @@ without it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import heapq
@@ -56,6 +64,9 @@ _GRPC_OPTIONS = [
     ("grpc.max_message_length", _GRPC_MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
+    # A worker restarted on the same port is found within 5 s, not gRPC's default of up to 120 s
+    # (the watchdog counts a worker as unreachable until its channel is READY again).
+    ("grpc.max_reconnect_backoff_ms", 5000),
 ]
 # How long fedlm waits for the local workers it starts to answer (a loaded machine is slow).
 LOCAL_START_TIMEOUT = 120.0
@@ -133,24 +144,95 @@ class Runtime:
 
 
 class _OwnLoop:
-    """An async TFF context whose invocations run on an event loop in a thread of its own."""
+    """An async TFF context whose invocations run on an event loop in a thread of its own.
+
+    :meth:`give_up` ends the calls waiting on it with an error, also when the loop itself is
+    stuck (e.g. in a blocking gRPC call), and every later call fails with it at once.
+    """
 
     def __init__(self, context, name: str):
         self._context = context
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
+        self._lock = threading.Lock()
+        self._error: FedlmError | None = None
+        self._waiters: set[Callable[[], None]] = set()  # wake the callers waiting here
+        self.busy_since: float | None = None  # monotonic time since which a call has waited here
+
+    def _start(self, comp, arg, wake: Callable[[], None]) -> concurrent.futures.Future:
+        with self._lock:
+            if self._error is not None:
+                raise FedlmError(str(self._error))
+            if not self._waiters:
+                self.busy_since = time.monotonic()
+            self._waiters.add(wake)
+        return asyncio.run_coroutine_threadsafe(self._context.invoke(comp, arg), self._loop)
+
+    def _outcome(self, future: concurrent.futures.Future, wake: Callable[[], None]):
+        with self._lock:
+            self._waiters.discard(wake)
+            if not self._waiters:
+                self.busy_since = None
+        if future.done() and not future.cancelled() and future.exception() is None:
+            return future.result()
+        if self._error is not None:  # given up: the error says why, not TFF's retries
+            future.cancel()
+            raise FedlmError(str(self._error))
+        return future.result()
 
     async def invoke(self, comp, arg):
-        future = asyncio.run_coroutine_threadsafe(self._context.invoke(comp, arg), self._loop)
-        return await asyncio.wrap_future(future)
+        caller = asyncio.get_running_loop()
+        abandon = caller.create_future()
+
+        def wake() -> None:
+            caller.call_soon_threadsafe(lambda: abandon.done() or abandon.set_result(None))
+
+        future = self._start(comp, arg, wake)
+        work = asyncio.wrap_future(future)
+        try:
+            await asyncio.wait([work, abandon], return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            work.cancel()  # and so the task on this loop
+            raise
+        finally:
+            abandon.cancel()
+        return self._outcome(future, wake)
+
+    def invoke_sync(self, comp, arg):
+        """Run ``comp`` here and wait for it in the calling thread."""
+        done = threading.Event()
+        future = self._start(comp, arg, done.set)
+        future.add_done_callback(lambda _: done.set())
+        try:
+            done.wait()
+        except BaseException:  # Ctrl-C
+            future.cancel()
+            raise
+        return self._outcome(future, done.set)
+
+    def give_up(self, error: FedlmError) -> None:
+        """End what runs or waits here with ``error``, and every later call."""
+        with self._lock:
+            if self._error is not None:
+                return
+            self._error = error
+            waiters = list(self._waiters)
+        for wake in waiters:
+            with contextlib.suppress(RuntimeError):  # the caller's loop has closed
+                wake()
+        with contextlib.suppress(RuntimeError):  # TFF's retries stop
+            self._loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel what still runs here (e.g. TFF retrying a stopped worker) and end the thread."""
 
         def cancel_all() -> None:
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
+            self._cancel_tasks()
             self._loop.call_soon(self._loop.stop)
 
         if self._loop.is_running():
@@ -304,17 +386,131 @@ def _worker_contexts(channels):
     return [context_for(channel) for channel in channels], dispose
 
 
-def _whole_context(channel):
-    """A synchronous TFF context that runs whole computations on one worker."""
+def _whole_context(channel, name: str):
+    """A synchronous TFF context that runs whole computations on one worker, on its own loop."""
     import tensorflow_federated as tff
 
     (context,), _ = _worker_contexts([channel])
-    return tff.framework.SyncExecutionContext(
-        executor_fn=context.executor_factory,
-        compiler_fn=tff.backends.native.desugar_and_transform_to_native,
-        transform_args=tff.tensorflow.transform_args,
-        transform_result=tff.tensorflow.transform_result,
-    )
+    loop = _OwnLoop(context, name)
+
+    class WholeContext(tff.framework.SyncContext):
+        def invoke(self, comp, arg=None):
+            return loop.invoke_sync(comp, arg)
+
+    return WholeContext(), loop
+
+
+class _Watchdog:
+    """Follows each worker's gRPC channel; says which one is unreachable, and gives up on it.
+
+    A worker is unreachable while a computation waits on it and its channel is not READY (gRPC
+    reconnects at once, so a live worker is READY again within a moment; an unused channel may
+    go IDLE, which is not counted). Every ``say_every`` s of that, one line says so; after
+    ``give_up_after`` s (None: never) its loops are given up (:meth:`_OwnLoop.give_up`), so the
+    computation waiting on it ends with a :class:`FedlmError` naming it, and so does every later
+    one. ``exited(address)`` (local workers) gives a reason to give up at once: the worker fedlm
+    started has ended and will not come back.
+    """
+
+    def __init__(
+        self,
+        channels,
+        addresses: Sequence[str],
+        loops: dict[str, list[_OwnLoop]],
+        give_up_after: float | None,
+        say: Callable[[str], None],
+        say_every: float = 10.0,
+        exited: Callable[[str], str | None] | None = None,
+    ):
+        import grpc
+
+        self._ready = grpc.ChannelConnectivity.READY
+        self._loops = loops
+        self._give_up_after = give_up_after
+        self._say = say
+        self._say_every = say_every
+        self._exited = exited
+        self._lock = threading.Lock()
+        self._down_since: dict[str, float | None] = dict.fromkeys(addresses)
+        self._said: dict[str, int] = dict.fromkeys(addresses, 0)
+        self._given_up: set[str] = set()
+        self._stop = threading.Event()
+        self._subscriptions = []
+        for address, channel in zip(addresses, channels, strict=True):
+            callback = self._follow(address)
+            channel.subscribe(callback, try_to_connect=True)
+            self._subscriptions.append((channel, callback))
+        self._thread = threading.Thread(target=self._run, name="fedlm-watchdog", daemon=True)
+        self._thread.start()
+
+    def _follow(self, address: str) -> Callable[[object], None]:
+        def on_change(connectivity) -> None:  # on gRPC's polling thread
+            with self._lock:
+                if connectivity == self._ready:
+                    self._down_since[address] = None
+                elif self._down_since[address] is None:
+                    self._down_since[address] = time.monotonic()
+
+        return on_change
+
+    def _setting(self) -> str:
+        if self._give_up_after is None:
+            return "never gives up: runtime.give_up_after_s=null"
+        return f"gives up after runtime.give_up_after_s={self._give_up_after:g} s"
+
+    def _run(self) -> None:
+        tick = min(1.0, self._say_every / 4)
+        while not self._stop.wait(tick):
+            for address in self._down_since:
+                if address not in self._given_up:
+                    self._check(address)
+
+    def _check(self, address: str) -> None:
+        reason = self._exited(address) if self._exited is not None else None
+        with self._lock:
+            since = self._down_since[address]
+        if reason is not None:
+            self._end(address, f"TFF worker {address} is gone: {reason}")
+            return
+        # Only while a computation waits on the worker: an unused channel goes IDLE after a
+        # while, and a call to it reconnects at once.
+        busy = [loop.busy_since for loop in self._loops.get(address, [])]
+        busy = [t for t in busy if t is not None]
+        if since is None or not busy:
+            self._said[address] = 0
+            return
+        since = max(since, min(busy))
+        down = time.monotonic() - since
+        if self._give_up_after is not None and down >= self._give_up_after:
+            self._end(
+                address,
+                f"TFF worker {address} unreachable for {down:.0f} s; gave up after "
+                f"runtime.give_up_after_s={self._give_up_after:g} s",
+            )
+        elif down >= (self._said[address] + 1) * self._say_every:
+            self._said[address] = int(down // self._say_every)
+            self._tell(
+                f"runtime: worker {address} unreachable for {down:.0f} s; waiting for it "
+                f"({self._setting()})"
+            )
+
+    def _end(self, address: str, why: str) -> None:
+        self._given_up.add(address)
+        error = FedlmError(f"{why}; the run ends here, its checkpoints kept")
+        self._tell(f"runtime: {error}")
+        for loop in self._loops.get(address, []):
+            loop.give_up(error)
+
+    def _tell(self, line: str) -> None:
+        with contextlib.suppress(Exception):  # a failing `say` must not stop the watch
+            self._say(line)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        for channel, callback in self._subscriptions:
+            with contextlib.suppress(Exception):
+                channel.unsubscribe(callback)
 
 
 def _local_channels(cfg: RuntimeConfig):
@@ -326,12 +522,20 @@ def _local_channels(cfg: RuntimeConfig):
         )
         addresses.append(f"localhost:{port}")
         processes[addresses[-1]] = process
-    return _connect(
+
+    def exited(address: str) -> str | None:
+        status = processes[address].poll()
+        if status is None:
+            return None
+        return f"the local worker fedlm started (pid {processes[address].pid}) exited ({status})"
+
+    channels = _connect(
         addresses,
         LOCAL_START_TIMEOUT,
         "fedlm started these workers itself: see their error output above",
         alive=lambda address: processes[address].poll() is None,
     )
+    return addresses, channels, exited
 
 
 def _remote_channels(cfg: RuntimeConfig, timeout: float):
@@ -346,12 +550,13 @@ def _remote_channels(cfg: RuntimeConfig, timeout: float):
         )
     for address in cfg.workers:
         _check_address(address)
-    return _connect(
+    channels = _connect(
         list(cfg.workers),
         timeout,
         "start one on each host with `fedlm-worker --port PORT` "
         "and check that the port is reachable from here",
     )
+    return list(cfg.workers), channels, None
 
 
 @contextlib.contextmanager
@@ -359,11 +564,15 @@ def execution_context(
     cfg: RuntimeConfig,
     connect_timeout: float = 10.0,
     say: Callable[[str], None] = print,
+    say_every: float = 10.0,
 ) -> Iterator[Runtime]:
     """Install TFF's execution context for ``cfg`` in this thread; end what it started on exit.
 
     Yields the :class:`Runtime`, whose ``order`` arranges a round's clients for the split.
-    Unreachable workers raise :class:`FedlmError` before anything runs.
+    Unreachable workers raise :class:`FedlmError` before anything runs. A worker that becomes
+    unreachable later is named with ``say`` every ``say_every`` s while it stays so; after
+    ``cfg.give_up_after_s`` s (None: never), or at once for a local worker that has exited, the
+    computation waiting on it, and any later one, raises :class:`FedlmError` naming it.
 
     On exit (normal, exception, KeyboardInterrupt, SystemExit) the previous context is back and
     every worker started inside has been ended and reaped. Entering again gives a fresh context.
@@ -375,33 +584,44 @@ def execution_context(
         raise ConfigError("runtime.name", cfg.name, RUNTIMES)
     worker_processes.patch_worker_start()
     before = worker_processes.recorded()
-    dispose = None
+    give_up_after = cfg.give_up_after_s
+    if give_up_after is not None and not give_up_after >= 0:
+        raise ConfigError("runtime.give_up_after_s", give_up_after, "a number >= 0 or null")
+    dispose = watchdog = None
     loops: list[_OwnLoop] = []
     finished = False
     try:
         if cfg.name == "local":
-            channels = _local_channels(cfg)
+            addresses, channels, exited = _local_channels(cfg)
         else:
-            channels = _remote_channels(cfg, connect_timeout)
-        whole = _whole_context(channels[0])
+            addresses, channels, exited = _remote_channels(cfg, connect_timeout)
+        whole, whole_loop = _whole_context(channels[0], "fedlm-worker-0-whole")
+        loops.append(whole_loop)
         if len(channels) == 1:
             context = whole
         else:
             async_contexts, dispose = _worker_contexts(channels)
-            loops = [
+            loops += [
                 _own_loop_context(c, f"fedlm-worker-{i}") for i, c in enumerate(async_contexts)
             ]
-            context = _sync_context_class()(loops, whole, say)
+            context = _sync_context_class()(loops[1:], whole, say)
+        by_address: dict[str, list[_OwnLoop]] = {address: [] for address in addresses}
+        by_address[addresses[0]].append(whole_loop)
+        for address, loop in zip(addresses, loops[1:], strict=False):
+            by_address[address].append(loop)
+        watchdog = _Watchdog(channels, addresses, by_address, give_up_after, say, say_every, exited)
         with tff.framework.get_context_stack().install(context):
             yield Runtime(cfg.name, len(channels))
         finished = True
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         # Workers first, so that a computation still in flight (Ctrl-C) fails at once.
         worker_processes.stop(worker_processes.started_since(before))
         if dispose is not None and finished:  # a share may still run on a remote worker
             dispose()
         for loop in loops:
             loop.close()
-        context = whole = loops = None
+        context = whole = whole_loop = loops = by_address = watchdog = None
         gc.collect()
         worker_processes.end(worker_processes.started_since(before), timeout=5.0)

@@ -381,7 +381,7 @@ def test_remote_runtime_spreads_clients_over_two_workers_and_matches_local(tmp_p
     try:
         for port, log in zip(ports, logs, strict=True):
             with open(log, "w") as log_file:
-                command = [FEDLM_WORKER, "--port", str(port), "--host", "localhost"]
+                command = [FEDLM_WORKER, "--port", str(port), "--advertise-as", "localhost"]
                 remote_workers.append(workers.WorkerProcess(command, stderr=log_file, env=env))
         cfg = RuntimeConfig(name="remote", workers=[f"localhost:{port}" for port in ports])
         with runtime.execution_context(cfg, connect_timeout=30.0, say=lambda line: None) as rt:
@@ -403,3 +403,70 @@ def test_remote_runtime_spreads_clients_over_two_workers_and_matches_local(tmp_p
         text = log.read_text()
         assert "created new Executor for cardinalities: clients=2" in text
         assert "Destroying executor: clients=2" in text
+
+
+def _start_fedlm_workers(count, log_folder):
+    ports = [portpicker.pick_unused_port() for _ in range(count)]
+    started = []
+    for i, port in enumerate(ports):
+        with open(log_folder / f"worker{i}.log", "w") as log_file:
+            command = [FEDLM_WORKER, "--port", str(port), "--advertise-as", "localhost"]
+            started.append(workers.WorkerProcess(command, stderr=log_file))
+    return [f"localhost:{port}" for port in ports], started
+
+
+@pytest.mark.parametrize("count, dead", [(2, 1), (1, 0)])
+def test_a_lost_remote_worker_is_named_while_waited_for_and_given_up_on(tmp_path, count, dead):
+    addresses, remote_workers = _start_fedlm_workers(count, tmp_path)
+    said = []
+    try:
+        cfg = RuntimeConfig(name="remote", workers=addresses, give_up_after_s=4.0)
+        with (
+            runtime.execution_context(cfg, connect_timeout=30.0, say=said.append, say_every=1.0),
+        ):
+            assert total([1, 2, 3, 4]) == 10
+            remote_workers[dead].kill()
+            remote_workers[dead].wait(10)
+            started = time.monotonic()
+            with pytest.raises(FedlmError, match=f"TFF worker {addresses[dead]} unreachable"):
+                total([1, 2, 3, 4])
+            seconds = time.monotonic() - started
+            # Every later computation fails at once, naming the worker.
+            with pytest.raises(FedlmError, match=addresses[dead]):
+                total([1, 2])
+    finally:
+        for worker in remote_workers:
+            worker.terminate()
+            worker.wait(10)
+    assert seconds < 30, seconds
+    waiting = [line for line in said if "waiting for it" in line]
+    assert waiting, said
+    assert waiting[0].startswith(f"runtime: worker {addresses[dead]} unreachable for ")
+    assert "gives up after runtime.give_up_after_s=4 s" in waiting[0]
+    assert any("gave up after runtime.give_up_after_s=4 s" in line for line in said)
+    assert all(addresses[dead] in line for line in said)
+
+
+def test_a_local_worker_that_exits_ends_the_computation_at_once():
+    said = []
+    before = set(workers.running_workers())
+    cfg = RuntimeConfig(local_workers=2, give_up_after_s=None)
+    with runtime.execution_context(cfg, say=said.append, say_every=1.0):
+        assert total([1, 2, 3, 4]) == 6 + 4
+        pid = sorted(set(workers.running_workers()) - before)[-1]
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(
+            FedlmError, match=rf"is gone: the local worker fedlm started \(pid {pid}\)"
+        ):
+            total([1, 2, 3, 4])
+        assert time.monotonic() - started < 15
+    assert not any(worker_alive(p) for p in set(workers.running_workers()) - before)
+
+
+def test_give_up_after_s_is_checked():
+    with (
+        pytest.raises(ConfigError, match="runtime.give_up_after_s"),
+        runtime.execution_context(RuntimeConfig(give_up_after_s=-1.0)),
+    ):
+        pass
