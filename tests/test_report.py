@@ -33,10 +33,19 @@ def uri(tmp_path_factory):
 
 
 def make_run(
-    client, experiment_id, index, *, overrides=None, params=None, accuracy=(), status="FINISHED"
+    client,
+    experiment_id,
+    index,
+    *,
+    overrides=None,
+    params=None,
+    accuracy=(),
+    status="FINISHED",
+    epsilon=(),
 ):
     """A run as fedlm-train logs one: params, override tags of a multirun job, eval/accuracy per
-    round (round r logged 60 s after the start times r), round/seconds, and its end."""
+    round (round r logged 60 s after the start times r), round/seconds, privacy/epsilon and
+    privacy/delta from round 1 when ``epsilon`` is given, and its end."""
     start = T0 + 1000 * index
     tags = {f"override.{k}": v for k, v in (overrides or {}).items()}
     run = client.create_run(experiment_id, start_time=int(start * 1000), tags=tags)
@@ -50,6 +59,9 @@ def make_run(
         Metric("round/seconds", 30.0, int((start + 60 * step) * 1000), step)
         for step in range(1, len(accuracy))
     ]
+    for step, value in enumerate(epsilon, start=1):
+        metrics.append(Metric("privacy/epsilon", value, int((start + 60 * step) * 1000), step))
+        metrics.append(Metric("privacy/delta", 0.001, int((start + 60 * step) * 1000), step))
     client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
     if status != "RUNNING":
         end = start + 60 * max(len(accuracy) - 1, 0) + 30
@@ -228,6 +240,63 @@ def test_first_round_at_target_is_counted_in_rounds(uri):
     study = Study(name="t", statistic="first_at_target", scales={"default": Scale(0.54)})
     (row,) = summarize(group_runs(load_runs(uri, "target")[0]), study)
     assert row.values["rounds_to_target"] == [2]  # round 0 (before training) does not count
+
+
+def test_dp_runs_get_an_epsilon_column_an_epsilon_plot_and_their_histories(uri, tmp_path):
+    client, eid = experiment(uri, "dp")
+    accuracy = (0.01, 0.10, 0.15, 0.20)
+    runs = {}
+    for index, (noise, seed, spent) in enumerate(
+        [("1.0", "0", (0.5, 0.8, 1.25)), ("1.0", "1", (0.5, 0.8, 1.25)), ("0", "0", [math.inf] * 3)]
+    ):
+        runs[noise, seed] = make_run(
+            client,
+            eid,
+            index,
+            overrides={"aggregator.noise_multiplier": noise, "seed": seed},
+            params={"seed": seed},
+            accuracy=accuracy,
+            epsilon=spent,  # MLflow's SQL store keeps inf as the largest float
+        )
+    loaded, _ = load_runs(uri, "dp", all_metrics=True)
+    rows = summarize(group_runs(loaded), Study(name="dp"))
+    assert [row.mean_std("epsilon") for row in rows] == [(1.25, 0.0), (math.inf, None)]
+    lines = markdown(rows, Study(name="dp")).splitlines()
+    assert lines[2].startswith(
+        "| setting | runs | final acc % | best acc % | rounds to target | epsilon |"
+    )
+    assert lines[4].startswith(
+        "| aggregator.noise_multiplier=1.0 | 2 | 20.0 ± 0.0 | 20.0 ± 0.0 | – | 1.25 |"
+    )
+    assert lines[5].startswith("| aggregator.noise_multiplier=0 | 1 | 20.0 | 20.0 | – | ∞ |")
+    assert "at delta = 0.001 (∞: no noise)" in "\n".join(lines)
+
+    files = write_report(rows, Study(name="dp"), tmp_path, histories=True)
+    assert [f.name for f in files][-2:] == ["accuracy_vs_epsilon.png", "histories.csv"]
+    history = list(csv.DictReader((tmp_path / "histories.csv").open()))
+    first = runs["1.0", "0"]
+    assert [(h["metric"], h["round"], h["value"]) for h in history if h["run_id"] == first] == [
+        ("eval/accuracy", "0", "0.01"),
+        ("eval/accuracy", "1", "0.1"),
+        ("eval/accuracy", "2", "0.15"),
+        ("eval/accuracy", "3", "0.2"),
+        ("privacy/delta", "1", "0.001"),
+        ("privacy/delta", "2", "0.001"),
+        ("privacy/delta", "3", "0.001"),
+        ("privacy/epsilon", "1", "0.5"),
+        ("privacy/epsilon", "2", "0.8"),
+        ("privacy/epsilon", "3", "1.25"),
+        ("round/seconds", "1", "30.0"),
+        ("round/seconds", "2", "30.0"),
+        ("round/seconds", "3", "30.0"),
+    ]
+    assert {
+        h["value"] for h in history if h["metric"] == "privacy/epsilon" and h["seed"] == "0"
+    } >= {"inf"}
+    assert {h["setting"] for h in history} == {
+        "aggregator.noise_multiplier=1.0",
+        "aggregator.noise_multiplier=0",
+    }
 
 
 def test_shipped_paper_files_load_and_match_their_studies_settings():

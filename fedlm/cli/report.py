@@ -1,7 +1,7 @@
 """``fedlm-report``: a study's runs from MLflow, as a table beside the paper's numbers, and plots.
 
     uv run fedlm-report EXPERIMENT [--tracking-uri URI] [--out DIR] [--study PAPER_YAML]
-                        [--by KEY ...] [--filter MLFLOW_FILTER] [--no-log]
+                        [--by KEY ...] [--filter MLFLOW_FILTER] [--histories] [--no-log]
 
 EXPERIMENT is the MLflow experiment the study logs to (its ``tracking.experiment_name``, e.g.
 ``reddi2021``). The runs are grouped by the settings they sweep (``--by`` names them instead), and
@@ -50,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
         default="",
         help="an MLflow search filter, e.g. \"params.experiment_scale = 'quick'\"",
     )
+    p.add_argument(
+        "--histories",
+        action="store_true",
+        help="also write histories.csv: every metric of every counted run, per round",
+    )
     p.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
     return p
 
@@ -68,7 +73,9 @@ def run(args: argparse.Namespace) -> None:
     from fedlm.tracking.runs import load_runs, log_report
 
     study = find_study(args.experiment, args.study)
-    runs, shown_uri = load_runs(args.tracking_uri, args.experiment, args.filter)
+    runs, shown_uri = load_runs(
+        args.tracking_uri, args.experiment, args.filter, all_metrics=args.histories
+    )
     if not runs:
         raise FedlmError(
             f"experiment {args.experiment!r} in {shown_uri} holds no training runs"
@@ -82,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
         + (f" matching `{args.filter}`" if args.filter else "")
         + f", read {time.strftime('%Y-%m-%d %H:%M')} by `{args.command}`."
     )
-    files = write_report(rows, study, out_dir, source)
+    files = write_report(rows, study, out_dir, source, histories=args.histories)
     print("\n".join(table(rows, study)))
     print("\nwrote: " + ", ".join(str(f) for f in files))
     if not args.no_log:

@@ -17,7 +17,18 @@ from fedlm.tracking.runs import RunRecord
 
 # Keys that say where or how a job ran, not what it computed: never a setting to group by.
 NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
-STATISTIC_KEYS = ("final", "best", "mean_last", "rounds_to_target", "wall_minutes", "train_minutes")
+STATISTIC_KEYS = (
+    "final",
+    "best",
+    "mean_last",
+    "rounds_to_target",
+    "wall_minutes",
+    "train_minutes",
+    "epsilon",
+)
+EPSILON = "privacy/epsilon"  # logged by runs with a DP aggregator (fedlm/federated/aggregators.py)
+# MLflow's SQL stores keep an infinite metric as the largest float: read it back as infinite.
+INFINITE = 1e300
 
 
 @dataclass
@@ -122,7 +133,8 @@ def mean_last(run: RunRecord, metric: str, last: int) -> float | None:
 
 def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
     """Final and best accuracy, the study's statistic, rounds to the target, wall and training
-    minutes of one run (None where it has no value)."""
+    minutes, and the privacy spent (epsilon after the last round) of one run (None where it has
+    no value)."""
     scale = study.scale(run.params.get("experiment_scale"))
     trained = [(step, value) for step, value, _ in points(run, study.metric) if step >= 1]
     seconds = [value for _, value, _ in run.history.get("round/seconds", [])]
@@ -133,6 +145,7 @@ def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
         "rounds_to_target": None,
         "wall_minutes": None,
         "train_minutes": sum(seconds) / 60.0 if seconds else None,
+        "epsilon": epsilon_at(run, rounds_of(run, study.metric)),
     }
     if study.statistic == "mean_last":
         result["mean_last"] = mean_last(
@@ -143,6 +156,14 @@ def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
     if run.start_time is not None and run.end_time is not None:
         result["wall_minutes"] = (run.end_time - run.start_time) / 60.0
     return result
+
+
+def epsilon_at(run: RunRecord, round_num: int) -> float | None:
+    """The epsilon the run had spent after ``round_num`` (None: no DP aggregator)."""
+    values = [value for step, value, _ in run.history.get(EPSILON, []) if step == round_num]
+    if not values:
+        return None
+    return math.inf if values[-1] >= INFINITE else values[-1]
 
 
 # -- one group --------------------------------------------------------------------------------
@@ -166,6 +187,8 @@ class Row:
         values = self.values.get(key, [])
         if not values:
             return None, None
+        if any(math.isinf(v) for v in values):
+            return statistics.fmean(values), None
         return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 

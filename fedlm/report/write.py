@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path, write_text
 from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import STATISTIC_KEYS, Row, points
+from fedlm.report.summary import EPSILON, INFINITE, STATISTIC_KEYS, Row, points
 from fedlm.tracking.runs import RunRecord
 
 ACCURACY_KEYS = ("final", "best", "mean_last")  # fractions, shown in percent
 
 
 def write_report(
-    rows: Sequence[Row], study: Study, out_dir: str | Path, source: str = ""
+    rows: Sequence[Row],
+    study: Study,
+    out_dir: str | Path,
+    source: str = "",
+    histories: bool = False,
 ) -> list[Path]:
-    """report.md, report.csv, accuracy_vs_round.png and accuracy_vs_time.png in ``out_dir``."""
+    """report.md, report.csv, accuracy_vs_round.png and accuracy_vs_time.png in ``out_dir``; with
+    privacy, accuracy_vs_epsilon.png; with ``histories``, every counted run's metrics per round
+    in histories.csv."""
     out_dir = Path(out_dir)
     write_text(out_dir / "report.md", markdown(rows, study, source))
     records = csv_records(rows)
@@ -34,6 +41,10 @@ def write_report(
         out_dir / "report.csv",
         *plot_accuracy(rows, study.metric, out_dir),
     ]
+    if has_privacy(rows):
+        files.append(plot_accuracy_vs_epsilon(rows, study.metric, out_dir))
+    if histories:
+        files.append(write_histories(rows, out_dir / "histories.csv"))
     for path in files:
         path.chmod(0o644)  # for others to read (atomic_path's temporary files are 0600)
     return files
@@ -54,7 +65,13 @@ def columns(rows: Sequence[Row], study: Study) -> list[tuple[str, str]]:
             result.append(("mean_last", "mean acc % last rounds"))
     target = scale.target_accuracy if scale is not None else None
     result.append(("rounds_to_target", f"rounds to {target:.0%}" if target else "rounds to target"))
+    if has_privacy(rows):
+        result.append(("epsilon", "epsilon"))
     return [*result, ("wall_minutes", "wall time min"), ("train_minutes", "training time min")]
+
+
+def has_privacy(rows: Sequence[Row]) -> bool:
+    return any(row.values.get("epsilon") for row in rows)
 
 
 def table(rows: Sequence[Row], study: Study) -> list[str]:
@@ -97,6 +114,8 @@ def markdown(rows: Sequence[Row], study: Study, source: str = "") -> str:
         "![accuracy against wall time](accuracy_vs_time.png)",
         "",
     ]
+    if has_privacy(rows):
+        lines += ["![accuracy against epsilon](accuracy_vs_epsilon.png)", ""]
     return "\n".join(lines)
 
 
@@ -117,6 +136,13 @@ def notes(rows: Sequence[Row], study: Study) -> list[str]:
             parts.append(f"target accuracy {scale.target_accuracy:.0%}")
         if parts:
             lines.append(f"Scale {name}: " + ", ".join(parts) + ".")
+    deltas = sorted({delta for row in rows for delta in deltas_of(row)})
+    if deltas:
+        shown = ", ".join(f"{d:.3g}" for d in deltas)
+        lines.append(
+            f"Epsilon: the privacy spent by the end of the run, at delta = {shown} (∞: no noise); "
+            "the same for every seed of a setting."
+        )
     if study.paper:
         what = f": {study.paper_statistic}" if study.paper_statistic else ""
         lines.append(f"Paper column: {study.paper}{what}.")
@@ -126,6 +152,10 @@ def notes(rows: Sequence[Row], study: Study) -> list[str]:
         note = f" {number.note}" if number.note else ""
         lines.append(f"- {number.label}: {number}, {number.source}{flag}.{note}")
     return lines
+
+
+def deltas_of(row: Row) -> set[float]:
+    return {v for run in row.group.runs for _, v, _ in run.history.get("privacy/delta", [])}
 
 
 def csv_records(rows: Sequence[Row]) -> list[dict[str, object]]:
@@ -161,6 +191,8 @@ def cell(row: Row, key: str) -> str:
         )
     if mean is None:
         return "–"
+    if key == "epsilon":
+        return "∞" if math.isinf(mean) else f"{mean:.3g}"  # the same for every seed
     factor = 100.0 if key in ACCURACY_KEYS else 1.0
     return plus_minus(mean * factor, None if std is None else std * factor, ".1f")
 
@@ -226,3 +258,55 @@ def plot_accuracy(rows: Sequence[Row], metric: str, out_dir: str | Path) -> list
             fig.savefig(tmp, format="png")
         written.append(Path(out_dir) / name)
     return written
+
+
+def plot_accuracy_vs_epsilon(rows: Sequence[Row], metric: str, out_dir: str | Path) -> Path:
+    """Accuracy against the epsilon spent so far, at every evaluated round: one line per setting
+    (the mean over seeds); settings without noise (epsilon infinite) as a dashed level at their
+    final accuracy."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.subplots()
+    for row in rows:
+        rounds, _, means, _ = curve(row.group.runs, metric)
+        spent = {step: value for run in row.group.runs for step, value, _ in points(run, EPSILON)}
+        if not rounds or not spent:
+            continue
+        if all(value >= INFINITE for value in spent.values()):
+            ax.axhline(
+                100.0 * means[-1], linestyle="--", linewidth=1, label=f"{row.group.label} (ε = ∞)"
+            )
+            continue
+        kept = [(r, m) for r, m in zip(rounds, means, strict=True) if r in spent]
+        if kept:
+            epsilons = [spent[r] for r, _ in kept]
+            accuracies = [100.0 * m for _, m in kept]
+            ax.plot(epsilons, accuracies, marker="o", markersize=3, label=row.group.label)
+    ax.set_xscale("log")
+    ax.set_xlabel("epsilon spent (log scale)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(out_dir) / "accuracy_vs_epsilon.png"
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def write_histories(rows: Sequence[Row], path: Path) -> Path:
+    """Every counted run's metrics, one line per (run, metric, round): setting, seed, run id."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["setting", "seed", "run_id", "metric", "round", "value"])
+        for row in rows:
+            for run in row.group.runs:
+                for metric in sorted(run.history):
+                    for step, value, _ in run.history[metric]:
+                        shown = "inf" if value >= INFINITE else repr(value)
+                        writer.writerow(
+                            [row.group.label, run.setting("seed"), run.run_id, metric, step, shown]
+                        )
+    return path

@@ -17,8 +17,8 @@ from fedlm.tracking import run_info
 SWEEP_PARENT_TAG = "fedlm.sweep.parent"  # fedlm.tracking.sweeps.PARENT_TAG
 REPORT_TAG = "fedlm.report"  # on a report's summary run
 OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_info.context_tags)
-# The metrics a report reads the history of (the others are not fetched).
-REPORT_METRICS = ("eval/accuracy", "round/seconds")
+# The metrics a report reads the history of (the others are not fetched unless asked for).
+REPORT_METRICS = ("eval/accuracy", "round/seconds", "privacy/epsilon", "privacy/delta")
 
 
 @dataclass
@@ -50,9 +50,10 @@ def read_runs(
     client,
     experiment_id: str,
     filter_string: str = "",
-    metrics: Sequence[str] = REPORT_METRICS,
+    metrics: Sequence[str] | None = REPORT_METRICS,
 ) -> list[RunRecord]:
-    """Every training run of the experiment (not sweep parents, not reports), oldest first."""
+    """Every training run of the experiment (not sweep parents, not reports), oldest first, with
+    the history of ``metrics`` (None: of every metric the run logged)."""
     from mlflow.entities import ViewType
 
     runs = []
@@ -76,7 +77,7 @@ def read_runs(
         if tags.get(SWEEP_PARENT_TAG) == "true" or tags.get(REPORT_TAG) == "true":
             continue
         history = {}
-        for key in metrics:
+        for key in run.data.metrics if metrics is None else metrics:
             if key in run.data.metrics:
                 points = client.get_metric_history(run.info.run_id, key)
                 history[key] = sorted((m.step, m.value, m.timestamp / 1000.0) for m in points)
@@ -96,9 +97,10 @@ def read_runs(
 
 
 def load_runs(
-    uri: str | None, experiment_name: str, filter_string: str = ""
+    uri: str | None, experiment_name: str, filter_string: str = "", all_metrics: bool = False
 ) -> tuple[list[RunRecord], str]:
-    """The experiment's training runs from the store at ``uri`` (None: the default store).
+    """The experiment's training runs from the store at ``uri`` (None: the default store), with
+    the histories a report reads (``all_metrics``: every metric's).
 
     Returns the runs and the store's URI as shown to people (credentials masked). Raises
     :class:`fedlm.tracking.store.TrackingError` when the store or the experiment is not there.
@@ -114,7 +116,9 @@ def load_runs(
             f"experiment {experiment_name!r} is not in {store.mask_uri(resolved)}: expected one "
             f"of {names} (the study's tracking.experiment_name), or pass --tracking-uri"
         )
-    return read_runs(client, experiment.experiment_id, filter_string), store.mask_uri(resolved)
+    metrics = None if all_metrics else REPORT_METRICS
+    runs = read_runs(client, experiment.experiment_id, filter_string, metrics)
+    return runs, store.mask_uri(resolved)
 
 
 def log_report(
