@@ -101,8 +101,8 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         rouds,
         "experimnt is not a config key (did you mean experiment?): expected one of the "
         "top-level keys and config groups: data, model, client_optimizer, server_optimizer, "
-        "algorithm, sampler, runtime, tracking, training, eval, seed, resume, output_dir, "
-        "experiment_scale, experiment, mcmahan2017, reddi2021",
+        "algorithm, aggregator, sampler, runtime, tracking, training, eval, seed, resume, "
+        "output_dir, experiment_scale, experiment, mcmahan2017, reddi2021",
         "training.seq_len=0 is not allowed: expected a number >= 1",
         "client_optimizer.learning_rate=-0.5 is not allowed: expected a number > 0",
         "data.pad=True is not allowed: expected false with the 'paper' pipeline (it pads itself)",
