@@ -28,6 +28,8 @@ LOOP_IMPLEMENTATIONS = ("dataset_reduce", "dataset_iterator")
 SAMPLERS = ("fixed", "uniform", "with_replacement", "weighted", "round_robin")
 EVAL_ROLES = ("test", "validation")
 RUNTIMES = ("local", "remote")
+AGGREGATORS = ("mean", "dp_fixed", "dp_adaptive", "compression", "secure", "robust")
+DP_AGGREGATORS = ("dp_fixed", "dp_adaptive")
 
 
 @dataclass
@@ -76,6 +78,28 @@ class AlgorithmConfig:
     # TFF's client training loop (tff.learning.LoopImplementation): dataset_iterator (faster
     # here, README: Performance) or dataset_reduce (TFF's default)
     loop_implementation: str = "dataset_iterator"
+
+
+@dataclass
+class AggregatorConfig:
+    # How the server combines the clients' model updates (fedlm/federated/aggregators.py): mean
+    # (TFF's default), dp_fixed | dp_adaptive (Gaussian noise on clipped updates, with the privacy
+    # spent tracked per round), compression | secure | robust (tff.learning's aggregators). One
+    # schema for all: a key that the chosen aggregator does not take stays null.
+    name: str = "mean"
+    noise_multiplier: float | None = None  # dp_*: noise stddev / clip norm of the sum
+    clip: float | None = None  # dp_fixed: L2 norm each client's update is clipped to
+    # dp_adaptive (Andrew et al. 2021); null: TFF's gaussian_adaptive defaults (0.1, 0.5, 0.2)
+    initial_clip: float | None = None
+    target_quantile: float | None = None  # of the update norms left unclipped
+    clip_learning_rate: float | None = None
+    # dp_adaptive: noise on the count of unclipped updates; null: TFF's 0.05 x clients_per_round,
+    # raised to noise_multiplier where that is larger (see aggregators.clipped_count_stddev)
+    clipped_count_stddev: float | None = None
+    # dp_*: delta of the (epsilon, delta) reported; null: 1 / number of clients with data
+    delta: float | None = None
+    zeroing: bool | None = None  # dp_adaptive, compression, secure, robust: TFF's adaptive zeroing
+    clipping: bool | None = None  # compression, secure, robust: TFF's adaptive (non-private) clip
 
 
 @dataclass
@@ -154,6 +178,7 @@ class TrainConfig:
     client_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     server_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -258,6 +283,114 @@ def validate_optimizer(opt: OptimizerConfig, key: str) -> None:
         _at_least(f"{key}.{name}", value, 0.0)
 
 
+AGGREGATOR_FIELDS = {
+    "mean": (),
+    "dp_fixed": ("noise_multiplier", "clip", "delta"),
+    "dp_adaptive": (
+        "noise_multiplier",
+        "initial_clip",
+        "target_quantile",
+        "clip_learning_rate",
+        "clipped_count_stddev",
+        "delta",
+        "zeroing",
+    ),
+    "compression": ("zeroing", "clipping"),
+    "secure": ("zeroing", "clipping"),
+    "robust": ("zeroing", "clipping"),
+}
+ADAPTIVE_CLIP_FIELDS = ("initial_clip", "target_quantile", "clip_learning_rate")
+# What TFF 0.87's runtimes execute: secure aggregation's tff.federated_secure_sum_bitwidth fails in
+# the local C++ runtime ("Cannot embed a federated value"); only TFF's test context
+# (tff.backends.test), which replaces the secure sum by a plain one, runs it.
+RUNNABLE_AGGREGATORS = tuple(a for a in AGGREGATORS if a != "secure")
+
+
+def validate_aggregator(cfg: TrainConfig) -> None:
+    """The aggregator's keys, and the combinations TFF can build and fedlm can account for."""
+    agg = cfg.aggregator
+    _choice("aggregator.name", agg.name, AGGREGATORS)
+    takes = AGGREGATOR_FIELDS[agg.name]
+    for name in (f.name for f in dataclasses.fields(AggregatorConfig) if f.name != "name"):
+        value = getattr(agg, name)
+        if value is not None and name not in takes:
+            allowed = f"only {', '.join(takes)}" if takes else "no other key"
+            raise ConfigError(
+                f"aggregator.{name}",
+                value,
+                f"null: aggregator.name={agg.name!r} takes {allowed} (aggregator=<name> picks one)",
+            )
+    if agg.name == "secure":
+        raise ConfigError(
+            "aggregator.name",
+            agg.name,
+            f"one of {', '.join(RUNNABLE_AGGREGATORS)}: TFF 0.87's local C++ runtime cannot run "
+            "tff.learning.secure_aggregator (its tff.federated_secure_sum_bitwidth fails with "
+            "'Cannot embed a federated value'); only TFF's test context, which replaces the secure "
+            "sum with a plain one, runs it",
+        )
+    if agg.name not in DP_AGGREGATORS:
+        return
+    if agg.noise_multiplier is None:
+        raise ConfigError(
+            "aggregator.noise_multiplier", None, "a number >= 0 (noise stddev / clip norm)"
+        )
+    z = agg.noise_multiplier
+    _at_least("aggregator.noise_multiplier", z, 0.0)
+    if agg.name == "dp_fixed":
+        _positive("aggregator.clip", agg.clip)
+    if agg.initial_clip is not None:
+        _positive("aggregator.initial_clip", agg.initial_clip)
+    if agg.target_quantile is not None and not 0.0 <= agg.target_quantile <= 1.0:
+        raise ConfigError("aggregator.target_quantile", agg.target_quantile, "a number in [0, 1]")
+    _at_least("aggregator.clip_learning_rate", agg.clip_learning_rate, 0.0, allow_none=True)
+    _at_least("aggregator.clipped_count_stddev", agg.clipped_count_stddev, 0.0, allow_none=True)
+    if agg.delta is not None and not 0.0 < agg.delta < 1.0:
+        raise ConfigError("aggregator.delta", agg.delta, "a number in (0, 1), or null")
+    if cfg.algorithm.name != "fedavg_unweighted" and cfg.algorithm.client_weighting != "uniform":
+        raise ConfigError(
+            "algorithm.client_weighting",
+            cfg.algorithm.client_weighting,
+            f"'uniform' with aggregator.name={agg.name!r} (TFF's DP aggregators average the "
+            "clients unweighted), or algorithm=fedavg_unweighted",
+        )
+    if cfg.sampler.name != "uniform":
+        raise ConfigError(
+            "sampler.name",
+            cfg.sampler.name,
+            f"'uniform' with aggregator.name={agg.name!r}: the privacy accountant covers "
+            "clients_per_round clients drawn uniformly without replacement (the uniform sampler)",
+        )
+    if agg.name != "dp_adaptive" or z == 0:
+        return
+    clients = cfg.training.clients_per_round
+    if agg.zeroing:
+        for name in (*ADAPTIVE_CLIP_FIELDS, "clipped_count_stddev"):
+            if getattr(agg, name) is not None:
+                raise ConfigError(
+                    f"aggregator.{name}",
+                    getattr(agg, name),
+                    "null with aggregator.zeroing=true (tff.learning.dp_aggregator, the one with "
+                    "zeroing, keeps TFF's adaptive-clipping defaults); aggregator.zeroing=false "
+                    "takes them",
+                )
+        if z >= 2 * 0.05 * clients:
+            raise ConfigError(
+                "aggregator.zeroing",
+                True,
+                f"false for noise_multiplier={z} with {clients} clients per round: "
+                "tff.learning.dp_aggregator's clipped-count noise, 0.05 x clients_per_round = "
+                f"{0.05 * clients:g}, must exceed noise_multiplier / 2",
+            )
+    elif agg.clipped_count_stddev is not None and z >= 2 * agg.clipped_count_stddev:
+        raise ConfigError(
+            "aggregator.clipped_count_stddev",
+            agg.clipped_count_stddev,
+            f"a number > noise_multiplier / 2 = {z / 2:g}, or null: TFF's adaptive clipping "
+            f"cannot reach noise_multiplier={z} otherwise",
+        )
+
+
 def validate(cfg: TrainConfig) -> None:
     """Check every value that does not depend on the data; raise :class:`ConfigError`."""
     _choice("data.name", cfg.data.name, DATASETS)
@@ -314,6 +447,7 @@ def validate(cfg: TrainConfig) -> None:
     _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
     _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)
     _at_least("tracking.give_up_after_s", cfg.tracking.give_up_after_s, 0)
+    validate_aggregator(cfg)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from fedlm.data.clients import client_snippets, load_client_data
 from fedlm.data.inmemory import ClientSequences, snippet_dataset
 from fedlm.data.sizes import eligible_clients
 from fedlm.federated import runtime
+from fedlm.federated.aggregators import AggregatorMetrics
 from fedlm.federated.evaluation import (
     CentralizedEvaluator,
     FederatedEvaluator,
@@ -179,6 +180,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
         result = RunResult(run_id=tracker.run_id)
 
         start_weights = starting_weights(task, setup.pretrained)
+        shapes = [w.shape for w in start_weights.trainable]
+        aggregation = AggregatorMetrics(cfg.aggregator, t.clients_per_round, len(eligible), shapes)
         # Keras models made before TFF traces its own (in a graph) stop working, so the
         # evaluation and export models are made after the TFF processes are built.
         keras_model = centralized = None
@@ -226,6 +229,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 cfg.client_optimizer,
                 cfg.server_optimizer,
                 ignore_id=pipeline.ignore_id,
+                aggregator=cfg.aggregator,
+                clients_per_round=t.clients_per_round,
             )
             if cfg.eval.federated and eval_sequences is not None:
                 federated = FederatedEvaluator(task, eval_sequences, eval_batch_size)
@@ -273,6 +278,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                         "clients/skipped": float(skipped),
                     }
                 )
+                aggregator = output.metrics["aggregator"]
+                metrics.update(aggregation.round_metrics(aggregator, round_num, len(client_ids)))
                 weights = None
                 if due(cfg.eval.every, round_num, t.rounds):
                     weights = process.get_model_weights(state)
@@ -285,12 +292,14 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 line += format_metrics("train", _strip(metrics, "train/"))
                 if "eval/loss" in metrics:
                     line += " | " + format_metrics("eval", _strip(metrics, "eval/"))
+                line += aggregation.progress(metrics)
                 say(f"{line} | {seconds:.1f} s/round | ETA {format_duration(eta)}")
                 if due(cfg.eval.generate_every, round_num, t.rounds):
                     generate(weights or process.get_model_weights(state), round_num)
                 if due(cfg.tracking.checkpoint_every, round_num, t.rounds):
                     tracker.save_checkpoint(Checkpoint(round_num, state, sampler.state))
 
+            tracker.set_tags(aggregation.tags(t.rounds))
             final = process.get_model_weights(state)
             result.final_weights = keras_weights(final)
             tracker.log_model(keras_model, step=t.rounds)

@@ -1,5 +1,6 @@
 """The round loop, on the real shipped config shrunk to the tiny model and synthetic data."""
 
+import dp_accounting
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,6 +42,10 @@ class RecordingTracker(Tracker):
 
     def __init__(self):
         self.metrics, self.texts, self.checkpoints, self.status = {}, {}, [], None
+        self.tags = {}
+
+    def set_tags(self, tags):
+        self.tags.update(tags)
 
     def log_metrics(self, metrics, step):
         assert step not in self.metrics, f"step {step} logged twice"
@@ -176,6 +181,8 @@ def test_one_client_one_round_of_fedavg_equals_the_same_keras_sgd_steps(tmp_path
         ("eval.role=train", r"eval.role='train' .*'test', 'validation'"),
         ("eval.role=validation", r"eval.validation_clients=0 .*at least 1 with eval.role=valid"),
         ("eval.validation_clients=3", r"eval.validation_clients=3 .*at most 2 "),
+        ("aggregator=secure", r"aggregator.name='secure' .*local C\+\+ runtime"),
+        ("aggregator=dp_adaptive aggregator.zeroing=true", r"aggregator.zeroing=True .* = 0.1,"),
     ],
 )
 def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, override, message):
@@ -183,9 +190,65 @@ def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, overr
         override, message = "sampler=fixed", r"sampler.client_ids=\[\]"
     tracker = RecordingTracker()
     with pytest.raises(ConfigError, match=message):
-        run(config(tmp_path, override), tracker, say=lambda line: None)
+        run(config(tmp_path, *override.split()), tracker, say=lambda line: None)
     assert tracker.status is None  # nothing started
     assert workers.running_workers() == []
+
+
+def test_dp_adaptive_logs_the_epsilon_dp_accounting_gives_every_round(tmp_path):
+    """The issue's command, shrunk: aggregator=dp_adaptive aggregator.noise_multiplier=0.5
+    training.rounds=3. TFF's synthetic data has 3 clients, 2 drawn a round, delta 1/3."""
+    tracker, lines = RecordingTracker(), []
+    cfg = config(
+        tmp_path,
+        "aggregator=dp_adaptive",
+        "aggregator.noise_multiplier=0.5",
+        "training.rounds=3",
+        "eval.generate_length=0",
+    )
+    run(cfg, tracker, say=lines.append)
+
+    for round_num in (1, 2, 3):
+        accountant = dp_accounting.rdp.RdpAccountant(
+            neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
+        )
+        sampled = dp_accounting.SampledWithoutReplacementDpEvent(
+            3, 2, dp_accounting.GaussianDpEvent(0.5 / 2)
+        )
+        accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, round_num))
+        expected = accountant.get_epsilon(1 / 3)
+        metrics = tracker.metrics[round_num]
+        assert metrics["privacy/epsilon"] == pytest.approx(expected, rel=1e-9)
+        assert metrics["privacy/delta"] == pytest.approx(1 / 3)
+        assert metrics["aggregator/clip_norm"] > 0  # TFF's adaptive clip, measured every round
+        line = next(line for line in lines if line.startswith(f"round {round_num}/3 "))
+        assert f"epsilon={expected:.3g} (delta=0.33)" in line
+    assert "privacy/epsilon" not in tracker.metrics[0]
+    assert float(tracker.tags["fedlm.privacy.epsilon"]) == pytest.approx(expected, rel=1e-5)
+    assert tracker.tags["fedlm.privacy.rounds"] == "3"
+    assert "2 of 3 clients" in tracker.tags["fedlm.privacy.accounting"]
+
+
+@pytest.mark.parametrize(
+    "aggregator, keys",
+    [
+        (
+            "robust",
+            {"aggregator/clip_norm", "aggregator/clipped_fraction", "aggregator/zeroed_fraction"},
+        ),
+        ("compression", {"aggregator/clip_norm", "aggregator/bits_per_client"}),
+        ("dp_fixed", {"privacy/epsilon", "privacy/delta"}),
+    ],
+)
+def test_each_runnable_aggregator_trains_and_logs_its_measurements(tmp_path, aggregator, keys):
+    tracker = RecordingTracker()
+    cfg = config(
+        tmp_path, f"aggregator={aggregator}", "training.rounds=1", "eval.generate_length=0"
+    )
+    run(cfg, tracker, say=lambda line: None)
+    assert keys <= set(tracker.metrics[1])
+    assert np.isfinite(tracker.metrics[1]["train/loss"])
+    assert tracker.status == "FINISHED"
 
 
 def test_federated_evaluation_agrees_with_the_centralized_one(tmp_path):

@@ -49,10 +49,12 @@ def make_run(
     accuracy=(),
     status="FINISHED",
     loss=None,
+    epsilon=(),
 ):
     """A run as fedlm-train logs one: params, override tags of a multirun job, eval/accuracy (and
     eval/loss: ``loss``, else 5 - 4 x accuracy) per round (round r logged 60 s after the start
-    times r), round/seconds, and its end."""
+    times r), round/seconds, privacy/epsilon and privacy/delta from round 1 when ``epsilon`` is
+    given, and its end."""
     start = T0 + 1000 * index
     tags = {f"override.{k}": v for k, v in (overrides or {}).items()}
     run = client.create_run(experiment_id, start_time=int(start * 1000), tags=tags)
@@ -71,6 +73,9 @@ def make_run(
         Metric("round/seconds", 30.0, int((start + 60 * step) * 1000), step)
         for step in range(1, len(accuracy))
     ]
+    for step, value in enumerate(epsilon, start=1):
+        metrics.append(Metric("privacy/epsilon", value, int((start + 60 * step) * 1000), step))
+        metrics.append(Metric("privacy/delta", 0.001, int((start + 60 * step) * 1000), step))
     client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
     if status != "RUNNING":
         end = start + 60 * max(len(accuracy) - 1, 0) + 30
@@ -297,6 +302,67 @@ def test_first_round_at_target_is_counted_in_rounds(uri):
     study = Study(name="t", statistic="first_at_target", scales={"default": Scale(0.54)})
     (row,) = summarize(group_runs(load_runs(uri, "target")[0]), study)
     assert row.values["rounds_to_target"] == [2]  # round 0 (before training) does not count
+
+
+def test_dp_runs_get_an_epsilon_column_an_epsilon_plot_and_their_histories(uri, tmp_path):
+    client, eid = experiment(uri, "dp")
+    accuracy = (0.01, 0.10, 0.15, 0.20)
+    runs = {}
+    for index, (noise, seed, spent) in enumerate(
+        [("1.0", "0", (0.5, 0.8, 1.25)), ("1.0", "1", (0.5, 0.8, 1.25)), ("0", "0", [math.inf] * 3)]
+    ):
+        runs[noise, seed] = make_run(
+            client,
+            eid,
+            index,
+            overrides={"aggregator.noise_multiplier": noise, "seed": seed},
+            params={"seed": seed},
+            accuracy=accuracy,
+            epsilon=spent,  # MLflow's SQL store keeps inf as the largest float
+        )
+    loaded, _ = load_runs(uri, "dp")
+    study = Study(name="dp")
+    rows = summarize(group_runs(loaded), study)
+    assert [row.mean_std("epsilon") for row in rows] == [(1.25, 0.0), (math.inf, None)]
+    lines = markdown(rows, study).splitlines()
+    assert lines[2].startswith("| setting | runs | final acc % | best acc % | epsilon |")
+    assert lines[4].startswith(
+        "| aggregator.noise_multiplier=1.0 | 2 | 20.0 ± 0.0 | 20.0 ± 0.0 | 1.25 |"
+    )
+    assert lines[5].startswith("| aggregator.noise_multiplier=0 | 1 | 20.0 | 20.0 | ∞ |")
+    text = "\n".join(lines)
+    assert "at delta = 0.001 (∞: no noise)" in text
+    assert "![eval/accuracy against epsilon](accuracy_vs_epsilon.png)" in text
+
+    files = write_report(rows, study, tmp_path / "a", runs=loaded)
+    assert "accuracy_vs_epsilon.png" in [f.name for f in files]
+    assert (tmp_path / "a" / "accuracy_vs_epsilon.png").stat().st_size > 0
+    # histories.csv (written beside every report) holds the privacy spent per round
+    history = list(csv.DictReader((tmp_path / "a" / "histories.csv").open()))
+    first = runs["1.0", "0"]
+    assert [
+        (h["round"], h["value"])
+        for h in history
+        if h["run_id"] == first and h["metric"] == "privacy/epsilon"
+    ] == [("1", "0.5"), ("2", "0.8"), ("3", "1.25")]
+    assert {h["metric"] for h in history if h["run_id"] == first} >= {
+        "eval/accuracy",
+        "privacy/delta",
+        "privacy/epsilon",
+        "round/seconds",
+    }
+    # fedlm-report (the shipped dp study), and again from its CSV files alone: the same report,
+    # infinite epsilon included
+    cli.main(["dp", "--tracking-uri", uri, "--out", str(tmp_path / "b"), "--no-log"])
+    cli.main(["dp", "--runs-from", str(tmp_path / "b"), "--out", str(tmp_path / "c")])
+    b = (tmp_path / "b" / "report.md").read_text().splitlines()
+    c = (tmp_path / "c" / "report.md").read_text().splitlines()
+    assert b[3:] == c[3:]
+    assert any(
+        line.startswith("| aggregator.noise_multiplier=0 | 1 | 20.0 | 20.0 | 15.0 | ∞ |")
+        for line in c
+    )
+    assert (tmp_path / "c" / "accuracy_vs_epsilon.png").is_file()
 
 
 def test_shipped_paper_files_load_and_match_their_studies_settings():

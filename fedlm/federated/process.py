@@ -9,6 +9,10 @@ FedYogi (Reddi et al. 2021) are each one override away.
 Client weighting (weighted algorithms): ``num_examples`` (TFF's default: batches x batch size),
 ``num_tokens`` (targets that are not padding: TFF's Shakespeare baseline and the papers), or
 ``uniform``.
+
+``aggregator`` (fedlm/federated/aggregators.py) is TFF's ``model_aggregator``. An unweighted one
+(the DP aggregators) goes to TFF's unweighted builders, ``build_unweighted_fed_avg`` and
+``build_unweighted_fed_prox``, which are the weighted ones with uniform client weights.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from fedlm.config import (
     CLIENT_WEIGHTINGS,
     LOOP_IMPLEMENTATIONS,
     OPTIMIZER_FIELDS,
+    AggregatorConfig,
     AlgorithmConfig,
     OptimizerConfig,
 )
 from fedlm.errors import ConfigError
+from fedlm.federated.aggregators import build_aggregator
 
 ModelFn = Callable[[], tff.learning.models.VariableModel]
 
@@ -129,8 +135,11 @@ def build_learning_process(
     client_optimizer: OptimizerConfig,
     server_optimizer: OptimizerConfig,
     ignore_id: int | None = None,
+    aggregator: AggregatorConfig | None = None,
+    clients_per_round: int = 1,
 ) -> tff.learning.templates.LearningProcess:
-    """The process ``algorithm`` names; ``ignore_id`` is the padding target (token weighting)."""
+    """The process ``algorithm`` names; ``ignore_id`` is the padding target (token weighting);
+    ``aggregator`` (default: TFF's mean) combines the updates of ``clients_per_round`` clients."""
     if algorithm.loop_implementation not in LOOP_IMPLEMENTATIONS:
         raise ConfigError(
             "algorithm.loop_implementation", algorithm.loop_implementation, LOOP_IMPLEMENTATIONS
@@ -139,19 +148,42 @@ def build_learning_process(
     client_opt = build_optimizer(client_optimizer, "client_optimizer")
     server_opt = build_optimizer(server_optimizer, "server_optimizer")
     weighting, weighted_model_fn = client_weighting(algorithm.client_weighting, model_fn, ignore_id)
+    model_aggregator = None
+    weighted_algorithm = algorithm.name != "fedavg_unweighted"
+    if aggregator is not None:
+        model_aggregator = build_aggregator(aggregator, clients_per_round, weighted_algorithm)
+    unweighted = isinstance(model_aggregator, tff.aggregators.UnweightedAggregationFactory)
+    if unweighted and weighted_algorithm and algorithm.client_weighting != "uniform":
+        raise ConfigError(
+            "algorithm.client_weighting",
+            algorithm.client_weighting,
+            f"'uniform' with aggregator.name={aggregator.name!r}, whose TFF aggregator is "
+            "unweighted",
+        )
+    if algorithm.name == "fedavg_unweighted" or (unweighted and algorithm.name == "fedavg"):
+        return tff.learning.algorithms.build_unweighted_fed_avg(
+            model_fn,
+            client_optimizer_fn=client_opt,
+            server_optimizer_fn=server_opt,
+            model_aggregator=model_aggregator,
+            loop_implementation=loop,
+        )
     if algorithm.name == "fedavg":
         return tff.learning.algorithms.build_weighted_fed_avg(
             weighted_model_fn,
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
             client_weighting=weighting,
+            model_aggregator=model_aggregator,
             loop_implementation=loop,
         )
-    if algorithm.name == "fedavg_unweighted":
-        return tff.learning.algorithms.build_unweighted_fed_avg(
+    if algorithm.name == "fedprox" and unweighted:
+        return tff.learning.algorithms.build_unweighted_fed_prox(
             model_fn,
+            proximal_strength=algorithm.proximal_strength,
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
+            model_aggregator=model_aggregator,
             loop_implementation=loop,
         )
     if algorithm.name == "fedprox":
@@ -161,6 +193,7 @@ def build_learning_process(
             client_optimizer_fn=client_opt,
             server_optimizer_fn=server_opt,
             client_weighting=weighting,
+            model_aggregator=model_aggregator,
             loop_implementation=loop,
         )
     raise ConfigError("algorithm.name", algorithm.name, ("fedavg", "fedavg_unweighted", "fedprox"))

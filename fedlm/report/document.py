@@ -5,15 +5,19 @@ The first metric's table carries the runs' times and the paper's numbers; every 
 (``fedlm-report --metric``) gets a table of its own. A paper number stands in the "paper" column
 only beside runs that used every setting the study's ``paper.yaml`` names; beside other runs it
 stands in a column marked "not comparable", and the report opens with a one-line caveat.
+
+Runs with a DP aggregator (``privacy/epsilon`` logged) add an epsilon column to the first table
+and a plot of each metric against the epsilon spent.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import Row, higher_is_better, sort_key
+from fedlm.report.summary import DELTA, Row, higher_is_better, sort_key
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,28 @@ def short(metric: str) -> str:
     return "acc" if metric == "eval/accuracy" else metric
 
 
+def plot_stem(metric: str) -> str:
+    stem = metric[len("eval/") :] if metric.startswith("eval/") else metric
+    return stem.replace("/", "_")
+
+
 def plot_files(metric: str) -> tuple[str, str]:
     """The two plots of ``metric``: against round and against wall time."""
-    stem = metric[len("eval/") :] if metric.startswith("eval/") else metric
-    stem = stem.replace("/", "_")
-    return f"{stem}_vs_round.png", f"{stem}_vs_time.png"
+    return f"{plot_stem(metric)}_vs_round.png", f"{plot_stem(metric)}_vs_time.png"
+
+
+def epsilon_plot_file(metric: str) -> str:
+    """The plot of ``metric`` against the epsilon spent (runs with a DP aggregator)."""
+    return f"{plot_stem(metric)}_vs_epsilon.png"
+
+
+def has_privacy(rows: Sequence[Row]) -> bool:
+    """Whether any counted run logged the privacy it spent (a DP aggregator)."""
+    return any(row.values.get("epsilon") for row in rows)
+
+
+def deltas_of(row: Row) -> set[float]:
+    return {v for run in row.group.runs for _, v, _ in run.history.get(DELTA, [])}
 
 
 # -- the tables -------------------------------------------------------------------------------
@@ -116,6 +137,9 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
     show_target = metric == study.metric and any(row.target is not None for row in rows)
     if show_target:
         header.append(f"rounds to {target:.0%}" if target else "rounds to target")
+    privacy = has_privacy(rows)
+    if privacy:
+        header.append("epsilon")
     header += ["wall time min", "training time min"]
     with_paper = metric == study.metric and any(row.paper is not None for row in rows)
     comparable, differing = paper_columns(rows) if with_paper else (False, [])
@@ -129,6 +153,8 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
         cells += [cell(row, key, metric) for key, _ in columns]
         if show_target:
             cells.append(target_cell(row))
+        if privacy:
+            cells.append(epsilon_cell(row))
         cells += [cell(row, "wall_minutes"), cell(row, "train_minutes")]
         if comparable:
             cells.append(paper_cell(row.paper) if row.comparable else "–")
@@ -164,6 +190,14 @@ def cell(row: Row, key: str, metric: str | None = None) -> str:
         return plus_minus(100.0 * mean, None if std is None else 100.0 * std, ".1f")
     spec = ".3f" if metric is not None else ".1f"
     return plus_minus(mean, std, spec)
+
+
+def epsilon_cell(row: Row) -> str:
+    """The privacy spent by the end of the runs: the same for every seed of a setting."""
+    mean, _ = row.mean_std("epsilon")
+    if mean is None:
+        return "–"
+    return "∞" if math.isinf(mean) else f"{mean:.3g}"
 
 
 def target_cell(row: Row) -> str:
@@ -235,6 +269,13 @@ def notes(rows: Sequence[Row], study: Study) -> list[str]:
             parts.append(f"target accuracy {scale.target_accuracy:.0%} ({study.metric})")
         if parts:
             lines.append(f"Scale {name}: " + ", ".join(parts) + ".")
+    deltas = sorted({delta for row in rows for delta in deltas_of(row)})
+    if deltas:
+        shown = ", ".join(f"{d:.3g}" for d in deltas)
+        lines.append(
+            f"Epsilon: the privacy spent by the end of the run, at delta = {shown} (∞: no noise); "
+            "the same for every seed of a setting."
+        )
     if study.paper and any(row.paper for row in rows) and metrics[0] == study.metric:
         what = f": {study.paper_statistic}" if study.paper_statistic else ""
         lines.append(f"Paper: {study.paper}{what}.")
@@ -292,12 +333,15 @@ def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
         Paragraph(f"Missing: {g.label} has no finished run of seed {', '.join(g.missing_seeds)}.")
         for g in missing
     ]
+    privacy = has_privacy(rows)
     for metric in metrics:
         by_round, by_time = plot_files(metric)
         out += [
             Image(by_round, f"{metric} against round"),
             Image(by_time, f"{metric} against wall time"),
         ]
+        if privacy:
+            out.append(Image(epsilon_plot_file(metric), f"{metric} against epsilon"))
     out.append(
         Paragraph(
             "The runs and their per-round metrics behind every number: `runs.csv`, "

@@ -1,5 +1,6 @@
 """A study's curves: one metric against round and against wall time, one line per setting (the
-mean over seeds, shaded one standard deviation either side), as PNG files."""
+mean over seeds, shaded one standard deviation either side), and, for runs with a DP aggregator,
+against the epsilon spent, as PNG files."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path
-from fedlm.report.document import is_percent, plot_files
-from fedlm.report.summary import Row, points
+from fedlm.report.document import epsilon_plot_file, is_percent, plot_files
+from fedlm.report.summary import EPSILON, INFINITE, Row, points
 from fedlm.tracking.runs import RunRecord
 
 
@@ -70,3 +71,40 @@ def plot_metric(rows: Sequence[Row], metric: str, out_dir: str | Path) -> list[P
             fig.savefig(tmp, format="png")
         written.append(Path(out_dir) / name)
     return written
+
+
+def plot_metric_vs_epsilon(rows: Sequence[Row], metric: str, out_dir: str | Path) -> Path:
+    """``metric`` against the epsilon spent so far, at every evaluated round: one line per setting
+    (the mean over seeds); settings without noise (epsilon infinite) as a dashed level at their
+    final value."""
+    from matplotlib.figure import Figure
+
+    factor, unit = (100.0, " (%)") if is_percent(metric) else (1.0, "")
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.subplots()
+    for row in rows:
+        rounds, _, means, _ = curve(row.group.runs, metric)
+        spent = {step: value for run in row.group.runs for step, value, _ in points(run, EPSILON)}
+        if not rounds or not spent:
+            continue
+        if all(value >= INFINITE for value in spent.values()):
+            ax.axhline(
+                factor * means[-1], linestyle="--", linewidth=1, label=f"{row.group.label} (ε = ∞)"
+            )
+            continue
+        kept = [(r, m) for r, m in zip(rounds, means, strict=True) if r in spent]
+        if kept:
+            epsilons = [spent[r] for r, _ in kept]
+            values = [factor * m for _, m in kept]
+            ax.plot(epsilons, values, marker="o", markersize=3, label=row.group.label)
+    ax.set_xscale("log")
+    ax.set_xlabel("epsilon spent (log scale)")
+    ax.set_ylabel(metric + unit)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(out_dir) / epsilon_plot_file(metric)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return path

@@ -18,7 +18,12 @@ from fedlm.tracking.runs import RunRecord
 # Keys that say where or how a job ran, not what it computed: never a setting to group by.
 NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
 METRIC_STATISTICS = ("final", "best", "mean_last")  # per metric
-RUN_KEYS = ("rounds_to_target", "wall_minutes", "train_minutes")  # per run, whatever the metric
+# per run, whatever the metric; epsilon: the privacy spent, with a DP aggregator
+RUN_KEYS = ("rounds_to_target", "wall_minutes", "train_minutes", "epsilon")
+# logged by runs with a DP aggregator (fedlm/federated/aggregators.py)
+EPSILON, DELTA = "privacy/epsilon", "privacy/delta"
+# MLflow's SQL stores keep an infinite metric as the largest float: read it back as infinite.
+INFINITE = 1e300
 
 
 @dataclass
@@ -143,20 +148,29 @@ def metric_statistics(run: RunRecord, study: Study, metric: str) -> dict[str, fl
 
 
 def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
-    """Rounds to the study's target (of the study's metric), wall and training minutes of one run
-    (None where it has no value)."""
+    """Rounds to the study's target (of the study's metric), wall and training minutes, and the
+    privacy spent (epsilon after the last round) of one run (None where it has no value)."""
     scale = study.scale(run.params.get("experiment_scale"))
     seconds = [value for _, value, _ in run.history.get("round/seconds", [])]
     result: dict[str, float | None] = {
         "rounds_to_target": None,
         "wall_minutes": None,
         "train_minutes": sum(seconds) / 60.0 if seconds else None,
+        "epsilon": epsilon_at(run, rounds_of(run, study.metric)),
     }
     if scale.target_accuracy is not None:
         result["rounds_to_target"] = rounds_to_target(run, study.metric, scale.target_accuracy)
     if run.start_time is not None and run.end_time is not None:
         result["wall_minutes"] = (run.end_time - run.start_time) / 60.0
     return result
+
+
+def epsilon_at(run: RunRecord, round_num: int) -> float | None:
+    """The epsilon the run had spent after ``round_num`` (None: no DP aggregator)."""
+    values = [value for step, value, _ in run.history.get(EPSILON, []) if step == round_num]
+    if not values:
+        return None
+    return math.inf if values[-1] >= INFINITE else values[-1]
 
 
 # -- one group --------------------------------------------------------------------------------
@@ -209,6 +223,8 @@ class Row:
             values = self.values.get(key, [])
         if not values:
             return None, None
+        if any(math.isinf(v) for v in values):
+            return statistics.fmean(values), None
         return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 

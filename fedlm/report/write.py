@@ -1,5 +1,6 @@
 """The report's files: report.md and report.html (the same text; the page holds its plots), the
-numbers as report.csv, the plots as PNG, and the runs behind them as runs.csv and histories.csv."""
+numbers as report.csv, the plots as PNG (with a DP aggregator, against epsilon too), and the runs
+behind them as runs.csv and histories.csv."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path, write_text
-from fedlm.report.document import blocks, metrics_of
+from fedlm.report.document import blocks, has_privacy, metrics_of
 from fedlm.report.histories import write_runs
-from fedlm.report.plots import plot_metric
+from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon
 from fedlm.report.render import to_html, to_markdown
 from fedlm.report.study import Study
 from fedlm.report.summary import METRIC_STATISTICS, RUN_KEYS, Row
@@ -33,6 +34,8 @@ def write_report(
     plots = []
     for metric in metrics_of(rows, study):
         plots += plot_metric(rows, metric, out_dir)
+        if has_privacy(rows):
+            plots.append(plot_metric_vs_epsilon(rows, metric, out_dir))
     document = blocks(rows, study, source)
     write_text(out_dir / "report.md", to_markdown(document))
     write_text(out_dir / "report.html", to_html(document, out_dir))

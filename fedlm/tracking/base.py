@@ -39,6 +39,9 @@ class Tracker:
     def log_text(self, name: str, text: str, step: int) -> None:
         pass
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Record ``tags`` on the run (a value set again replaces the old one)."""
+
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         pass
 

@@ -238,6 +238,10 @@ class MlflowTracker(Tracker):
     def log_text(self, name: str, text: str, step: int) -> None:
         self.client.log_text(self.run_id, text, f"{name}/round_{step:04d}.txt")
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if tags and not self.already_finished:
+            self._set_tags(tags)
+
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         self.checkpoints.save(checkpoint, self.run_id)
         self._set_tags({"fedlm.checkpoint_round": str(checkpoint.round_num)})

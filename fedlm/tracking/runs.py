@@ -17,13 +17,16 @@ from fedlm.tracking import run_info
 SWEEP_PARENT_TAG = "fedlm.sweep.parent"  # fedlm.tracking.sweeps.PARENT_TAG
 REPORT_TAG = "fedlm.report"  # on a report's summary run
 OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_info.context_tags)
-# The metrics a report reads the history of (the others are not fetched), besides those asked for.
+# The metrics a report reads the history of (the others are not fetched), besides those asked for;
+# privacy/*: logged by runs with a DP aggregator (fedlm/federated/aggregators.py).
 REPORT_METRICS = (
     "eval/accuracy",
     "eval/loss",
     "eval/perplexity",
     "eval/bits_per_char",
     "round/seconds",
+    "privacy/epsilon",
+    "privacy/delta",
 )
 
 
@@ -56,9 +59,10 @@ def read_runs(
     client,
     experiment_id: str,
     filter_string: str = "",
-    metrics: Sequence[str] = REPORT_METRICS,
+    metrics: Sequence[str] | None = REPORT_METRICS,
 ) -> list[RunRecord]:
-    """Every training run of the experiment (not sweep parents, not reports), oldest first."""
+    """Every training run of the experiment (not sweep parents, not reports), oldest first, with
+    the history of ``metrics`` (None: of every metric the run logged)."""
     from mlflow.entities import ViewType
 
     runs = []
@@ -82,7 +86,7 @@ def read_runs(
         if tags.get(SWEEP_PARENT_TAG) == "true" or tags.get(REPORT_TAG) == "true":
             continue
         history = {}
-        for key in metrics:
+        for key in run.data.metrics if metrics is None else metrics:
             if key in run.data.metrics:
                 points = client.get_metric_history(run.info.run_id, key)
                 history[key] = sorted((m.step, m.value, m.timestamp / 1000.0) for m in points)

@@ -89,20 +89,29 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         [*data, "training.seq_len=100000"],
         [f"data.cache_dir={a_file}"],
         [*tiny, "sampler=fixed", "sampler.client_ids=[A_TINY_PLAY_CAT]"],
+        ["aggregator=dp_adaptive", "aggregator.noise_multipler=0.5"],
+        ["aggregator=dp_adaptive", "+aggregator.noise_multipler=0.5"],
+        ["aggregator=dp_adaptive", "aggregator.clip=1.0"],
     )
     training_keys = (
         "expected one of the keys of training: rounds, clients_per_round, local_epochs, "
         "max_batches_per_client, seq_len, batch_size, shuffle_buffer"
     )
     rouds = f"training.rouds is not a config key (did you mean training.rounds?): {training_keys}"
+    noise_multipler = (
+        "aggregator.noise_multipler is not a config key "
+        "(did you mean aggregator.noise_multiplier?): expected one of the keys of aggregator: "
+        "name, noise_multiplier, clip, initial_clip, target_quantile, clip_learning_rate, "
+        "clipped_count_stddev, delta, zeroing, clipping"
+    )
     expected = [
         rouds,
         rouds,
         rouds,
         "experimnt is not a config key (did you mean experiment?): expected one of the "
         "top-level keys and config groups: data, model, client_optimizer, server_optimizer, "
-        "algorithm, sampler, runtime, tracking, training, eval, seed, resume, output_dir, "
-        "experiment_scale, experiment, mcmahan2017, reddi2021",
+        "algorithm, aggregator, sampler, runtime, tracking, training, eval, seed, resume, "
+        "output_dir, experiment_scale, experiment, mcmahan2017, reddi2021",
         "training.seq_len=0 is not allowed: expected a number >= 1",
         "client_optimizer.learning_rate=-0.5 is not allowed: expected a number > 0",
         "data.pad=True is not allowed: expected false with the 'paper' pipeline (it pads itself)",
@@ -115,6 +124,12 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         f"data.cache_dir='{a_file}' is a file: expected the folder that holds (or will hold) "
         "shakespeare.sqlite",
         "sampler.client_ids='A_TINY_PLAY_CAT' is not allowed: expected a client id of this dataset",
+        noise_multipler,
+        noise_multipler,
+        # one schema for every aggregator: a key the chosen one does not take is refused too
+        "aggregator.clip=1.0 is not allowed: expected null: aggregator.name='dp_adaptive' takes "
+        "only noise_multiplier, initial_clip, target_quantile, clip_learning_rate, "
+        "clipped_count_stddev, delta, zeroing (aggregator=<name> picks one)",
     ]
     assert [(code, line) for code, line, _ in results] == [
         (2, f"fedlm-train: error: {message}") for message in expected

@@ -18,6 +18,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from dp_accounting import (
+    GaussianDpEvent,
+    NeighboringRelation,
+    SampledWithoutReplacementDpEvent,
+    SelfComposedDpEvent,
+)
+from dp_accounting.rdp import RdpAccountant
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -251,3 +258,35 @@ def test_sigkill_after_a_round_then_resume_reproduces_the_uninterrupted_run(
     assert resumed.data.tags["fedlm.resumed_from_round"] in ("1", "2")
     expected = metric_table(client, reference[0].run_id)
     assert_same_metrics(metric_table(client, run_id), expected)
+
+
+def test_a_resumed_dp_run_logs_each_rounds_epsilon_once_and_as_if_uninterrupted(
+    tmp_path, store_uri
+):
+    """DP noise is drawn unseeded by TensorFlow Privacy, so the model differs; the accounting
+    must not: epsilon after round r is dp_accounting's for r rounds, whatever crashed."""
+    cfg = small_config(
+        tmp_path / "dp",
+        f"tracking.uri={store_uri}",
+        "tracking.log_model=false",
+        "aggregator=dp_adaptive",
+        "aggregator.noise_multiplier=0.5",
+    )
+    crashed = build_tracker(cfg, {})
+    with pytest.raises(Interrupt):
+        run(cfg, crashed, say=crash_after_logging_round(2))
+    assert crashed.checkpoints.rounds() == [1]  # round 2 logged, never checkpointed
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lambda line: None)
+
+    def epsilon(rounds):  # 2 of TFF's 3 synthetic clients a round, delta 1/3
+        accountant = RdpAccountant(neighboring_relation=NeighboringRelation.REPLACE_ONE)
+        sampled = SampledWithoutReplacementDpEvent(3, 2, GaussianDpEvent(0.5 / 2))
+        accountant.compose(SelfComposedDpEvent(sampled, rounds))
+        return accountant.get_epsilon(1 / 3)
+
+    client = crashed.client
+    table = metric_table(client, crashed.run_id)  # fails on a step logged twice
+    assert table["privacy/epsilon"] == {r: pytest.approx(epsilon(r), rel=1e-9) for r in (1, 2, 3)}
+    tags = client.get_run(crashed.run_id).data.tags
+    assert float(tags["fedlm.privacy.epsilon"]) == pytest.approx(epsilon(3), rel=1e-5)
