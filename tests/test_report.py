@@ -345,6 +345,10 @@ def test_dp_runs_get_an_epsilon_column_an_epsilon_plot_and_their_histories(uri, 
         for h in history
         if h["run_id"] == first and h["metric"] == "privacy/epsilon"
     ] == [("1", "0.5"), ("2", "0.8"), ("3", "1.25")]
+    no_noise = runs["0", "0"]
+    assert {
+        h["value"] for h in history if h["run_id"] == no_noise and h["metric"] == "privacy/epsilon"
+    } == {"inf"}  # not the largest float that MLflow's SQLite store keeps for it
     assert {h["metric"] for h in history if h["run_id"] == first} >= {
         "eval/accuracy",
         "privacy/delta",

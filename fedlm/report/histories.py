@@ -14,6 +14,8 @@ round (MLflow's step), value (as logged, full precision) and time (seconds since
 from __future__ import annotations
 
 import csv
+import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def write_runs(
         )
     _write_csv(out_dir / RUNS_CSV, header, lines)
     points = [
-        [run.run_id, metric, step, repr(float(value)), _time(t)]
+        [run.run_id, metric, step, _value(value), _time(t)]
         for run in runs
         for metric in sorted(run.history)
         for step, value, t in run.history[metric]
@@ -97,6 +99,12 @@ def read_runs(folder: str | Path) -> list[RunRecord]:
 
 def _prefixed(line: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix) :]: v for k, v in line.items() if k.startswith(prefix) and v != ""}
+
+
+def _value(value: float) -> str:
+    # MLflow's SQLite store keeps an infinite value (epsilon without noise) as the largest float.
+    value = float(value)
+    return repr(math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value)
 
 
 def _time(seconds: float | None) -> str:
