@@ -31,7 +31,10 @@ def speed():
         sys.modules.pop("speed", None)
 
 
-@pytest.mark.parametrize("local_workers", [1, 2])
+@pytest.mark.parametrize(
+    "local_workers",
+    [1, pytest.param(2, marks=pytest.mark.slow)],  # 2: the same check, slower
+)
 def test_two_rounds_on_the_tiny_model_match_plain_tensorflow(
     speed, tmp_path, capsys, local_workers
 ):

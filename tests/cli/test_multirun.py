@@ -94,6 +94,7 @@ def test_a_sweep_whose_launcher_fails_marks_its_parent_run_failed(monkeypatch, t
     assert parent.info.status == "FAILED"
 
 
+@pytest.mark.slow  # two Hydra jobs in joblib processes, each importing TFF: 1.5 min on 2 cores
 def test_parallel_jobs_through_joblib_each_get_their_own_tff_worker(monkeypatch, tmp_path):
     # 4 jobs on 2 loky processes (about 30 s): each process runs two jobs, one after the other,
     # so a reused process must start its second job's TFF worker and context clean.
