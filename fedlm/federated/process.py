@@ -160,40 +160,21 @@ def build_learning_process(
             f"'uniform' with aggregator.name={aggregator.name!r}, whose TFF aggregator is "
             "unweighted",
         )
+    common = dict(
+        client_optimizer_fn=client_opt,
+        server_optimizer_fn=server_opt,
+        model_aggregator=model_aggregator,
+        loop_implementation=loop,
+    )
+    weighted = dict(common, client_weighting=weighting)
+    algorithms = tff.learning.algorithms
     if algorithm.name == "fedavg_unweighted" or (unweighted and algorithm.name == "fedavg"):
-        return tff.learning.algorithms.build_unweighted_fed_avg(
-            model_fn,
-            client_optimizer_fn=client_opt,
-            server_optimizer_fn=server_opt,
-            model_aggregator=model_aggregator,
-            loop_implementation=loop,
-        )
+        return algorithms.build_unweighted_fed_avg(model_fn, **common)
     if algorithm.name == "fedavg":
-        return tff.learning.algorithms.build_weighted_fed_avg(
-            weighted_model_fn,
-            client_optimizer_fn=client_opt,
-            server_optimizer_fn=server_opt,
-            client_weighting=weighting,
-            model_aggregator=model_aggregator,
-            loop_implementation=loop,
-        )
-    if algorithm.name == "fedprox" and unweighted:
-        return tff.learning.algorithms.build_unweighted_fed_prox(
-            model_fn,
-            proximal_strength=algorithm.proximal_strength,
-            client_optimizer_fn=client_opt,
-            server_optimizer_fn=server_opt,
-            model_aggregator=model_aggregator,
-            loop_implementation=loop,
-        )
+        return algorithms.build_weighted_fed_avg(weighted_model_fn, **weighted)
     if algorithm.name == "fedprox":
-        return tff.learning.algorithms.build_weighted_fed_prox(
-            weighted_model_fn,
-            proximal_strength=algorithm.proximal_strength,
-            client_optimizer_fn=client_opt,
-            server_optimizer_fn=server_opt,
-            client_weighting=weighting,
-            model_aggregator=model_aggregator,
-            loop_implementation=loop,
-        )
+        strength = algorithm.proximal_strength
+        if unweighted:
+            return algorithms.build_unweighted_fed_prox(model_fn, strength, **common)
+        return algorithms.build_weighted_fed_prox(weighted_model_fn, strength, **weighted)
     raise ConfigError("algorithm.name", algorithm.name, ("fedavg", "fedavg_unweighted", "fedprox"))
