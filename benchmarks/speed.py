@@ -23,7 +23,7 @@ For each setting, in one process:
    must equal fedlm's to float tolerance (reported), and its tokens per round must equal fedlm's
    (checked).
 3. evaluation: fedlm's evaluator on its evaluation set against a Keras ``evaluate`` of the same
-   batches held in memory.
+   batches held in memory, each warmed up once and then timed three times, alternately (median).
 
 Ratios are fedlm / plain over the same rounds after the first (the first pays for tracing and
 compilation). Prints a table; ``--json PATH`` writes everything measured. Speed and memory are
@@ -221,30 +221,52 @@ class PlainFedAvg:
         out.weights = [w.numpy() for w in self.server]
 
 
-def keras_evaluate_seconds(cfg: TrainConfig, setup: Setup, weights) -> tuple[float, float]:
-    """Seconds of a plain Keras ``evaluate`` of the evaluation batches in memory (2nd call)."""
+def keras_evaluator(cfg: TrainConfig, setup: Setup, weights):
+    """A plain Keras ``evaluate`` of the evaluation batches in memory, as a callable."""
     batch_size = cfg.eval.batch_size or cfg.training.batch_size
     s = setup.eval_sequences
     dataset = tf.data.Dataset.from_tensor_slices((s.inputs, s.targets)).batch(batch_size)
     model = setup.task.compiled_keras_model()
     model.set_weights(weights)
-    model.evaluate(dataset, verbose=0)
-    started = time.monotonic()
-    results = model.evaluate(dataset, verbose=0, return_dict=True)
-    return time.monotonic() - started, float(results["accuracy"])
+    return lambda: float(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"])
 
 
-def fedlm_evaluate_seconds(cfg: TrainConfig, setup: Setup, weights) -> tuple[float, float, float]:
-    """Seconds of fedlm's evaluator on the same sequences (2nd call), accuracy, peak MiB."""
+def fedlm_evaluator(cfg: TrainConfig, setup: Setup, weights):
+    """fedlm's evaluator on the same sequences, as a callable."""
     batch_size = cfg.eval.batch_size or cfg.training.batch_size
     evaluator = CentralizedEvaluator(setup.task, setup.eval_sequences, batch_size)
     model_weights = tff.learning.models.ModelWeights(trainable=weights, non_trainable=[])
-    evaluator(model_weights)
-    with MemorySampler(0.05) as memory:
-        started = time.monotonic()
-        metrics = evaluator(model_weights)
-        seconds = time.monotonic() - started
-    return seconds, metrics["accuracy"], memory.peak()[0]
+    return lambda: float(evaluator(model_weights)["accuracy"])
+
+
+def compare_evaluations(cfg: TrainConfig, setup: Setup, weights, repeats: int = 3) -> dict:
+    """fedlm's evaluator and Keras ``evaluate``, each called once to warm up, then ``repeats``
+    times alternately (a machine that drifts affects both alike); median seconds of each."""
+    fedlm, keras = fedlm_evaluator(cfg, setup, weights), keras_evaluator(cfg, setup, weights)
+    accuracy = {"fedlm": fedlm(), "keras": keras()}
+    seconds: dict[str, list[float]] = {"fedlm": [], "keras": []}
+    peak = 0.0
+    for _ in range(repeats):
+        for name, evaluate in (("fedlm", fedlm), ("keras", keras)):
+            with MemorySampler(0.05) as memory:
+                started = time.monotonic()
+                evaluate()
+                seconds[name].append(time.monotonic() - started)
+            if name == "fedlm":
+                peak = max(peak, memory.peak()[0])
+    fed_seconds, keras_seconds = (statistics.median(seconds[k]) for k in ("fedlm", "keras"))
+    return {
+        "clients": len(setup.eval_sequences.client_ids),
+        "sequences": setup.eval_sequences.num_sequences,
+        "fedlm_seconds": fed_seconds,
+        "keras_seconds": keras_seconds,
+        "fedlm_seconds_each": seconds["fedlm"],
+        "keras_seconds_each": seconds["keras"],
+        "ratio": fed_seconds / keras_seconds,
+        "accuracy_fedlm": accuracy["fedlm"],
+        "accuracy_keras": accuracy["keras"],
+        "fedlm_peak_driver_rss_mib": peak,
+    }
 
 
 def measure(name: str, overrides: list[str], rounds: int, long: int | None) -> dict:
@@ -320,18 +342,7 @@ def measure(name: str, overrides: list[str], rounds: int, long: int | None) -> d
 
     if setup.eval_sequences is not None:
         print(f"[{name}] evaluation: fedlm's evaluator and Keras evaluate", file=sys.stderr)
-        fed_seconds, fed_accuracy, fed_peak = fedlm_evaluate_seconds(cfg, setup, final)
-        keras_seconds, keras_accuracy = keras_evaluate_seconds(cfg, setup, final)
-        report["evaluation"] = {
-            "clients": len(setup.eval_sequences.client_ids),
-            "sequences": setup.eval_sequences.num_sequences,
-            "fedlm_seconds": fed_seconds,
-            "keras_seconds": keras_seconds,
-            "ratio": fed_seconds / keras_seconds,
-            "accuracy_fedlm": fed_accuracy,
-            "accuracy_keras": keras_accuracy,
-            "fedlm_peak_driver_rss_mib": fed_peak,
-        }
+        report["evaluation"] = compare_evaluations(cfg, setup, final)
     return report
 
 
