@@ -31,10 +31,8 @@ def speed():
         sys.modules.pop("speed", None)
 
 
-@pytest.mark.parametrize(
-    "local_workers",
-    [1, pytest.param(2, marks=pytest.mark.slow)],  # 2: the same check, slower
-)
+@pytest.mark.slow  # runs the benchmark end to end: 15-50 s each
+@pytest.mark.parametrize("local_workers", [1, 2])
 def test_two_rounds_on_the_tiny_model_match_plain_tensorflow(
     speed, tmp_path, capsys, local_workers
 ):

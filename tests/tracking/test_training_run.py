@@ -260,6 +260,7 @@ def test_sigkill_after_a_round_then_resume_reproduces_the_uninterrupted_run(
     assert_same_metrics(metric_table(client, run_id), expected)
 
 
+@pytest.mark.slow  # a crash and a resume of a DP run: 25 s; the accounting itself is tested fast
 def test_a_resumed_dp_run_logs_each_rounds_epsilon_once_and_as_if_uninterrupted(
     tmp_path, store_uri
 ):
