@@ -26,6 +26,14 @@ def _flat_targets(y_true: tf.Tensor, ignore_ids: Sequence[int]) -> tuple[tf.Tens
     return y_true, keep
 
 
+def _flat_predictions(y_true: tf.Tensor, y_pred: tf.Tensor, ignore_ids: Sequence[int]):
+    """Targets and logits one row per position, and which positions count. Ignored targets may
+    be out of range (-1): they become 0, a valid id that a zero weight then leaves out."""
+    y_true, keep = _flat_targets(y_true, ignore_ids)
+    y_true = tf.where(keep, y_true, tf.zeros_like(y_true))
+    return y_true, tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]]), keep
+
+
 class CharacterAccuracy(tf.keras.metrics.SparseCategoricalAccuracy):
     """Flattened character accuracy over every position whose target is not in ``ignore_ids``."""
 
@@ -34,10 +42,7 @@ class CharacterAccuracy(tf.keras.metrics.SparseCategoricalAccuracy):
         self.ignore_ids = tuple(int(i) for i in ignore_ids)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, keep = _flat_targets(y_true, self.ignore_ids)
-        # Ignored targets may be out of range (-1): any valid id will do under a zero weight.
-        y_true = tf.where(keep, y_true, tf.zeros_like(y_true))
-        y_pred = tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]])
+        y_true, y_pred, keep = _flat_predictions(y_true, y_pred, self.ignore_ids)
         return super().update_state(y_true, y_pred, sample_weight=tf.cast(keep, self.dtype))
 
     def get_config(self):
@@ -72,9 +77,7 @@ class TokenLoss(tf.keras.metrics.Mean):
         self.ignore_ids = tuple(int(i) for i in ignore_ids)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, keep = _flat_targets(y_true, self.ignore_ids)
-        y_true = tf.where(keep, y_true, tf.zeros_like(y_true))
-        logits = tf.reshape(y_pred, [-1, tf.shape(y_pred)[-1]])
+        y_true, logits, keep = _flat_predictions(y_true, y_pred, self.ignore_ids)
         losses = tf.keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
         return super().update_state(losses, sample_weight=tf.cast(keep, self.dtype))
 
