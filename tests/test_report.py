@@ -14,6 +14,7 @@ from omegaconf import OmegaConf, open_dict
 import fedlm.cli.train  # noqa: F401  (registers the train schema for compose)
 from fedlm.cli import report as cli
 from fedlm.cli.common import CONFIG_DIR
+from fedlm.errors import ConfigError
 from fedlm.report import (
     Scale,
     Study,
@@ -711,6 +712,68 @@ def test_the_mean_over_a_fraction_of_rounds_names_rounds_and_count():
         "Mean acc % last 10% of rounds: the mean over the 2 evaluations in rounds 28–30 "
         "(every 2 rounds), in each of the 2 runs." in text
     )
+
+
+# -- the differences from the paper, stated in the report ---------------------------------------
+
+
+def paper_file(tmp_path, extra: str) -> str:
+    path = tmp_path / "paper.yaml"
+    path.write_text(
+        "study: t\npaper: A. Paper\nmetric: eval/accuracy\nstatistic: final\n"
+        "paper_settings: {training.rounds: 4}\n"
+        "numbers:\n  - {label: FedAvg, match: {}, value: 56.9, source: Table 2, confirmed: true}\n"
+        + extra
+    )
+    return str(path)
+
+
+def test_the_paper_files_differences_are_listed_where_the_papers_numbers_are_shown(tmp_path):
+    study = load_study(
+        paper_file(
+            tmp_path,
+            "differences: ['data: another build', 'loss: padding left out']\n"
+            "scales:\n  full:\n    differences: [evaluation every 10 rounds]\n  quick: {}\n",
+        )
+    )
+    assert study.differences == ("data: another build", "loss: padding left out")
+    assert study.scale("full").differences == ("evaluation every 10 rounds",)
+    full = record(params={"experiment_scale": "full"})
+    text = markdown(summarize(group_runs([full]), study), study)
+    assert (
+        "## Differences from the paper\n\n- data: another build\n- loss: padding left out\n"
+        "- evaluation every 10 rounds\n" in text
+    )
+    quick = record(params={"experiment_scale": "quick"})
+    text = markdown(summarize(group_runs([quick]), study), study)
+    assert (
+        "## Differences from the paper\n\n- data: another build\n- loss: padding left out\n\n"
+        in text
+    )
+    # Both scales at once: each scale's own are named.
+    quick_1 = record("q", seed="1", params={"experiment_scale": "quick"})
+    rows = summarize(group_runs([full, quick_1], ["experiment_scale"]), study)
+    assert "- Scale full: evaluation every 10 rounds" in markdown(rows, study)
+    # Without the paper's numbers (another metric first) there is nothing to differ from.
+    rows = summarize(group_runs([full]), study, ["eval/loss", "eval/accuracy"])
+    full.history["eval/loss"] = full.history["eval/accuracy"]
+    assert "Differences from the paper" not in markdown(rows, study)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "value"),
+    [
+        ("differences: data differs\n", "differences", "'data differs'"),
+        ("differences: [1, 2]\n", "differences", "[1, 2]"),
+        ("scales:\n  full: {differences: {a: b}}\n", "scales.full.differences", "{'a': 'b'}"),
+        ("scales:\n  full: [differences]\n", "scales.full", "['differences']"),
+    ],
+)
+def test_a_differences_entry_that_is_not_a_list_of_strings_is_refused(tmp_path, extra, key, value):
+    path = paper_file(tmp_path, extra)
+    with pytest.raises(ConfigError) as error:
+        load_study(path)
+    assert str(error.value).startswith(f"{path}: {key}={value} is not allowed: expected a ")
 
 
 # -- an interim report of runs that have not finished ------------------------------------------

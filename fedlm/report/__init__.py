@@ -7,8 +7,8 @@
     -> per group and metric: final and best value and the study's statistic; rounds to the
        target, wall, training and running time (times), each mean +- std over seeds; the
        paper's number and the paper settings the runs do not share           summary.summarize
-    -> the report as blocks (tables; the caveat, notes and the paper's numbers: notes)
-                                                                               document.blocks
+    -> the report as blocks (tables; the caveat, notes, paper's numbers and differences from
+       the paper: notes)                                                       document.blocks
     -> report.md, report.html, report.csv, <metric>_vs_round.png, <metric>_vs_time.png, and the
        runs behind them: runs.csv, histories.csv                                 write.write_report
 

@@ -9,8 +9,8 @@ stands in a column marked "not comparable", and the report opens with a one-line
 Runs with a DP aggregator (``privacy/epsilon`` logged) add an epsilon column to the first table
 and a plot of each metric against the epsilon spent. Runs counted before they finished
 (``--include-unfinished``) are marked in the runs column with the last round they trained. The
-words around the tables (the first line, the caveat, the notes and the paper's numbers) come from
-:mod:`fedlm.report.notes`.
+words around the tables (the first line, the caveat, the notes, the paper's numbers and the
+differences from the paper) come from :mod:`fedlm.report.notes`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fedlm.report import times
 from fedlm.report.notes import (
     caveat,
     counted_runs,
+    differences,
     has_privacy,
     interim_text,
     interim_title,
@@ -252,6 +253,9 @@ def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
     items = paper_items(rows, study)
     if items:
         out.append(Items(items))
+    apart = differences(rows, study)
+    if apart:
+        out += [Heading("Differences from the paper", 2), Items(apart)]
     for metric in metrics[1:]:
         out += [Heading(metric, 2), metric_table(rows, study, metric)]
     left = left_out_table(rows)

@@ -1,12 +1,13 @@
 """The words of a report around its tables: the first line (interim or not), the caveat, the
-notes under the first table and the paper's numbers, as plain strings that
-:mod:`fedlm.report.document` puts into blocks.
+notes under the first table, the paper's numbers and the differences from the paper, as plain
+strings that :mod:`fedlm.report.document` puts into blocks.
 
 The notes say what each time column measures (:mod:`fedlm.report.times`) and which runs were
 resumed (their wall time spans their interruptions), and, for a mean over the last rounds, which
 evaluations it averages, read from the runs' histories: "the mean over the 10 evaluations in rounds
-1101–1200 (every 10 rounds)". A report that counts unfinished runs (``--include-unfinished``)
-says so in its first line, with how far each has got.
+1101–1200 (every 10 rounds)". Where the paper's numbers are shown, the study's ``differences``
+follow them. A report that counts unfinished runs (``--include-unfinished``) says so in its first
+line, with how far each has got.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def interim_text(rows: Sequence[Row], study: Study) -> str | None:
     )
 
 
-# -- the notes and the paper --------------------------------------------------------------------
+# -- the notes, the paper and the differences ---------------------------------------------------
 
 
 def caveat(rows: Sequence[Row], study: Study) -> str | None:
@@ -241,6 +242,19 @@ def window_note(rows: Sequence[Row], study: Study) -> str | None:
         return f"{header.capitalize()}: {text}, in {runs}."
     parts = [f"{', '.join(names)}: {text}" for text, names in described.items()]
     return f"{header.capitalize()}: the runs differ: " + "; ".join(parts) + "."
+
+
+def differences(rows: Sequence[Row], study: Study) -> list[str]:
+    """The study's differences from the paper, then those of the scales of the rows beside a
+    paper number (named when there are several), when the paper's numbers are shown."""
+    if not paper_shown(rows, study):
+        return []
+    items = list(study.differences)
+    scales = sorted({row.scale for row in rows if row.paper is not None and row.scale})
+    for name in scales:
+        prefix = f"Scale {name}: " if len(scales) > 1 else ""
+        items += [prefix + text for text in study.scale(name).differences]
+    return items
 
 
 def paper_items(rows: Sequence[Row], study: Study) -> list[str]:
