@@ -776,6 +776,29 @@ def test_a_differences_entry_that_is_not_a_list_of_strings_is_refused(tmp_path, 
     assert str(error.value).startswith(f"{path}: {key}={value} is not allowed: expected a ")
 
 
+def test_the_shipped_reddi2021_report_states_its_differences_from_the_paper():
+    study = load_study(study_file("reddi2021"))
+    text = markdown(summarize(group_runs(study_runs()), study), study)
+    section = text.split("## Differences from the paper\n\n", 1)[1].split("\n\n", 1)[0]
+    items = section.splitlines()
+    assert [item.split(":", 1)[0] for item in items] == [
+        "- Data",
+        "- Training loss",
+        "- Evaluation",
+        "- Seeds",
+    ]
+    assert "1,117 clients (25,871 training / 6,241 test examples)" in items[0]
+    assert "715 clients (16,068 / 2,356 examples" in items[0]
+    assert "10 evaluations instead of 100" in items[2]
+    # At the quick scale the paper's numbers stand apart, with the differences of every scale.
+    quick = summarize(group_runs(study_runs("experiment_scale=quick")), study)
+    items = markdown(quick, study).split("## Differences from the paper\n\n", 1)[1]
+    assert [i.split(":", 1)[0] for i in items.split("\n\n", 1)[0].splitlines()] == [
+        "- Data",
+        "- Training loss",
+    ]
+
+
 # -- an interim report of runs that have not finished ------------------------------------------
 
 
