@@ -641,6 +641,21 @@ def test_the_time_axis_is_running_time_without_the_interruption_of_a_resumed_run
     assert markdown(summarize(group_runs([back]), study), study) == text
 
 
+def test_running_time_and_resumes_are_read_from_mlflow(uri):
+    client, eid = experiment(uri, "resumed")
+    run_id = make_run(client, eid, 0, params={"seed": "0"}, accuracy=(0.1, 0.2, 0.3))
+    # eval/seconds of 10 s after rounds 0, 1 and 2, beside round/seconds of 30 s
+    client.log_batch(
+        run_id, metrics=[Metric("eval/seconds", 10.0, int(T0 * 1000) + s, s) for s in range(3)]
+    )
+    client.set_tag(run_id, "fedlm.resumes", "2")
+    (run,) = load_runs(uri, "resumed")[0]
+    assert run.resumes == 2
+    (row,) = summarize(group_runs([run]), Study(name="t"))
+    assert row.values["running_minutes"] == pytest.approx([(2 * 30 + 3 * 10) / 60])
+    assert "was interrupted and resumed (2 resumes)" in markdown([row], Study(name="t"))
+
+
 def test_a_run_without_round_seconds_is_plotted_against_wall_time():
     from fedlm.report.plots import figure
     from fedlm.report.summary import points
