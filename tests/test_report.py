@@ -14,6 +14,7 @@ from omegaconf import OmegaConf, open_dict
 import fedlm.cli.train  # noqa: F401  (registers the train schema for compose)
 from fedlm.cli import report as cli
 from fedlm.cli.common import CONFIG_DIR
+from fedlm.errors import ConfigError
 from fedlm.report import (
     Scale,
     Study,
@@ -222,15 +223,15 @@ def test_markdown_table_says_what_is_averaged_and_what_is_left_out(uri, sweep):
     assert lines[4] == "source line"
     assert lines[6] == (
         "| setting | runs | final acc % | best acc % | mean acc % last 50% of rounds "
-        "| rounds to 45% | wall time min | training time min | paper "
+        "| rounds to 45% | wall time min | training time min | running time min | paper "
         "| paper (not comparable: server_optimizer.learning_rate) |"
     )
     assert lines[8] == (
         "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 | 47.5 ± 3.5 | 3.5 ± 0.7 (2/2) "
-        "| 4.5 ± 0.0 | 2.0 ± 0.0 | 57.3 | – |"
+        "| 4.5 ± 0.0 | 2.0 ± 0.0 | 2.0 ± 0.0 | 57.3 | – |"
     )
     assert lines[9] == (
-        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 "
+        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 | 2.0 "
         "| – | 57.0 * |"
     )
     assert (
@@ -463,10 +464,10 @@ def test_a_metric_choice_tells_apart_settings_that_tie_on_accuracy(uri, tmp_path
     text = (out / "report.md").read_text()
     assert (
         "| setting | runs | final eval/loss | lowest eval/loss | wall time min "
-        "| training time min |" in text
+        "| training time min | running time min |" in text
     )
-    assert "| server_optimizer=sgd | 1 | 3.670 | 3.670 | 2.5 | 1.0 |" in text
-    assert "| server_optimizer=adam | 1 | 4.370 | 4.370 | 2.5 | 1.0 |" in text
+    assert "| server_optimizer=sgd | 1 | 3.670 | 3.670 | 2.5 | 1.0 | 1.0 |" in text
+    assert "| server_optimizer=adam | 1 | 4.370 | 4.370 | 2.5 | 1.0 | 1.0 |" in text
     assert "## eval/accuracy" in text
     assert "| server_optimizer=sgd | 1 | 16.8 | 16.8 |" in text
     assert (out / "loss_vs_round.png").is_file() and (out / "accuracy_vs_round.png").is_file()
@@ -552,3 +553,355 @@ def test_the_shipped_reddi2021_study_is_comparable_at_full_scale_only():
         "paper (not comparable: training.rounds, training.max_batches_per_client, "
         "eval.max_clients) |" in text
     )
+
+
+# -- time that excludes interruptions --------------------------------------------------------
+
+HOURS_10 = 10 * 3600.0
+
+
+def record(
+    run_id="r",
+    *,
+    seed="0",
+    rounds=4,
+    trained=None,
+    every=2,
+    accuracy=None,
+    round_seconds=30.0,
+    eval_seconds=10.0,
+    gap_after=None,
+    status="FINISHED",
+    params=None,
+    tags=None,
+    start=T0,
+):
+    """A run as fedlm-train logs one, by hand: ``trained`` rounds (default: all) of
+    ``round_seconds`` each, evaluated after round 0 and every ``every`` rounds (``accuracy(round)``,
+    default round / (2 x rounds), and ``eval_seconds`` each), each round logged 60 s after the one
+    before, and ``gap_after`` a round after which the run stood still for 10 hours (resumed)."""
+    trained = rounds if trained is None else trained
+    accuracy = accuracy or (lambda step: step / (2 * rounds))
+
+    def at(step):
+        return start + 60.0 * step + (HOURS_10 if gap_after is not None and step > gap_after else 0)
+
+    evaluated = [s for s in range(trained + 1) if s % every == 0 or s == rounds]
+    history = {
+        "eval/accuracy": [(s, accuracy(s), at(s)) for s in evaluated],
+        "round/seconds": [(s, round_seconds, at(s)) for s in range(1, trained + 1)],
+    }
+    if eval_seconds is not None:
+        history["eval/seconds"] = [(s, eval_seconds, at(s)) for s in evaluated]
+    params = {"seed": seed, "training.rounds": str(rounds), **(params or {})}
+    return RunRecord(
+        run_id,
+        run_id,
+        status,
+        params=params,
+        tags=dict(tags or {}),
+        start_time=start,
+        end_time=at(trained) + 30.0 if status != "RUNNING" else None,
+        history=history,
+    )
+
+
+def test_the_time_axis_is_running_time_without_the_interruption_of_a_resumed_run(tmp_path):
+    from fedlm.report.plots import figure
+    from fedlm.report.summary import points
+
+    # Rounds of 30 s, evaluations of 10 s after rounds 0, 2 and 4, and 10 hours standing still
+    # after round 2 before the run was resumed from its round-2 checkpoint.
+    run = record(gap_after=2, tags={"fedlm.resumes": "1", "fedlm.resumed_from_round": "2"})
+    assert points(run, "eval/accuracy") == [(0, 0.0, 10.0), (2, 0.25, 80.0), (4, 0.5, 150.0)]
+    study = Study(name="t")
+    rows = summarize(group_runs([run]), study)
+    assert rows[0].values["wall_minutes"] == pytest.approx([(4 * 60 + HOURS_10 + 30) / 60])
+    assert rows[0].values["train_minutes"] == pytest.approx([2.0])  # 4 x 30 s
+    assert rows[0].values["running_minutes"] == pytest.approx([2.5])  # + 3 x 10 s
+    text = markdown(rows, study)
+    assert "| wall time min | training time min | running time min |" in text
+    assert "| all runs | 1 | 50.0 | 50.0 | 604.5 | 2.0 | 2.5 |" in text
+    assert (
+        "Resumed: all runs seed 0 (run r) was interrupted and resumed (1 resume, the last from "
+        "round 2): its wall time spans its interruptions; its running time does not." in text
+    )
+    assert "![eval/accuracy against running time](accuracy_vs_time.png)" in text
+    ax = figure(rows, "eval/accuracy", "time").axes[0]
+    assert ax.get_xlabel() == (
+        "running time (minutes of training and evaluation, interruptions excluded)"
+    )
+    assert list(ax.lines[0].get_xdata()) == pytest.approx([10 / 60, 80 / 60, 150 / 60])
+
+    # The same from the report's CSV files: the resume tags and eval/seconds travel with them.
+    write_report(rows, study, tmp_path / "a", runs=[run])
+    (back,) = read_runs(tmp_path / "a")
+    assert (back.resumes, back.tags["fedlm.resumed_from_round"]) == (1, "2")
+    assert points(back, "eval/accuracy") == pytest.approx(points(run, "eval/accuracy"))
+    assert markdown(summarize(group_runs([back]), study), study) == text
+
+
+def test_running_time_and_resumes_are_read_from_mlflow(uri):
+    client, eid = experiment(uri, "resumed")
+    run_id = make_run(client, eid, 0, params={"seed": "0"}, accuracy=(0.1, 0.2, 0.3))
+    # eval/seconds of 10 s after rounds 0, 1 and 2, beside round/seconds of 30 s
+    client.log_batch(
+        run_id, metrics=[Metric("eval/seconds", 10.0, int(T0 * 1000) + s, s) for s in range(3)]
+    )
+    client.set_tag(run_id, "fedlm.resumes", "2")
+    (run,) = load_runs(uri, "resumed")[0]
+    assert run.resumes == 2
+    (row,) = summarize(group_runs([run]), Study(name="t"))
+    assert row.values["running_minutes"] == pytest.approx([(2 * 30 + 3 * 10) / 60])
+    assert "was interrupted and resumed (2 resumes)" in markdown([row], Study(name="t"))
+
+
+def test_a_run_without_round_seconds_is_plotted_against_wall_time():
+    from fedlm.report.plots import figure
+    from fedlm.report.summary import points
+
+    run = record(gap_after=2)
+    del run.history["round/seconds"], run.history["eval/seconds"]
+    assert points(run, "eval/accuracy") == [
+        (0, 0.0, 0.0),
+        (2, 0.25, 120.0),
+        (4, 0.5, 240 + HOURS_10),
+    ]
+    rows = summarize(group_runs([run]), Study(name="t"))
+    assert "| 604.5 | – | – |" in markdown(rows, Study(name="t"))
+    ax = figure(rows, "eval/accuracy", "time").axes[0]
+    assert ax.get_xlabel() == "wall time (minutes since the run started)"
+
+
+def test_runs_csv_written_before_the_time_columns_still_reads(tmp_path):
+    from fedlm.report.summary import points
+
+    # The files of an older report: no resume tags, no eval/seconds.
+    (tmp_path / "runs.csv").write_text(
+        "run_id,name,status,start_time,end_time,setting,counted,param.seed,param.training.rounds\n"
+        f"r,r,FINISHED,{T0},{T0 + 150},all runs,yes,0,2\n"
+    )
+    (tmp_path / "histories.csv").write_text(
+        "run_id,metric,round,value,time\n"
+        f"r,eval/accuracy,0,0.1,{T0}\nr,eval/accuracy,2,0.3,{T0 + 120}\n"
+        f"r,round/seconds,1,30.0,{T0 + 60}\nr,round/seconds,2,40.0,{T0 + 120}\n"
+    )
+    (run,) = read_runs(tmp_path)
+    assert run.resumes == 0
+    assert points(run, "eval/accuracy") == [(0, 0.1, 0.0), (2, 0.3, 70.0)]  # training time
+    text = markdown(summarize(group_runs([run]), Study(name="t")), Study(name="t"))
+    assert "| all runs | 1 | 30.0 | 30.0 | 2.5 | 1.2 | 1.2 |" in text
+    assert "![eval/accuracy against training time](accuracy_vs_time.png)" in text
+
+
+# -- which evaluations a mean over the last rounds averages ------------------------------------
+
+FULL = Study(name="t", statistic="mean_last", scales={"full": Scale(last_rounds=100)})
+
+
+def test_the_mean_over_the_last_rounds_says_which_evaluations_it_averages():
+    run = record(rounds=1200, every=10, params={"experiment_scale": "full"})
+    (row,) = summarize(group_runs([run]), FULL)
+    # accuracy round / 2400 after rounds 1110, 1120, ..., 1200
+    assert row.metrics["eval/accuracy"]["mean_last"] == pytest.approx([1155 / 2400])
+    assert (
+        "Mean acc % last 100 rounds: the mean over the 10 evaluations in rounds 1101–1200 "
+        "(every 10 rounds), in the one run." in markdown([row], FULL)
+    )
+    other = record("q", seed="1", rounds=1200, every=20, params={"experiment_scale": "full"})
+    rows = summarize(group_runs([run, other]), FULL)
+    assert (
+        "Mean acc % last 100 rounds: the runs differ: all runs seed 0: the mean over the 10 "
+        "evaluations in rounds 1101–1200 (every 10 rounds); all runs seed 1: the mean over the 5 "
+        "evaluations in rounds 1101–1200 (every 20 rounds)." in markdown(rows, FULL)
+    )
+
+
+def test_the_mean_over_a_fraction_of_rounds_names_rounds_and_count():
+    quick = Study(name="t", statistic="mean_last", scales={"quick": Scale(last_fraction=0.1)})
+    runs = [
+        record(str(s), seed=str(s), rounds=30, params={"experiment_scale": "quick"}) for s in (0, 1)
+    ]
+    text = markdown(summarize(group_runs(runs), quick), quick)
+    assert (
+        "Mean acc % last 10% of rounds: the mean over the 2 evaluations in rounds 28–30 "
+        "(every 2 rounds), in each of the 2 runs." in text
+    )
+
+
+# -- the differences from the paper, stated in the report ---------------------------------------
+
+
+def paper_file(tmp_path, extra: str) -> str:
+    path = tmp_path / "paper.yaml"
+    path.write_text(
+        "study: t\npaper: A. Paper\nmetric: eval/accuracy\nstatistic: final\n"
+        "paper_settings: {training.rounds: 4}\n"
+        "numbers:\n  - {label: FedAvg, match: {}, value: 56.9, source: Table 2, confirmed: true}\n"
+        + extra
+    )
+    return str(path)
+
+
+def test_the_paper_files_differences_are_listed_where_the_papers_numbers_are_shown(tmp_path):
+    study = load_study(
+        paper_file(
+            tmp_path,
+            "differences: ['data: another build', 'loss: padding left out']\n"
+            "scales:\n  full:\n    differences: [evaluation every 10 rounds]\n  quick: {}\n",
+        )
+    )
+    assert study.differences == ("data: another build", "loss: padding left out")
+    assert study.scale("full").differences == ("evaluation every 10 rounds",)
+    full = record(params={"experiment_scale": "full"})
+    text = markdown(summarize(group_runs([full]), study), study)
+    assert (
+        "## Differences from the paper\n\n- data: another build\n- loss: padding left out\n"
+        "- evaluation every 10 rounds\n" in text
+    )
+    quick = record(params={"experiment_scale": "quick"})
+    text = markdown(summarize(group_runs([quick]), study), study)
+    assert (
+        "## Differences from the paper\n\n- data: another build\n- loss: padding left out\n\n"
+        in text
+    )
+    # Both scales at once: each scale's own are named.
+    quick_1 = record("q", seed="1", params={"experiment_scale": "quick"})
+    rows = summarize(group_runs([full, quick_1], ["experiment_scale"]), study)
+    assert "- Scale full: evaluation every 10 rounds" in markdown(rows, study)
+    # Without the paper's numbers (another metric first) there is nothing to differ from.
+    rows = summarize(group_runs([full]), study, ["eval/loss", "eval/accuracy"])
+    full.history["eval/loss"] = full.history["eval/accuracy"]
+    assert "Differences from the paper" not in markdown(rows, study)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "value"),
+    [
+        ("differences: data differs\n", "differences", "'data differs'"),
+        ("differences: [1, 2]\n", "differences", "[1, 2]"),
+        ("scales:\n  full: {differences: {a: b}}\n", "scales.full.differences", "{'a': 'b'}"),
+        ("scales:\n  full: [differences]\n", "scales.full", "['differences']"),
+    ],
+)
+def test_a_differences_entry_that_is_not_a_list_of_strings_is_refused(tmp_path, extra, key, value):
+    path = paper_file(tmp_path, extra)
+    with pytest.raises(ConfigError) as error:
+        load_study(path)
+    assert str(error.value).startswith(f"{path}: {key}={value} is not allowed: expected a ")
+
+
+def test_the_shipped_reddi2021_report_states_its_differences_from_the_paper():
+    study = load_study(study_file("reddi2021"))
+    text = markdown(summarize(group_runs(study_runs()), study), study)
+    section = text.split("## Differences from the paper\n\n", 1)[1].split("\n\n", 1)[0]
+    items = section.splitlines()
+    assert [item.split(":", 1)[0] for item in items] == [
+        "- Data",
+        "- Training loss",
+        "- Evaluation",
+        "- Seeds",
+    ]
+    assert "1,117 clients (25,871 training / 6,241 test examples)" in items[0]
+    assert "715 clients (16,068 / 2,356 examples" in items[0]
+    assert "10 evaluations instead of 100" in items[2]
+    # At the quick scale the paper's numbers stand apart, with the differences of every scale.
+    quick = summarize(group_runs(study_runs("experiment_scale=quick")), study)
+    items = markdown(quick, study).split("## Differences from the paper\n\n", 1)[1]
+    assert [i.split(":", 1)[0] for i in items.split("\n\n", 1)[0].splitlines()] == [
+        "- Data",
+        "- Training loss",
+    ]
+
+
+# -- an interim report of runs that have not finished ------------------------------------------
+
+
+def running_at_312() -> RunRecord:
+    """Seed 0 of a full-scale run, still running: it has trained 312 of its 1200 rounds and was
+    evaluated every 10 rounds."""
+    return record(
+        "a",
+        rounds=1200,
+        trained=312,
+        every=10,
+        status="RUNNING",
+        params={"experiment_scale": "full"},
+    )
+
+
+def test_unfinished_runs_are_left_out_unless_asked_for_and_then_marked():
+    # Seed 0 is at round 312 of 1200; seed 1 finished.
+    running = running_at_312()
+    done = record("b", seed="1", rounds=1200, every=10, params={"experiment_scale": "full"})
+    (row,) = summarize(group_runs([running, done]), FULL)
+    assert [r.run_id for r in row.group.runs] == ["b"]
+    assert markdown([row], FULL).startswith("# t: report\n")
+
+    (row,) = summarize(group_runs([running, done], include_unfinished=True), FULL)
+    assert [r.run_id for r in row.group.runs] == ["b", "a"] and row.group.left_out == []
+    # Never a value of other rounds: no final value and no mean over rounds 1101-1200 for seed 0.
+    assert row.metrics["eval/accuracy"]["final"] == [0.5]
+    assert row.metrics["eval/accuracy"]["mean_last"] == pytest.approx([1155 / 2400])
+    assert row.metrics["eval/accuracy"]["best"] == [0.5, 310 / 2400]
+    lines = markdown([row], FULL).splitlines()
+    assert lines[0] == "# t: interim report, 1 of 2 runs not finished"
+    assert lines[2] == (
+        "**Interim report** (`--include-unfinished`): all runs seed 0 (run a, running) has "
+        "trained 312 of 1200 rounds. A final value or a mean over the last rounds that a run has "
+        "not reached yet is –, never a value of other rounds; its best value and rounds to the "
+        "target are those of the rounds it has run."
+    )
+    assert lines[6].startswith(
+        "| all runs | 2 (1 unfinished: last round 312 of 1200) | 50.0 (1 of 2 runs) "
+        "| 31.5 ± 26.2 | 48.1 (1 of 2 runs) |"
+    )
+    text = "\n".join(lines)
+    assert (
+        "the runs differ: all runs seed 1: the mean over the 10 evaluations in rounds 1101–1200 "
+        "(every 10 rounds); all runs seed 0: not reached yet (rounds 1101–1200; last round "
+        "trained 312)." in text
+    )
+
+
+def test_an_unfinished_run_alone_has_no_final_value_or_mean_and_its_wall_time_so_far():
+    running = running_at_312()
+    (row,) = summarize(group_runs([running], include_unfinished=True), FULL)
+    lines = markdown([row], FULL).splitlines()
+    assert lines[0] == "# t: interim report, 1 of 1 runs not finished"
+    # best: after round 310; wall time to its last logged point (round 312, 60 s a round);
+    # training 312 x 30 s; running time + 32 evaluations (rounds 0, 10, ..., 310) x 10 s
+    assert lines[6] == (
+        "| all runs | 1 (unfinished: last round 312 of 1200) | – | 12.9 | – | 312.0 | 156.0 "
+        "| 161.3 |"
+    )
+
+
+def test_a_seed_counts_its_finished_run_before_an_unfinished_one():
+    old = record("old", status="FINISHED", start=T0)
+    failed = record("failed", trained=1, status="FAILED", start=T0 + 1000)
+    killed = record("killed", trained=2, status="KILLED", start=T0 + 2000)
+    (group,) = group_runs([old, failed, killed], include_unfinished=True)
+    assert [r.run_id for r in group.runs] == ["old"]
+    assert [(r.run_id, why) for r, why in group.left_out] == [
+        ("failed", "superseded by run killed"),
+        ("killed", "killed; seed 0 counts its finished run old"),
+    ]
+    (group,) = group_runs([failed, killed], include_unfinished=True)
+    assert [r.run_id for r in group.runs] == ["killed"]
+
+
+def test_fedlm_report_include_unfinished_from_the_runs_csv(tmp_path, capfd):
+    running = running_at_312()
+    rows = summarize(group_runs([running]), FULL)
+    write_report(rows, FULL, tmp_path / "a", runs=[running])
+    cli.main(["t", "--runs-from", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert "| all runs | 0 |" in (tmp_path / "b" / "report.md").read_text()
+    cli.main(
+        ["t", "--runs-from", str(tmp_path / "a"), "--out", str(tmp_path / "c")]
+        + ["--include-unfinished"]
+    )
+    text = (tmp_path / "c" / "report.md").read_text()
+    assert text.startswith("# t: interim report, 1 of 1 runs not finished\n")
+    assert "| all runs | 1 (unfinished: last round 312 of 1200) |" in text
+    assert "| all runs | 1 (unfinished: last round 312 of 1200) |" in capfd.readouterr().out

@@ -2,7 +2,7 @@
 
     uv run fedlm-report EXPERIMENT [--tracking-uri URI] [--out DIR] [--study PAPER_YAML]
                         [--by KEY ...] [--metric METRIC ...] [--filter MLFLOW_FILTER]
-                        [--runs-from DIR] [--no-log]
+                        [--runs-from DIR] [--include-unfinished] [--no-log]
 
 EXPERIMENT is the MLflow experiment the study logs to (its ``tracking.experiment_name``, e.g.
 ``reddi2021``). The runs are grouped by the settings they sweep (``--by`` names them instead), and
@@ -10,7 +10,9 @@ the report (report.md, report.html, report.csv, plots, and the runs behind it as
 histories.csv) goes to ``experiments/EXPERIMENT/report/`` (for a study there) or
 ``results/reports/EXPERIMENT/``, and into a summary run of the experiment (``--no-log``: not).
 ``--runs-from`` makes the report from a report folder's runs.csv and histories.csv instead of the
-store. Plain argparse: no config composition is needed for a handful of flags.
+store. ``--include-unfinished`` counts runs still running, killed or failed (a seed's newest, where
+it has no finished run) in an interim report, to follow a long run. Plain argparse: no config
+composition is needed for a handful of flags.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def parser() -> argparse.ArgumentParser:
         default="",
         help="an MLflow search filter, e.g. \"params.experiment_scale = 'quick'\"",
     )
+    p.add_argument(
+        "--include-unfinished",
+        action="store_true",
+        help="count runs that have not finished (running, killed, failed) where a seed has no "
+        "finished run: an interim report, marked as such; statistics of rounds a run has not "
+        "reached are left empty",
+    )
     p.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
     return p
 
@@ -127,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
     for key in metrics:
         if not any(run.history.get(key) for run in runs):
             raise ConfigError("--metric", key, f"a metric the runs logged: {', '.join(logged)}")
-    rows = summarize(group_runs(runs, args.by), study, metrics)
+    rows = summarize(group_runs(runs, args.by, args.include_unfinished), study, metrics)
     out_dir = Path(args.out) if args.out else default_out_dir(args.experiment)
     plural = "s" if len(runs) != 1 else ""
     source = (

@@ -2,11 +2,13 @@
 
     runs (fedlm.tracking.runs.RunRecord)  from MLflow (fedlm.tracking.runs), or from a report's
                                           runs.csv and histories.csv (histories.read_runs)
-    -> groups: one per setting, one finished run per seed               summary.group_runs
+    -> groups: one per setting, one finished run per seed (with --include-unfinished, a seed
+       without one counts its newest unfinished run)                    summary.group_runs
     -> per group and metric: final and best value and the study's statistic; rounds to the
-       target, wall and training time, each mean +- std over seeds; the paper's number and the
-       paper settings the runs do not share                                  summary.summarize
-    -> the report as blocks (tables, the caveat, notes)                        document.blocks
+       target, wall, training and running time (times), each mean +- std over seeds; the
+       paper's number and the paper settings the runs do not share           summary.summarize
+    -> the report as blocks (tables; the caveat, notes, paper's numbers and differences from
+       the paper: notes)                                                       document.blocks
     -> report.md, report.html, report.csv, <metric>_vs_round.png, <metric>_vs_time.png, and the
        runs behind them: runs.csv, histories.csv                                 write.write_report
 

@@ -7,7 +7,10 @@ only beside runs that used every setting the study's ``paper.yaml`` names; besid
 stands in a column marked "not comparable", and the report opens with a one-line caveat.
 
 Runs with a DP aggregator (``privacy/epsilon`` logged) add an epsilon column to the first table
-and a plot of each metric against the epsilon spent.
+and a plot of each metric against the epsilon spent. Runs counted before they finished
+(``--include-unfinished``) are marked in the runs column with the last round they trained. The
+words around the tables (the first line, the caveat, the notes, the paper's numbers and the
+differences from the paper) come from :mod:`fedlm.report.notes`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fedlm.report import times
+from fedlm.report.notes import (
+    caveat,
+    counted_runs,
+    differences,
+    has_privacy,
+    interim_text,
+    interim_title,
+    is_percent,
+    mean_last_header,
+    metrics_of,
+    notes,
+    paper_items,
+    paper_shown,
+    progress,
+    short,
+)
 from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import DELTA, Row, higher_is_better, sort_key
+from fedlm.report.summary import METRIC_STATISTICS, Row, finished
 
 
 @dataclass(frozen=True)
@@ -51,26 +71,13 @@ class Image:
 Block = Heading | Paragraph | Table | Items | Image
 
 
-def metrics_of(rows: Sequence[Row], study: Study) -> list[str]:
-    return list(rows[0].metrics) if rows else [study.metric]
-
-
-def is_percent(metric: str) -> bool:
-    return higher_is_better(metric)
-
-
-def short(metric: str) -> str:
-    """How a metric is named in headers: ``acc`` for eval/accuracy, else its key."""
-    return "acc" if metric == "eval/accuracy" else metric
-
-
 def plot_stem(metric: str) -> str:
     stem = metric[len("eval/") :] if metric.startswith("eval/") else metric
     return stem.replace("/", "_")
 
 
 def plot_files(metric: str) -> tuple[str, str]:
-    """The two plots of ``metric``: against round and against wall time."""
+    """The two plots of ``metric``: against round and against the runs' time (running time)."""
     return f"{plot_stem(metric)}_vs_round.png", f"{plot_stem(metric)}_vs_time.png"
 
 
@@ -79,26 +86,19 @@ def epsilon_plot_file(metric: str) -> str:
     return f"{plot_stem(metric)}_vs_epsilon.png"
 
 
-def has_privacy(rows: Sequence[Row]) -> bool:
-    """Whether any counted run logged the privacy it spent (a DP aggregator)."""
-    return any(row.values.get("epsilon") for row in rows)
-
-
-def deltas_of(row: Row) -> set[float]:
-    return {v for run in row.group.runs for _, v, _ in run.history.get(DELTA, [])}
-
-
 # -- the tables -------------------------------------------------------------------------------
 
 
-def window_text(rows: Sequence[Row], study: Study) -> str:
-    scales = {row.scale for row in rows if row.group.runs}
-    scale = study.scale(scales.pop()) if len(scales) == 1 else None
-    if scale is not None and scale.last_rounds is not None:
-        return f"last {scale.last_rounds} rounds"
-    if scale is not None and scale.last_fraction is not None:
-        return f"last {scale.last_fraction:.0%} of rounds"
-    return "last rounds"
+def runs_cell(row: Row, metric: str) -> str:
+    """How many runs the row counts, the unfinished ones marked with the last round they trained."""
+    runs = row.group.runs
+    open_runs = [run for run in runs if not finished(run)]
+    if not open_runs:
+        return str(len(runs))
+    how_many = "" if len(runs) == 1 else f"{len(open_runs)} "
+    rounds = "round" if len(open_runs) == 1 else "rounds"
+    shown = ", ".join(progress(run, metric) for run in open_runs)
+    return f"{len(runs)} ({how_many}unfinished: last {rounds} {shown})"
 
 
 def shared_target(rows: Sequence[Row]) -> float | None:
@@ -113,7 +113,7 @@ def metric_columns(rows: Sequence[Row], study: Study, metric: str) -> list[tuple
     name = short(metric)
     columns = [("final", f"final {name}{unit}"), ("best", f"{best} {name}{unit}")]
     if study.statistic == "mean_last":
-        columns.append(("mean_last", f"mean {name}{unit} {window_text(rows, study)}"))
+        columns.append(("mean_last", mean_last_header(rows, study, metric)))
     return columns
 
 
@@ -140,22 +140,21 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
     privacy = has_privacy(rows)
     if privacy:
         header.append("epsilon")
-    header += ["wall time min", "training time min"]
-    with_paper = metric == study.metric and any(row.paper is not None for row in rows)
-    comparable, differing = paper_columns(rows) if with_paper else (False, [])
+    header += ["wall time min", "training time min", "running time min"]
+    comparable, differing = paper_columns(rows) if paper_shown(rows, study) else (False, [])
     if comparable:
         header.append("paper")
     if differing:
         header.append(f"paper (not comparable: {', '.join(differing)})")
     lines = []
     for row in rows:
-        cells = [row.group.label, str(len(row.group.runs))]
+        cells = [row.group.label, runs_cell(row, metric)]
         cells += [cell(row, key, metric) for key, _ in columns]
         if show_target:
             cells.append(target_cell(row))
         if privacy:
             cells.append(epsilon_cell(row))
-        cells += [cell(row, "wall_minutes"), cell(row, "train_minutes")]
+        cells += [cell(row, k) for k in ("wall_minutes", "train_minutes", "running_minutes")]
         if comparable:
             cells.append(paper_cell(row.paper) if row.comparable else "–")
         if differing:
@@ -169,7 +168,7 @@ def metric_table(rows: Sequence[Row], study: Study, metric: str) -> Table:
     columns = metric_columns(rows, study, metric)
     header = ["setting", "runs", *(h for _, h in columns)]
     lines = [
-        [row.group.label, str(len(row.group.runs)), *(cell(row, k, metric) for k, _ in columns)]
+        [row.group.label, runs_cell(row, metric), *(cell(row, k, metric) for k, _ in columns)]
         for row in rows
     ]
     return Table(header, lines)
@@ -187,9 +186,18 @@ def cell(row: Row, key: str, metric: str | None = None) -> str:
     if mean is None:
         return "–"
     if metric is not None and is_percent(metric):
-        return plus_minus(100.0 * mean, None if std is None else 100.0 * std, ".1f")
-    spec = ".3f" if metric is not None else ".1f"
-    return plus_minus(mean, std, spec)
+        text = plus_minus(100.0 * mean, None if std is None else 100.0 * std, ".1f")
+    else:
+        text = plus_minus(mean, std, ".3f" if metric is not None else ".1f")
+    return text + partial(row, key, metric)
+
+
+def partial(row: Row, key: str, metric: str | None) -> str:
+    """The count " (2 of 3 runs)" where unfinished runs have no value yet of a statistic."""
+    runs, values = len(row.group.runs), len(row.values_of(key, metric))
+    if key not in METRIC_STATISTICS or values == runs or all(map(finished, row.group.runs)):
+        return ""
+    return f" ({values} of {runs} runs)"
 
 
 def epsilon_cell(row: Row) -> str:
@@ -220,87 +228,6 @@ def paper_cell(number: PaperNumber | None) -> str:
     return str(number) + ("" if number.confirmed else " *")
 
 
-# -- the words around them --------------------------------------------------------------------
-
-
-def caveat(rows: Sequence[Row], study: Study) -> str | None:
-    """One line saying that the runs beside a paper number did not use the paper's settings."""
-    if metrics_of(rows, study)[0] != study.metric:
-        return None
-    apart = [row for row in rows if row.paper is not None and not row.comparable]
-    if not apart:
-        return None
-    merged: dict[str, tuple[set[str], set[str]]] = {}
-    for row in apart:
-        for d in row.differences:
-            runs, paper = merged.setdefault(d.key, (set(), set()))
-            runs.update(d.runs)
-            paper.add(d.paper)
-    parts = [
-        f"{key} {'/'.join(sorted(runs, key=sort_key))} (paper {'/'.join(sorted(paper))})"
-        for key, (runs, paper) in merged.items()
-    ]
-    which = "These runs" if len(apart) == len(rows) else f"{len(apart)} of {len(rows)} settings"
-    return (
-        f"**Not comparable with the paper.** {which} did not use the paper's settings: "
-        + "; ".join(parts)
-        + ". The paper's numbers stand apart, for reference only."
-    )
-
-
-def notes(rows: Sequence[Row], study: Study) -> list[str]:
-    metrics = metrics_of(rows, study)
-    percent = [m for m in metrics if is_percent(m)]
-    lines = [
-        "Each cell: mean ± standard deviation over the seeds (runs)"
-        + (f"; {', '.join(percent)} in percent" if percent else "")
-        + "; best: the highest accuracy, the lowest loss, perplexity or bits per character"
-        + "; rounds to the target: over the runs that reached it (reached/runs)."
-    ]
-    for name in sorted({row.scale for row in rows if row.scale}):
-        scale, parts = study.scale(name), []
-        if study.statistic == "mean_last" and scale.last_rounds is not None:
-            parts.append(f"mean over the evaluations in the last {scale.last_rounds} rounds")
-        elif study.statistic == "mean_last" and scale.last_fraction is not None:
-            parts.append(
-                f"mean over the evaluations in the last {scale.last_fraction:.0%} of rounds"
-            )
-        if scale.target_accuracy is not None:
-            parts.append(f"target accuracy {scale.target_accuracy:.0%} ({study.metric})")
-        if parts:
-            lines.append(f"Scale {name}: " + ", ".join(parts) + ".")
-    deltas = sorted({delta for row in rows for delta in deltas_of(row)})
-    if deltas:
-        shown = ", ".join(f"{d:.3g}" for d in deltas)
-        lines.append(
-            f"Epsilon: the privacy spent by the end of the run, at delta = {shown} (∞: no noise); "
-            "the same for every seed of a setting."
-        )
-    if study.paper and any(row.paper for row in rows) and metrics[0] == study.metric:
-        what = f": {study.paper_statistic}" if study.paper_statistic else ""
-        lines.append(f"Paper: {study.paper}{what}.")
-    return lines
-
-
-def paper_items(rows: Sequence[Row], study: Study) -> list[str]:
-    if metrics_of(rows, study)[0] != study.metric:
-        return []
-    numbers = {row.paper.label: row.paper for row in rows if row.paper}
-    items = []
-    for number in sorted(numbers.values(), key=lambda n: n.label):
-        flag = "" if number.confirmed else " (* not confirmed against the paper's text)"
-        note = f" {number.note}" if number.note else ""
-        items.append(f"{number.label}: {number}, {number.source}{flag}.{note}")
-    for row in rows:
-        if row.paper is not None and row.differences:
-            items.append(
-                f"{row.group.label} beside {row.paper.label}: not comparable, "
-                + ", ".join(str(d) for d in row.differences)
-                + "."
-            )
-    return items
-
-
 def left_out_table(rows: Sequence[Row]) -> Table | None:
     left = [(row.group.label, run, why) for row in rows for run, why in row.group.left_out]
     if not left:
@@ -312,7 +239,10 @@ def left_out_table(rows: Sequence[Row]) -> Table | None:
 def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
     """The whole report."""
     metrics = metrics_of(rows, study)
-    out: list[Block] = [Heading(f"{study.name}: report")]
+    out: list[Block] = [Heading(interim_title(rows, study))]
+    interim = interim_text(rows, study)
+    if interim:
+        out.append(Paragraph(interim))
     warning = caveat(rows, study)
     if warning:
         out.append(Paragraph(warning))
@@ -323,6 +253,9 @@ def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
     items = paper_items(rows, study)
     if items:
         out.append(Items(items))
+    apart = differences(rows, study)
+    if apart:
+        out += [Heading("Differences from the paper", 2), Items(apart)]
     for metric in metrics[1:]:
         out += [Heading(metric, 2), metric_table(rows, study, metric)]
     left = left_out_table(rows)
@@ -334,11 +267,12 @@ def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
         for g in missing
     ]
     privacy = has_privacy(rows)
+    clock = times.axis_name(counted_runs(rows))
     for metric in metrics:
         by_round, by_time = plot_files(metric)
         out += [
             Image(by_round, f"{metric} against round"),
-            Image(by_time, f"{metric} against wall time"),
+            Image(by_time, f"{metric} against {clock}"),
         ]
         if privacy:
             out.append(Image(epsilon_plot_file(metric), f"{metric} against epsilon"))

@@ -2,11 +2,13 @@
 
 ``runs.csv``: one line per run read (counted or not): its id, name, status, start and end time
 (seconds since the epoch), the setting it was grouped under and whether it was counted (or why
-not), then every param (``param.<key>``) and the job's overrides (``tag.override.<key>``). An
-empty cell is a param the run did not log.
+not), then every param (``param.<key>``), the job's overrides (``tag.override.<key>``) and how
+often the run was resumed (``tag.fedlm.resumes``, ``tag.fedlm.resumed_from_round``). An empty
+cell is a param or tag the run did not log; files written before a column existed read the same.
 
 ``histories.csv``: one line per logged point of the metrics the report reads: run id, metric,
-round (MLflow's step), value (as logged, full precision) and time (seconds since the epoch).
+round (MLflow's step), value (as logged, full precision) and time (seconds since the epoch); the
+metrics include ``round/seconds`` and ``eval/seconds``, from which the report's running time comes.
 
 ``fedlm-report --runs-from FOLDER`` makes the report again from these two files alone.
 """
@@ -21,12 +23,13 @@ from pathlib import Path
 
 from fedlm.errors import FedlmError
 from fedlm.io import atomic_path
-from fedlm.tracking.runs import OVERRIDE_PREFIX, RunRecord
+from fedlm.tracking.runs import OVERRIDE_PREFIX, RESUMED_FROM_TAG, RESUMES_TAG, RunRecord
 
 RUNS_CSV = "runs.csv"
 HISTORIES_CSV = "histories.csv"
 FIXED = ("run_id", "name", "status", "start_time", "end_time", "setting", "counted")
 PARAM, TAG = "param.", "tag."
+KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG)  # besides the overrides
 
 
 def write_runs(
@@ -36,7 +39,9 @@ def write_runs(
     (its setting's label, "yes" or why it was left out)."""
     out_dir = Path(out_dir)
     param_keys = sorted({k for run in runs for k in run.params})
-    tag_keys = sorted({k for run in runs for k in run.tags if k.startswith(OVERRIDE_PREFIX)})
+    tag_keys = sorted(
+        {k for run in runs for k in run.tags if k.startswith(OVERRIDE_PREFIX) or k in KEPT_TAGS}
+    )
     header = [*FIXED, *(PARAM + k for k in param_keys), *(TAG + k for k in tag_keys)]
     lines = []
     for run in runs:

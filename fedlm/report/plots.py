@@ -1,6 +1,7 @@
-"""A study's curves: one metric against round and against wall time, one line per setting (the
-mean over seeds, shaded one standard deviation either side), and, for runs with a DP aggregator,
-against the epsilon spent, as PNG files."""
+"""A study's curves: one metric against round and against the runs' running time (minutes of
+training and evaluation, interruptions excluded: :mod:`fedlm.report.times`), one line per setting
+(the mean over seeds, shaded one standard deviation either side), and, for runs with a DP
+aggregator, against the epsilon spent, as PNG files."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path
-from fedlm.report.document import epsilon_plot_file, is_percent, plot_files
+from fedlm.report import times
+from fedlm.report.document import epsilon_plot_file, plot_files
+from fedlm.report.notes import counted_runs, is_percent
 from fedlm.report.summary import EPSILON, INFINITE, Row, points
 from fedlm.tracking.runs import RunRecord
 
 
 def curve(runs: Sequence[RunRecord], metric: str) -> tuple[list, list, list, list]:
-    """Rounds, mean minutes since start, mean and standard deviation of ``metric`` over the runs,
-    at the rounds that every run evaluated."""
+    """Rounds, mean minutes of the runs' time (running time), mean and standard deviation of
+    ``metric`` over the runs, at the rounds that every run evaluated."""
     series = [{step: (value, t / 60.0) for step, value, t in points(run, metric)} for run in runs]
     common = sorted(set.intersection(*(set(s) for s in series))) if series else []
     rounds, minutes, means, stds = [], [], [], []
@@ -53,7 +56,7 @@ def figure(rows: Sequence[Row], metric: str, x_axis: str):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no round 0.5
         ax.set_xlabel("round")
     else:
-        ax.set_xlabel("wall time (minutes since the run started)")
+        ax.set_xlabel(times.axis_label(counted_runs(rows)))
     ax.set_ylabel(metric + unit)
     ax.grid(alpha=0.3)
     if ax.lines:
@@ -63,7 +66,7 @@ def figure(rows: Sequence[Row], metric: str, x_axis: str):
 
 
 def plot_metric(rows: Sequence[Row], metric: str, out_dir: str | Path) -> list[Path]:
-    """``metric`` against round and against wall time, as two PNG files in ``out_dir``."""
+    """``metric`` against round and against the runs' time, as two PNG files in ``out_dir``."""
     written = []
     for name, x_axis in zip(plot_files(metric), ("round", "time"), strict=True):
         fig = figure(rows, metric, x_axis)

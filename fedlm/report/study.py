@@ -8,8 +8,13 @@
     metric: eval/accuracy
     statistic: mean_last          # mean_last | first_at_target | final
     scales:                       # per experiment_scale (the runs' param)
-      full: {last_rounds: 100, target_accuracy: 0.54}
+      full:
+        last_rounds: 100
+        target_accuracy: 0.54
+        differences: [evaluation every 10 rounds ...]   # this scale's own, after the study's
       quick: {last_fraction: 0.1, target_accuracy: 0.25}
+    differences:                  # what still differs from the paper, in words (any scale)
+      - data: fedlm's build of the text, 1,117 clients, against TFF's 715
     paper_settings:               # the paper's settings, as fedlm config keys (every number's)
       training.rounds: 1200
       training.batch_size: 4
@@ -26,6 +31,10 @@ number's own) says whether they are comparable with it: only runs that have the 
 every one of these keys get the number in the report's "paper" column. The others get it in a
 column marked "not comparable", with the keys that differ; a study with numbers and no
 ``paper_settings`` is never comparable (its settings are not stated).
+
+``differences`` (the study's, then those of the scales of the runs shown) are what remains
+different from the paper where the settings match: the data, the loss, how often it evaluated.
+A report lists them under "Differences from the paper" whenever it shows the paper's numbers.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from fedlm import paths
 from fedlm.errors import ConfigError
 
 STATISTICS = ("mean_last", "first_at_target", "final")
+SCALE_KEYS = ("target_accuracy", "last_rounds", "last_fraction", "differences")
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Scale:
     target_accuracy: float | None = None
     last_rounds: int | None = None  # mean_last: the last N rounds ...
     last_fraction: float | None = None  # ... or the last fraction of the rounds
+    differences: tuple[str, ...] = ()  # from the paper, at this scale (after the study's own)
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class Study:
     numbers: tuple[PaperNumber, ...] = ()
     # The paper's settings as fedlm config keys (override spelling); None: not stated.
     paper_settings: dict[str, str] | None = None
+    differences: tuple[str, ...] = ()  # from the paper, in words, at every scale
 
     def scale(self, name: str | None) -> Scale:
         return self.scales.get(name or "", self.scales.get("default", Scale()))
@@ -99,14 +111,16 @@ def load_study(path: str | Path) -> Study:
         raise ConfigError(f"{path}: statistic", statistic, STATISTICS)
     scales = {}
     for name, values in (data.get("scales") or {}).items():
-        unknown = set(values or {}) - {"target_accuracy", "last_rounds", "last_fraction"}
+        if values is not None and not isinstance(values, dict):
+            allowed = "a mapping of " + ", ".join(SCALE_KEYS)
+            raise ConfigError(f"{path}: scales.{name}", values, allowed)
+        values = dict(values or {})
+        unknown = set(values) - set(SCALE_KEYS)
         if unknown:
-            raise ConfigError(
-                f"{path}: scales.{name}",
-                sorted(unknown),
-                "target_accuracy, last_rounds, last_fraction",
-            )
-        scales[str(name)] = Scale(**(values or {}))
+            raise ConfigError(f"{path}: scales.{name}", sorted(unknown), ", ".join(SCALE_KEYS))
+        key = f"{path}: scales.{name}.differences"
+        values["differences"] = texts(values.get("differences"), key)
+        scales[str(name)] = Scale(**values)
     numbers = tuple(
         PaperNumber(
             label=str(n["label"]),
@@ -132,6 +146,7 @@ def load_study(path: str | Path) -> Study:
         paper_settings=None
         if study_settings is None
         else settings(study_settings, f"{path}: paper_settings"),
+        differences=texts(data.get("differences"), f"{path}: differences"),
     )
 
 
@@ -142,6 +157,20 @@ def settings(values: object, key: str) -> dict[str, str]:
     if not isinstance(values, dict):
         raise ConfigError(key, values, "a mapping of dotted config keys to the paper's values")
     return {str(k): spelled(v) for k, v in values.items()}
+
+
+def texts(values: object, key: str) -> tuple[str, ...]:
+    """A ``differences`` list: one sentence per difference (none: empty)."""
+    if values is None:
+        return ()
+    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+        raise ConfigError(
+            key,
+            values,
+            "a list of strings, one difference from the paper each (quote an item "
+            "that holds ': ', or YAML reads it as a mapping)",
+        )
+    return tuple(v.strip() for v in values)
 
 
 def study_file(name: str) -> Path:

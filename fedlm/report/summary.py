@@ -3,6 +3,10 @@
 Which runs count: per setting and seed, the newest FINISHED run. Runs still RUNNING (or ended
 without a status), FAILED or KILLED, and finished runs that a newer one supersedes, are kept aside
 with the reason, never averaged in; a seed that other settings have and this one lacks is missing.
+With ``include_unfinished`` (``fedlm-report --include-unfinished``, an interim report), a seed
+with no finished run counts its newest unfinished one instead: its statistics are of the rounds
+it has run, and a statistic whose rounds it has not reached (the final value, the mean over the
+last rounds) has no value, never a value of other rounds.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from fedlm.report import times
 from fedlm.report.study import PaperNumber, Scale, Study
 from fedlm.tracking.runs import RunRecord
 
@@ -19,7 +24,7 @@ from fedlm.tracking.runs import RunRecord
 NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
 METRIC_STATISTICS = ("final", "best", "mean_last")  # per metric
 # per run, whatever the metric; epsilon: the privacy spent, with a DP aggregator
-RUN_KEYS = ("rounds_to_target", "wall_minutes", "train_minutes", "epsilon")
+RUN_KEYS = ("rounds_to_target", "wall_minutes", "train_minutes", "running_minutes", "epsilon")
 # logged by runs with a DP aggregator (fedlm/federated/aggregators.py)
 EPSILON, DELTA = "privacy/epsilon", "privacy/delta"
 # MLflow's SQL stores keep an infinite metric as the largest float: read it back as infinite.
@@ -50,9 +55,12 @@ def swept_keys(runs: Sequence[RunRecord]) -> list[str]:
     return sorted(k for k in keys if len({run.setting(k) for run in runs}) > 1)
 
 
-def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None = None) -> list[Group]:
+def group_runs(
+    runs: Sequence[RunRecord], by: Sequence[str] | None = None, include_unfinished: bool = False
+) -> list[Group]:
     """One group per combination of the swept settings (``by``, or :func:`swept_keys`), in the
-    order the settings were first run."""
+    order the settings were first run; ``include_unfinished``: a seed without a finished run
+    counts its newest unfinished one (see the module's docstring)."""
     keys = list(by) if by else swept_keys(runs)
     groups: dict[tuple, Group] = {}
     first_start: dict[tuple, float] = {}
@@ -64,19 +72,31 @@ def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None = None) -> li
     seeds = {run.setting("seed") for run in runs} - {None}
     for group in groups.values():
         newest: dict[str | None, RunRecord] = {}
+        unfinished: dict[str | None, RunRecord] = {}
         for run in sorted(group.runs, key=lambda r: r.start_time or 0.0):
-            if run.status != "FINISHED":
+            seed = run.setting("seed")
+            if not finished(run) and not include_unfinished:
                 group.left_out.append((run, _why(run.status)))
                 continue
-            seed = run.setting("seed")
+            kept = newest if finished(run) else unfinished
+            if seed in kept:
+                group.left_out.append((kept[seed], f"superseded by run {run.run_id}"))
+            kept[seed] = run
+        for seed, run in unfinished.items():
             if seed in newest:
-                group.left_out.append((newest[seed], f"superseded by run {run.run_id}"))
-            newest[seed] = run
+                why = f"seed {seed} counts its finished run {newest[seed].run_id}"
+                group.left_out.append((run, f"{_why(run.status)}; {why}"))
+            else:
+                newest[seed] = run
         group.runs = list(newest.values())
         group.missing_seeds = sorted(seeds - set(newest), key=sort_key)
     # In the order the settings were first run (a sweep's order), then by their values.
     order = sorted(groups, key=lambda k: (first_start[k], [sort_key(v) for _, v in k]))
     return [groups[k] for k in order]
+
+
+def finished(run: RunRecord) -> bool:
+    return run.status == "FINISHED"
 
 
 def _why(status: str) -> str:
@@ -89,9 +109,22 @@ def _why(status: str) -> str:
 
 
 def points(run: RunRecord, metric: str) -> list[tuple[int, float, float]]:
-    """(round, value, seconds since the run started) of ``metric``; round 0 is before training."""
-    start = run.start_time or 0.0
-    return [(step, value, t - start) for step, value, t in run.history.get(metric, [])]
+    """(round, value, seconds of the run's time) of ``metric``; round 0 is before training. The
+    time is the run's running time up to that round (:func:`fedlm.report.times.clock`)."""
+    seconds = times.clock(run)
+    return [(step, value, seconds(step, t)) for step, value, t in run.history.get(metric, [])]
+
+
+def last_round(run: RunRecord) -> int:
+    """The last round the run trained (logged round/seconds for), else the last step it logged."""
+    trained = [step for step, _, _ in run.history.get(times.ROUND_SECONDS, [])]
+    logged = trained or [step for points in run.history.values() for step, _, _ in points]
+    return max(logged, default=0)
+
+
+def reached(run: RunRecord, round_num: int) -> bool:
+    """Whether the run has trained through ``round_num`` (a finished run has trained them all)."""
+    return finished(run) or last_round(run) >= round_num
 
 
 def rounds_of(run: RunRecord, metric: str) -> int:
@@ -119,11 +152,29 @@ def window(scale: Scale, rounds: int) -> int:
     return rounds
 
 
-def mean_last(run: RunRecord, metric: str, last: int) -> float | None:
-    """The mean of ``metric`` over the evaluations after the last ``last`` rounds."""
-    first = rounds_of(run, metric) - last
-    values = [value for step, value, _ in points(run, metric) if step > first and step >= 1]
-    return statistics.fmean(values) if values else None
+@dataclass(frozen=True)
+class Window:
+    """The rounds a run's mean_last statistic averages: rounds ``first`` to ``last``, of which it
+    evaluated ``steps``; ``reached``: the run has trained through round ``last``."""
+
+    first: int
+    last: int
+    steps: tuple[int, ...]
+    reached: bool
+
+
+def statistic_window(run: RunRecord, study: Study, metric: str) -> Window:
+    """The window of the mean_last statistic of ``metric`` in ``run``, read from its history."""
+    rounds = rounds_of(run, metric)
+    first = max(rounds - window(study.scale(run.params.get("experiment_scale")), rounds) + 1, 1)
+    steps = tuple(step for step, _, _ in run.history.get(metric, []) if first <= step <= rounds)
+    return Window(first, rounds, steps, reached(run, rounds))
+
+
+def mean_last(run: RunRecord, metric: str, span: Window) -> float | None:
+    """The mean of ``metric`` over the evaluations in ``span`` (None: none, or not reached)."""
+    values = [value for step, value, _ in run.history.get(metric, []) if step in span.steps]
+    return statistics.fmean(values) if values and span.reached else None
 
 
 def higher_is_better(metric: str) -> bool:
@@ -133,35 +184,34 @@ def higher_is_better(metric: str) -> bool:
 
 def metric_statistics(run: RunRecord, study: Study, metric: str) -> dict[str, float | None]:
     """Final and best value of ``metric`` (best: highest accuracy, lowest loss) and the study's
-    statistic of it (mean over the last rounds) for one run (None where it has no value)."""
+    statistic of it (mean over the last rounds) for one run (None where it has no value; the final
+    value and the mean over the last rounds also while the run has not reached its last round)."""
     trained = [(step, value) for step, value, _ in points(run, metric) if step >= 1]
     pick = max if higher_is_better(metric) else min
     result: dict[str, float | None] = {
-        "final": trained[-1][1] if trained else None,
+        "final": trained[-1][1] if trained and reached(run, rounds_of(run, metric)) else None,
         "best": pick((value for _, value in trained), default=None),
         "mean_last": None,
     }
     if study.statistic == "mean_last":
-        scale = study.scale(run.params.get("experiment_scale"))
-        result["mean_last"] = mean_last(run, metric, window(scale, rounds_of(run, metric)))
+        result["mean_last"] = mean_last(run, metric, statistic_window(run, study, metric))
     return result
 
 
 def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
-    """Rounds to the study's target (of the study's metric), wall and training minutes, and the
-    privacy spent (epsilon after the last round) of one run (None where it has no value)."""
+    """Rounds to the study's target (of the study's metric), wall, training and running minutes
+    (:mod:`fedlm.report.times`), and the privacy spent (epsilon after the last round) of one run
+    (None where it has no value)."""
     scale = study.scale(run.params.get("experiment_scale"))
-    seconds = [value for _, value, _ in run.history.get("round/seconds", [])]
     result: dict[str, float | None] = {
         "rounds_to_target": None,
-        "wall_minutes": None,
-        "train_minutes": sum(seconds) / 60.0 if seconds else None,
+        "wall_minutes": times.wall_minutes(run),
+        "train_minutes": times.training_minutes(run),
+        "running_minutes": times.running_minutes(run),
         "epsilon": epsilon_at(run, rounds_of(run, study.metric)),
     }
     if scale.target_accuracy is not None:
         result["rounds_to_target"] = rounds_to_target(run, study.metric, scale.target_accuracy)
-    if run.start_time is not None and run.end_time is not None:
-        result["wall_minutes"] = (run.end_time - run.start_time) / 60.0
     return result
 
 
@@ -203,6 +253,8 @@ class Row:
     target: float | None = None  # the scale's target accuracy
     # The paper's settings these runs do not share; empty: comparable with the paper's number.
     differences: list[Difference] = field(default_factory=list)
+    # run id -> the rounds its mean_last statistic of the first metric averages (mean_last only)
+    windows: dict[str, Window] = field(default_factory=dict)
 
     @property
     def reached(self) -> int:
@@ -214,13 +266,17 @@ class Row:
         """Whether the row's runs used the paper's settings for every key paper.yaml names."""
         return self.paper is not None and not self.differences
 
+    def values_of(self, key: str, metric: str | None = None) -> list[float]:
+        """The counted runs' values of a run statistic (RUN_KEYS) or of ``metric``'s (the first
+        metric when None); runs without a value are left out."""
+        if key in METRIC_STATISTICS:
+            return self.metrics.get(metric or next(iter(self.metrics), ""), {}).get(key, [])
+        return self.values.get(key, [])
+
     def mean_std(self, key: str, metric: str | None = None) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation over seeds (None: no value, or one run) of a run
         statistic (RUN_KEYS) or of ``metric``'s (the first metric when None)."""
-        if key in METRIC_STATISTICS:
-            values = self.metrics.get(metric or next(iter(self.metrics), ""), {}).get(key, [])
-        else:
-            values = self.values.get(key, [])
+        values = self.values_of(key, metric)
         if not values:
             return None, None
         if any(math.isinf(v) for v in values):
@@ -248,6 +304,9 @@ def summarize(
         scale = scales.pop() if len(scales) == 1 else None
         paper = paper_number(group.runs, study.numbers)
         differences = [] if paper is None else paper_differences(group.runs, study, paper)
+        windows = {}
+        if study.statistic == "mean_last":
+            windows = {run.run_id: statistic_window(run, study, metrics[0]) for run in group.runs}
         rows.append(
             Row(
                 group,
@@ -257,6 +316,7 @@ def summarize(
                 paper,
                 study.scale(scale).target_accuracy,
                 differences,
+                windows,
             )
         )
     return rows

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path, write_text
-from fedlm.report.document import blocks, has_privacy, metrics_of
+from fedlm.report.document import blocks
 from fedlm.report.histories import write_runs
+from fedlm.report.notes import has_privacy, metrics_of
 from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon
 from fedlm.report.render import to_html, to_markdown
 from fedlm.report.study import Study

@@ -42,6 +42,7 @@ from fedlm.tracking.resume import (
     logged_steps,
     run_id_to_resume,
 )
+from fedlm.tracking.runs import RESUMED_FROM_TAG, RESUMES_TAG
 
 BATCH = 100  # MLflow takes at most 100 params or tags per call
 MAX_TAG_LENGTH = 5000  # the smallest tag limit of the MLflow versions a team server may run
@@ -193,8 +194,8 @@ class MlflowTracker(Tracker):
         round_num = self.checkpoints.latest_round()
         self._set_tags(
             {
-                "fedlm.resumes": str(int(run.data.tags.get("fedlm.resumes", "0")) + 1),
-                "fedlm.resumed_from_round": "none" if round_num is None else str(round_num),
+                RESUMES_TAG: str(int(run.data.tags.get(RESUMES_TAG, "0")) + 1),
+                RESUMED_FROM_TAG: "none" if round_num is None else str(round_num),
                 "fedlm.last_output_dir": str(Path(self.cfg.output_dir).resolve()),
             }
         )

@@ -17,14 +17,20 @@ from fedlm.tracking import run_info
 SWEEP_PARENT_TAG = "fedlm.sweep.parent"  # fedlm.tracking.sweeps.PARENT_TAG
 REPORT_TAG = "fedlm.report"  # on a report's summary run
 OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_info.context_tags)
+# Set on a run each time it is resumed (fedlm.tracking.mlflow_tracker): how often, and from which
+# checkpointed round the last time.
+RESUMES_TAG = "fedlm.resumes"
+RESUMED_FROM_TAG = "fedlm.resumed_from_round"
 # The metrics a report reads the history of (the others are not fetched), besides those asked for;
-# privacy/*: logged by runs with a DP aggregator (fedlm/federated/aggregators.py).
+# round/seconds and eval/seconds: the seconds of each round's training and evaluation (the time
+# axis); privacy/*: logged by runs with a DP aggregator (fedlm/federated/aggregators.py).
 REPORT_METRICS = (
     "eval/accuracy",
     "eval/loss",
     "eval/perplexity",
     "eval/bits_per_char",
     "round/seconds",
+    "eval/seconds",
     "privacy/epsilon",
     "privacy/delta",
 )
@@ -53,6 +59,12 @@ class RunRecord:
     def setting(self, key: str) -> str | None:
         """The value of ``key``: the job's override if it has one, else the logged param."""
         return self.overrides.get(key, self.params.get(key))
+
+    @property
+    def resumes(self) -> int:
+        """How many times the run was resumed after an interruption (0: never)."""
+        value = self.tags.get(RESUMES_TAG, "0")
+        return int(value) if value.isdigit() else 0
 
 
 def read_runs(
