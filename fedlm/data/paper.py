@@ -28,7 +28,9 @@ Things to know about TFF's pipeline (all checked in ``tests/data/test_paper.py``
   yields ``ceil(local_epochs * chunks / batch_size)`` batches; ``max_elements`` caps *snippets*
   after the repeat, not batches.
 - The baseline's loss (plain ``SparseCategoricalCrossentropy``) does not mask padding; its metrics
-  do. fedlm masks padding in the loss too (``ignore_class=PAD``).
+  do. fedlm masks padding in the loss too (:class:`fedlm.models.metrics.MaskedCrossEntropy`, which
+  gives 0, not NaN, for a batch whose targets are all padding: the chunk ``[eos, pad x seq_len]``
+  alone in a client's last batch).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
   nothing to ignore it is the tutorial's ``FlattenedCategoricalAccuracy``; with ``ignore_ids=[0]``
   it is TFF's baseline ``MaskedCategoricalAccuracy(masked_tokens=[pad])``.
 - ``NumTokens``: how many targets count (not ignored); the papers weight clients by it.
-- ``loss_fn``: sparse categorical cross-entropy over logits, masked the same way (training).
+- ``loss_fn``: sparse categorical cross-entropy over logits, masked the same way (training); a
+  batch with no target that counts has loss 0, not NaN (:class:`MaskedCrossEntropy`).
 - ``TokenLoss``: the same cross-entropy as a mean over characters (evaluation).
 - ``perplexity`` and ``bits_per_char`` derive from the mean loss (nats per character).
 """
@@ -85,9 +86,53 @@ class TokenLoss(tf.keras.metrics.Mean):
         return {**super().get_config(), "ignore_ids": list(self.ignore_ids)}
 
 
+class MaskedCrossEntropy(tf.keras.losses.Loss):
+    """Mean cross-entropy (nats per character) of a batch over its targets that are not
+    ``ignore_id``; 0, with a zero gradient, for a batch that has none.
+
+    Keras's ``SparseCategoricalCrossentropy(ignore_class=...)`` divides by the number of targets
+    that count, so a batch with none gives NaN (its gradient is zero all the same). The papers'
+    pipeline makes such a batch: a snippet of 80k - 1 characters ends in the chunk
+    ``[eos, pad x 80]``, whose targets are all padding, and where that chunk is alone in a client's
+    last batch, the round's train/loss was NaN. Here the same mean is a ``divide_no_nan``: the
+    same value and gradient for every other batch.
+
+    Keras's own masking (an embedding's ``mask_zero`` mask on the logits) is not applied on top:
+    an input that is padding always has a padding target, which ``ignore_id`` leaves out already.
+    """
+
+    def __init__(self, ignore_id: int, name: str = "masked_cross_entropy"):
+        super().__init__(name=name)
+        self.ignore_id = int(ignore_id)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with tf.name_scope(self.name):
+            y_true, logits, keep = _flat_predictions(y_true, y_pred, (self.ignore_id,))
+            logits = tf.cast(logits, tf.float32)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y_true, logits=logits)
+            weights = tf.cast(keep, losses.dtype)
+            if sample_weight is not None:  # one weight per sequence (or per position)
+                sample_weight = tf.cast(sample_weight, losses.dtype)
+                if sample_weight.shape.rank == 1:  # [batch] -> [batch, 1]
+                    sample_weight = sample_weight[:, tf.newaxis]
+                sample_weight = tf.broadcast_to(sample_weight, tf.shape(y_pred)[:-1])
+                weights *= tf.reshape(sample_weight, [-1])
+            counted = tf.reduce_sum(tf.cast(keep, losses.dtype))
+            return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), counted)
+
+    def call(self, y_true, y_pred):
+        return self(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "ignore_id": self.ignore_id}
+
+
 def loss_fn(ignore_id: int | None) -> tf.keras.losses.Loss:
-    """Mean cross-entropy (nats per character) over the targets that are not ``ignore_id``."""
-    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore_id)
+    """Mean cross-entropy (nats per character) over the targets that are not ``ignore_id``
+    (:class:`MaskedCrossEntropy`; ``None``: over every target)."""
+    if ignore_id is None:
+        return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return MaskedCrossEntropy(ignore_id)
 
 
 def perplexity(loss: float) -> float:

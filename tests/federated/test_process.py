@@ -58,6 +58,32 @@ def test_client_weighting_gives_the_expected_weights(weighting):
     assert train["num_tokens"] == 7
 
 
+def test_a_last_batch_of_padding_targets_trains_nothing_and_keeps_the_round_loss_finite():
+    # A snippet of 80k - 1 characters ends in the chunk [eos, pad x 80]; alone in a client's last
+    # batch, every target is padding. That batch must change nothing and count as loss 0 (TFF's
+    # train loss is the mean of batch losses weighted by sequences), not make the round's NaN.
+    task = Task(build_pipeline("paper", seq_len=4, batch_size=2), TINY)
+    padding_only = tf.data.Dataset.from_tensors(
+        (tf.constant([[89, PAD, PAD, PAD]], tf.int64), tf.constant([[PAD] * 4], tf.int64))
+    )
+    a_then_padding = A.concatenate(padding_only)
+    tf.keras.utils.set_random_seed(2)
+    start = tff.learning.models.ModelWeights.from_model(task.keras_model())
+    sgd = OptimizerConfig(name="sgd", learning_rate=0.5)
+    with runtime.execution_context(RuntimeConfig()):
+        process = build_learning_process(
+            task.model_fn(A.element_spec), AlgorithmConfig(), sgd, OptimizerConfig(), ignore_id=PAD
+        )
+        state = process.set_model_weights(process.initialize(), start)
+        rounds = [process.next(state, [client]) for client in (A, a_then_padding)]
+        alone, with_padding = [process.get_model_weights(r.state).trainable for r in rounds]
+    for got, expected in zip(with_padding, alone, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    loss_alone, loss_with_padding = [r.metrics["client_work"]["train"]["loss"] for r in rounds]
+    assert np.isfinite(loss_with_padding)
+    assert loss_with_padding == pytest.approx(loss_alone * 2 / 3, rel=1e-5)
+
+
 def test_optimizers_take_their_hyper_parameters_and_tffs_defaults():
     adam = build_optimizer(OptimizerConfig(name="adam", learning_rate=0.01, epsilon=1e-3), "x")
     hparams = adam.get_hparams(adam.initialize(tf.TensorSpec([1], tf.float32)))

@@ -40,6 +40,36 @@ def test_masked_accuracy_and_loss_on_a_padded_batch():
     assert loss_fn(vocab.IGNORE_ID)(y_true, logits).numpy() == pytest.approx(expected, rel=1e-5)
 
 
+def loss_and_gradient(loss, y_true, logits, sample_weight=None):
+    logits = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        value = loss(y_true, logits, sample_weight=sample_weight)
+    return float(value), tape.gradient(value, logits).numpy()
+
+
+@pytest.mark.parametrize("sample_weight", [None, tf.constant([1.0, 0.5, 2.0])])
+def test_the_training_loss_is_kerass_ignore_class_loss_where_a_target_counts(sample_weight):
+    y_true = tf.constant([[1, 2, 0, 0], [3, 0, 0, 0], [4, 5, 6, 1]], tf.int64)
+    logits = tf.random.stateless_normal([3, 4, 7], seed=[1, 2])
+    keras = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    ours, our_gradient = loss_and_gradient(loss_fn(0), y_true, logits, sample_weight)
+    theirs, their_gradient = loss_and_gradient(keras, y_true, logits, sample_weight)
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    np.testing.assert_allclose(our_gradient, their_gradient, rtol=1e-5, atol=1e-8)
+
+
+def test_a_batch_whose_targets_all_count_for_nothing_has_loss_zero_not_nan():
+    # The papers' pipeline's chunk [eos, pad x (T-1)] alone in a client's last batch: every target
+    # is padding. Keras's ignore_class loss is NaN there (0 / 0); its gradient is zero.
+    y_true = tf.zeros([1, 4], tf.int64)
+    logits = tf.random.stateless_normal([1, 4, 7], seed=[3, 4])
+    keras = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    assert math.isnan(loss_and_gradient(keras, y_true, logits)[0])
+    value, gradient = loss_and_gradient(loss_fn(0), y_true, logits)
+    assert value == 0.0
+    assert not gradient.any()
+
+
 def test_perplexity_and_bits_per_char_come_from_the_loss():
     assert perplexity(math.log(86)) == pytest.approx(86)
     assert bits_per_char(math.log(2)) == pytest.approx(1.0)
