@@ -23,7 +23,7 @@ def check_data(cfg: TrainConfig) -> None:
     """Raise :class:`fedlm.errors.ConfigError` or :class:`fedlm.errors.DataError` for what in
     ``cfg`` does not fit the data; pure Python (sqlite3), about a second for the full dataset."""
     data, t = cfg.data, cfg.training
-    pipelines.check_options(data.pipeline, data.unknown_chars, data.pad)
+    pipelines.check_options(data.pipeline, data.unknown_chars, data.pad, data.loss_on_padding)
     if data.name != "shakespeare":
         return  # TFF's synthetic data: three clients, checked when the run loads them
     database = database_path(check_cache_dir(data.cache_dir))

@@ -45,6 +45,10 @@ class DataConfig:
     # Tutorial pipeline only: pad the last sequence and batch of a client instead of dropping
     # them; padded positions are masked out of loss and metrics.
     pad: bool = False
+    # Paper pipeline only: average the training loss over the padding targets too, as the papers'
+    # code does through TFF (a plain SparseCategoricalCrossentropy); false: over the other targets.
+    # Accuracy leaves padding out either way.
+    loss_on_padding: bool = False
 
 
 @dataclass

@@ -75,6 +75,7 @@ class PaperPipeline:
     batch_size: int = DEFAULT_BATCH_SIZE
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER  # 1: no shuffling
     max_elements: int | None = None  # TFF's ClientSpec cap on snippets, after the epoch repeat
+    loss_on_padding: bool = False  # the training loss averages over padding targets too (TFF's)
 
     name = "paper"
     ignore_id = PAD

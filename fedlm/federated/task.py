@@ -27,6 +27,7 @@ def build_pipeline(data: DataConfig, training: TrainingConfig):
         shuffle_buffer=training.shuffle_buffer,
         unknown_chars=data.unknown_chars,
         pad=data.pad,
+        loss_on_padding=data.loss_on_padding,
     )
 
 
@@ -59,6 +60,10 @@ class Task:
         )
 
     def loss(self) -> tf.keras.losses.Loss:
+        if getattr(self.pipeline, "loss_on_padding", False):
+            # TFF's Shakespeare baseline loss, the papers': through TFF's forward pass, the mean
+            # over every position, padding targets included.
+            return loss_fn(None)
         return loss_fn(self.pipeline.ignore_id)
 
     def metrics(self) -> list[tf.keras.metrics.Metric]:

@@ -85,6 +85,7 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         ["training.seq_len=0"],
         ["client_optimizer.learning_rate=-0.5"],
         ["data.pipeline=paper", "data.pad=true"],
+        ["data.loss_on_padding=true"],
         [*tiny, "training.clients_per_round=3"],
         [*data, "training.seq_len=100000"],
         [f"data.cache_dir={a_file}"],
@@ -115,6 +116,9 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         "training.seq_len=0 is not allowed: expected a number >= 1",
         "client_optimizer.learning_rate=-0.5 is not allowed: expected a number > 0",
         "data.pad=True is not allowed: expected false with the 'paper' pipeline (it pads itself)",
+        "data.loss_on_padding=True is not allowed: expected false unless data.pipeline=paper "
+        "(only the papers' pipeline has padding targets; the tutorial's padded positions are "
+        "never counted)",
         "training.clients_per_round=3 is not allowed: expected at most 2, the number of clients "
         "with data",
         "training.seq_len=100000 is not allowed: expected a length at which some client has one "

@@ -183,6 +183,27 @@ def test_tff_baseline_loss_does_not_mask_padding():
     assert float(loss_fn(paper.PAD)(y, logits)) == pytest.approx(masked, rel=1e-5)
 
 
+@pytest.mark.parametrize("loss_on_padding", [False, True])
+def test_fedlms_loss_leaves_padding_targets_out_unless_asked_to_count_them_as_tffs(loss_on_padding):
+    from fedlm.config import ModelConfig
+    from fedlm.data.pipelines import build_pipeline
+    from fedlm.federated.task import Task
+
+    pipeline = build_pipeline("paper", seq_len=4, batch_size=2, loss_on_padding=loss_on_padding)
+    task = Task(pipeline, ModelConfig(name="tiny", cell="lstm", embedding_dim=4, units=8))
+    x = tf.constant([[88, 1, 2, 89], [89, 0, 0, 0]], tf.int64)
+    y = tf.constant([[1, 2, 89, 0], [0, 0, 0, 0]], tf.int64)
+    spec = (tf.TensorSpec([None, 4], tf.int64), tf.TensorSpec([None, 4], tf.int64))
+    model = task.model_fn(spec)()  # the TFF model fedlm trains
+    loss = float(model.forward_pass((x, y), training=False).loss)
+    logits = model.predict_on_batch(x, training=False)
+    per_position = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    if loss_on_padding:  # every position, as TFF's baseline task (the test above)
+        assert loss == pytest.approx(float(tf.reduce_mean(per_position)), rel=1e-5)
+    else:  # the 3 targets that are not padding
+        assert loss == pytest.approx(float(tf.reduce_sum(per_position[0, :3]) / 3), rel=1e-5)
+
+
 @pytest.mark.parametrize(
     "kwargs, key",
     [

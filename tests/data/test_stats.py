@@ -70,6 +70,9 @@ def test_bad_pipeline_settings_are_config_errors():
     with pytest.raises(ConfigError) as error:
         build_pipeline("paper", pad=True)
     assert error.value.key == "data.pad"
+    with pytest.raises(ConfigError, match="data.pipeline=paper") as error:
+        build_pipeline("tutorial", loss_on_padding=True)
+    assert error.value.key == "data.loss_on_padding"
 
 
 @pytest.mark.skipif(
