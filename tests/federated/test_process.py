@@ -58,6 +58,7 @@ def test_client_weighting_gives_the_expected_weights(weighting):
     assert train["num_tokens"] == 7
 
 
+@pytest.mark.slow  # ~20 s; tests/models/test_metrics.py pins the loss itself, fast
 def test_a_last_batch_of_padding_targets_trains_nothing_and_keeps_the_round_loss_finite():
     # A snippet of 80k - 1 characters ends in the chunk [eos, pad x 80]; alone in a client's last
     # batch, every target is padding. That batch must change nothing and count as loss 0 (TFF's
