@@ -905,3 +905,24 @@ def test_fedlm_report_include_unfinished_from_the_runs_csv(tmp_path, capfd):
     assert text.startswith("# t: interim report, 1 of 1 runs not finished\n")
     assert "| all runs | 1 (unfinished: last round 312 of 1200) |" in text
     assert "| all runs | 1 (unfinished: last round 312 of 1200) |" in capfd.readouterr().out
+
+
+def test_by_a_config_group_chosen_on_a_single_runs_command_line(tmp_path):
+    # A single run has no override tags; its command line (fedlm.hydra.overrides) names the
+    # config groups it chose, which are no params: --by reddi2021 labels it, from the store or
+    # from runs.csv.
+    line = "+experiment=reddi2021 reddi2021=fedadagrad seed=0 tracking.checkpoint_every=10"
+    tags = {"fedlm.hydra.overrides": line}
+    runs = [
+        record("a", tags=tags, params={"client_optimizer.learning_rate": "1.0"}),
+        record("b", tags={"fedlm.hydra.overrides": "reddi2021=fedavg 'seed=1'"}),
+    ]
+    assert runs[0].setting("reddi2021") == "fedadagrad"
+    assert runs[0].setting("experiment") == "reddi2021"
+    assert runs[0].setting("client_optimizer.learning_rate") == "1.0"  # the param
+    assert runs[0].setting("model.name") is None
+    labels = [row.group.label for row in summarize(group_runs(runs, ["reddi2021"]), FULL)]
+    assert labels == ["reddi2021=fedadagrad", "reddi2021=fedavg"]
+    write_report(summarize(group_runs(runs, ["reddi2021"]), FULL), FULL, tmp_path, runs=runs)
+    back = read_runs(tmp_path)
+    assert [run.setting("reddi2021") for run in back] == ["fedadagrad", "fedavg"]

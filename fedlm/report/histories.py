@@ -23,13 +23,19 @@ from pathlib import Path
 
 from fedlm.errors import FedlmError
 from fedlm.io import atomic_path
-from fedlm.tracking.runs import OVERRIDE_PREFIX, RESUMED_FROM_TAG, RESUMES_TAG, RunRecord
+from fedlm.tracking.runs import (
+    COMMAND_LINE_TAG,
+    OVERRIDE_PREFIX,
+    RESUMED_FROM_TAG,
+    RESUMES_TAG,
+    RunRecord,
+)
 
 RUNS_CSV = "runs.csv"
 HISTORIES_CSV = "histories.csv"
 FIXED = ("run_id", "name", "status", "start_time", "end_time", "setting", "counted")
 PARAM, TAG = "param.", "tag."
-KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG)  # besides the overrides
+KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, COMMAND_LINE_TAG)  # besides the overrides
 
 
 def write_runs(

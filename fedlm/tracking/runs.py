@@ -21,6 +21,7 @@ OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_in
 # checkpointed round the last time.
 RESUMES_TAG = "fedlm.resumes"
 RESUMED_FROM_TAG = "fedlm.resumed_from_round"
+COMMAND_LINE_TAG = "fedlm.hydra.overrides"  # every run's command-line overrides (run_info)
 # The metrics a report reads the history of (the others are not fetched), besides those asked for;
 # round/seconds and eval/seconds: the seconds of each round's training and evaluation (the time
 # axis); privacy/*: logged by runs with a DP aggregator (fedlm/federated/aggregators.py).
@@ -57,8 +58,14 @@ class RunRecord:
         return {k[n:]: v for k, v in self.tags.items() if k.startswith(OVERRIDE_PREFIX)}
 
     def setting(self, key: str) -> str | None:
-        """The value of ``key``: the job's override if it has one, else the logged param."""
-        return self.overrides.get(key, self.params.get(key))
+        """The value of ``key``: a multirun job's override if it has one, else the logged param,
+        else the run's command line (where a config group such as ``reddi2021`` is chosen)."""
+        if key in self.overrides:
+            return self.overrides[key]
+        if key in self.params:
+            return self.params[key]
+        command_line = run_info.overrides_of({"hydra.overrides": self.tags.get(COMMAND_LINE_TAG)})
+        return command_line.get(key)
 
     @property
     def resumes(self) -> int:
