@@ -510,19 +510,36 @@ def test_a_paper_file_without_settings_is_never_comparable(uri, sweep):
     ]
 
 
-def study_runs(*overrides: str) -> list[RunRecord]:
-    """One finished run per reddi2021 method with the params the shipped config logs."""
+REDDI2021 = ("fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi")
+MCMAHAN2017 = ("fedsgd", "fedavg_e1_b50", "fedavg_e1_b10", "fedavg_e5_b50", "fedavg_e5_b10")
+
+
+def study_runs(*overrides: str, study="reddi2021", methods=REDDI2021) -> list[RunRecord]:
+    """One finished run per method of ``study`` with the params the shipped config logs."""
     runs = []
-    for method in ("fedavg", "fedavgm", "fedadagrad", "fedadam", "fedyogi"):
+    for method in methods:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            study = ["+experiment=reddi2021", f"reddi2021={method}", "output_dir=."]
-            cfg = compose("train", overrides=[*study, *overrides])
+            chosen = [f"+experiment={study}", f"{study}={method}", "output_dir=."]
+            cfg = compose("train", overrides=[*chosen, *overrides])
         with open_dict(cfg):
             cfg.pop("hydra", None)
         params = run_info.params(dataclasses.asdict(OmegaConf.to_object(cfg)))
-        tags = {"override.reddi2021": method}
+        tags = {f"override.{study}": method}
         runs.append(RunRecord(method, method, "FINISHED", params=params, tags=tags))
     return runs
+
+
+def test_the_shipped_mcmahan2017_study_is_comparable_at_full_scale():
+    # Its paper_settings must be what its config sets (C = 0.1 of fedlm's clients included).
+    study = load_study(study_file("mcmahan2017"))
+    rows = summarize(group_runs(study_runs(study="mcmahan2017", methods=MCMAHAN2017)), study)
+    assert {row.group.label: (row.paper.label, row.comparable) for row in rows} == {
+        "mcmahan2017=fedsgd": ("FedSGD (E=1, B=inf)", True),
+        "mcmahan2017=fedavg_e1_b50": ("FedAvg E=1 B=50", True),
+        "mcmahan2017=fedavg_e1_b10": ("FedAvg E=1 B=10", True),
+        "mcmahan2017=fedavg_e5_b50": ("FedAvg E=5 B=50", True),
+        "mcmahan2017=fedavg_e5_b10": ("FedAvg E=5 B=10", True),
+    }, [str(d) for d in rows[0].differences]
 
 
 def test_the_shipped_reddi2021_study_is_comparable_at_full_scale_only():
