@@ -24,7 +24,9 @@ RESUMED_FROM_TAG = "fedlm.resumed_from_round"
 COMMAND_LINE_TAG = "fedlm.hydra.overrides"  # every run's command-line overrides (run_info)
 # The metrics a report reads the history of (the others are not fetched), besides those asked for;
 # round/seconds and eval/seconds: the seconds of each round's training and evaluation (the time
-# axis); privacy/*: logged by runs with a DP aggregator (fedlm/federated/aggregators.py).
+# axis); train/loss and train/accuracy: each round's training, so that the per-round history a
+# report writes (histories.csv) has every round; privacy/*: logged by runs with a DP aggregator
+# (fedlm/federated/aggregators.py).
 REPORT_METRICS = (
     "eval/accuracy",
     "eval/loss",
@@ -32,6 +34,8 @@ REPORT_METRICS = (
     "eval/bits_per_char",
     "round/seconds",
     "eval/seconds",
+    "train/loss",
+    "train/accuracy",
     "privacy/epsilon",
     "privacy/delta",
 )
