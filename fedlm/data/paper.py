@@ -81,6 +81,13 @@ class PaperPipeline:
     ignore_id = PAD
     vocab_size = VOCAB_SIZE
 
+    @property
+    def loss_ignore_id(self) -> int | None:
+        """The target the training loss leaves out: padding, or none with ``loss_on_padding``
+        (TFF's Shakespeare baseline loss, the papers': through TFF's forward pass, the mean over
+        every position)."""
+        return None if self.loss_on_padding else PAD
+
     def __post_init__(self):
         check_int("training.seq_len", self.seq_len, 1)
         check_int("training.batch_size", self.batch_size, 1)

@@ -1,6 +1,6 @@
 """The per-client pipeline by name: ``tutorial`` (fedlm/data/preprocess.py) or ``paper``
 (fedlm/data/paper.py, TFF's Shakespeare baseline). Both offer ``train``, ``evaluate``,
-``num_batches``, ``vocab_size`` and ``ignore_id``."""
+``num_batches``, ``vocab_size``, ``ignore_id`` and ``loss_ignore_id``."""
 
 from __future__ import annotations
 

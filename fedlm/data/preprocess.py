@@ -68,6 +68,7 @@ class TutorialPipeline:
 
     name = "tutorial"
     ignore_id = vocab.IGNORE_ID
+    loss_ignore_id = vocab.IGNORE_ID  # the training loss leaves out what the metrics do
 
     def __post_init__(self):
         check_int("training.seq_len", self.seq_len, 1)

@@ -60,11 +60,7 @@ class Task:
         )
 
     def loss(self) -> tf.keras.losses.Loss:
-        if getattr(self.pipeline, "loss_on_padding", False):
-            # TFF's Shakespeare baseline loss, the papers': through TFF's forward pass, the mean
-            # over every position, padding targets included.
-            return loss_fn(None)
-        return loss_fn(self.pipeline.ignore_id)
+        return loss_fn(self.pipeline.loss_ignore_id)
 
     def metrics(self) -> list[tf.keras.metrics.Metric]:
         ignore = (self.pipeline.ignore_id,)

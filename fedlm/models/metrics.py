@@ -110,15 +110,15 @@ class MaskedCrossEntropy(tf.keras.losses.Loss):
             y_true, logits, keep = _flat_predictions(y_true, y_pred, (self.ignore_id,))
             logits = tf.cast(logits, tf.float32)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y_true, logits=logits)
-            weights = tf.cast(keep, losses.dtype)
+            keep = tf.cast(keep, losses.dtype)
+            weights = keep
             if sample_weight is not None:  # one weight per sequence (or per position)
                 sample_weight = tf.cast(sample_weight, losses.dtype)
                 if sample_weight.shape.rank == 1:  # [batch] -> [batch, 1]
                     sample_weight = sample_weight[:, tf.newaxis]
                 sample_weight = tf.broadcast_to(sample_weight, tf.shape(y_pred)[:-1])
                 weights *= tf.reshape(sample_weight, [-1])
-            counted = tf.reduce_sum(tf.cast(keep, losses.dtype))
-            return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), counted)
+            return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(keep))
 
     def call(self, y_true, y_pred):
         return self(y_true, y_pred)
