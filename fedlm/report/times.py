@@ -88,9 +88,14 @@ def wall_minutes(run: RunRecord) -> float | None:
     return None if end is None else (end - run.start_time) / 60.0
 
 
+def axis_kinds(runs: Sequence[RunRecord]) -> list[str]:
+    """What the runs' time axes measure (see AXES), in AXES's order; "running" for no runs."""
+    return sorted({axis_of(run) for run in runs}, key=list(AXES).index) or ["running"]
+
+
 def axis_label(runs: Sequence[RunRecord]) -> str:
     """The plots' time axis label for ``runs`` (what it shows, mixed when they differ)."""
-    kinds = sorted({axis_of(run) for run in runs}, key=list(AXES).index) or ["running"]
+    kinds = axis_kinds(runs)
     if len(kinds) == 1:
         return AXES[kinds[0]][1]
     return "minutes: " + ", ".join(AXES[k][0] for k in kinds) + " (what each run logged)"
@@ -98,5 +103,5 @@ def axis_label(runs: Sequence[RunRecord]) -> str:
 
 def axis_name(runs: Sequence[RunRecord]) -> str:
     """The time axis in a few words ("running time")."""
-    kinds = sorted({axis_of(run) for run in runs}, key=list(AXES).index) or ["running"]
+    kinds = axis_kinds(runs)
     return AXES[kinds[0]][0] if len(kinds) == 1 else "time"
