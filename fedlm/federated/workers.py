@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
+import errno
 import gc
 import importlib.util
 import inspect
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +43,6 @@ TFF_WORKER_START = "subprocess.Popen(args, stdout=stdout, stderr=stderr)"
 _TFF_MODULE = "tensorflow_federated.python.core.impl.executor_stacks.executor_factory"
 
 _PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 _workers: list[WorkerProcess] = []
 _workers_lock = threading.Lock()
 # Threads of TFF contexts that fedlm has closed: TFF must not start workers there.
@@ -59,13 +60,44 @@ def worker_binary_path() -> Path:
     return path
 
 
-def _parent_death_signal(parent_pid: int):
-    def set_signal() -> None:  # runs in the child between fork and exec
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
+# Run as `python -I -S -c _LAUNCHER PARENT_PID READY_FD PROGRAM ARGS...` in place of PROGRAM: it
+# sets the parent-death signal, checks that the parent has not died before that took effect,
+# closes READY_FD (the parent waits for that: until then, the thread that started it must not
+# end) and execs PROGRAM, which keeps the signal (same pid, no setuid). A `preexec_fn` would do
+# this with Python code between fork and exec, which is unsafe in a process with threads (gRPC's,
+# TFF's): the child may abort in `threading._at_fork_reinit` and never become a worker. Without
+# one, `subprocess` runs no Python in the child.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)\n"
+    "os.close(int(sys.argv[2]))\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
+_LAUNCH_TIMEOUT_S = 60.0
 
-    return set_signal
+
+def launcher_command(args: list[str], ready_fd: int) -> list[str]:
+    """``args`` behind the launcher that gives its process this process's parent-death signal.
+
+    The launcher closes ``ready_fd`` (which the child must inherit) once the signal is set.
+    """
+    if not sys.executable:
+        raise FedlmError("no Python executable (sys.executable is empty) to launch a TFF worker")
+    program = shutil.which(args[0])
+    if program is None:  # raised here, as Popen would, not in the child
+        raise FileNotFoundError(errno.ENOENT, "no executable program", args[0])
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER]
+    return [*launcher, str(os.getpid()), str(ready_fd), program, *args[1:]]
+
+
+def _wait_until_closed(fd: int, timeout: float) -> None:
+    """Block until every writer of the pipe ``fd`` reads from has closed it (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([fd], [], [], left)[0] and not os.read(fd, 1):
+            return
 
 
 def _real_fd(stream: object, fd: int) -> object:
@@ -87,23 +119,35 @@ def _real_fd(stream: object, fd: int) -> object:
 class WorkerProcess(subprocess.Popen):
     """A ``Popen`` that dies with the thread that started it, and that fedlm records.
 
-    The child gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: Linux kills it when the *thread* that
-    forked it ends (for TFF's worker, the context's asyncio thread), including when the whole
-    Python process is killed. stdout/stderr objects without a file descriptor are replaced by
-    the process's own fds 1 and 2, and ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (errors only).
+    The child gets ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, set by a launcher that then execs
+    ``args`` (``_LAUNCHER``): Linux kills it when the *thread* that forked it ends (for TFF's
+    worker, the context's asyncio thread), including when the whole Python process is killed.
+    stdout/stderr objects without a file descriptor are replaced by the process's own fds 1 and
+    2, and ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (errors only).
     """
 
     def __init__(self, args, *, stdout=None, stderr=None, env=None, started_by_tff=False, **kwargs):
         env = dict(os.environ if env is None else env)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        super().__init__(
-            args,
-            stdout=_real_fd(stdout, 1),
-            stderr=_real_fd(stderr, 2),
-            env=env,
-            preexec_fn=_parent_death_signal(os.getpid()),
-            **kwargs,
-        )
+        args = [os.fspath(args)] if isinstance(args, (str, os.PathLike)) else list(args)
+        args = [os.fspath(a) for a in args]
+        ready_read, ready_write = os.pipe()
+        try:
+            try:
+                super().__init__(
+                    launcher_command(args, ready_write),
+                    stdout=_real_fd(stdout, 1),
+                    stderr=_real_fd(stderr, 2),
+                    env=env,
+                    pass_fds=(ready_write, *kwargs.pop("pass_fds", ())),
+                    **kwargs,
+                )
+            finally:
+                os.close(ready_write)
+            _wait_until_closed(ready_read, _LAUNCH_TIMEOUT_S)
+        finally:
+            os.close(ready_read)
+        self.args = args  # the worker's command, as asked for (not the launcher's)
         self.started_by = threading.current_thread()
         self.started_by_tff = started_by_tff
         with _workers_lock:
