@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,21 @@ def client_seed(seed: int, round_num: int, index: int) -> int:
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RemainingTime:
+    """Time left, from the pace of the last ``window`` rounds (evaluations, checkpoints included).
+
+    A pause (a stopped process, a busy machine) is forgotten once ``window`` rounds have passed,
+    where an average since the start would carry it to the end of the run.
+    """
+
+    def __init__(self, window: int = 50, now: float | None = None):
+        self.ends = deque([time.monotonic() if now is None else now], maxlen=window + 1)
+
+    def after_round(self, rounds_left: int, now: float | None = None) -> float:
+        self.ends.append(time.monotonic() if now is None else now)
+        return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1) * rounds_left
 
 
 def format_metrics(prefix: str, metrics: Mapping[str, float]) -> str:
@@ -255,7 +271,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                     say(f"round 0/{t.rounds} | " + format_metrics("eval", _strip(metrics, "eval/")))
                 generate(weights, 0)
 
-            started = time.monotonic()
+            remaining = RemainingTime()
             for round_num in range(first_round, t.rounds + 1):
                 round_start = time.monotonic()
                 client_ids = sampler.sample()
@@ -286,8 +302,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                     metrics.update(evaluate(weights))
                 tracker.log_metrics(metrics, step=round_num)
                 result.history.append({"round": round_num, **metrics})
-                done = round_num - first_round + 1
-                eta = (time.monotonic() - started) / done * (t.rounds - round_num)
+                eta = remaining.after_round(t.rounds - round_num)
                 line = f"round {round_num}/{t.rounds} | "
                 line += format_metrics("train", _strip(metrics, "train/"))
                 if "eval/loss" in metrics:

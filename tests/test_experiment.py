@@ -12,7 +12,7 @@ from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError
-from fedlm.experiment import run
+from fedlm.experiment import RemainingTime, run
 from fedlm.federated import runtime, workers
 from fedlm.federated.process import build_learning_process
 from fedlm.federated.task import Task, build_pipeline
@@ -262,3 +262,15 @@ def test_federated_evaluation_agrees_with_the_centralized_one(tmp_path):
         assert metrics["fed_eval/num_tokens"] == metrics["eval/num_tokens"]
         assert metrics["fed_eval/loss"] == pytest.approx(metrics["eval/loss"], rel=1e-4)
         assert metrics["fed_eval/perplexity"] == pytest.approx(np.exp(metrics["fed_eval/loss"]))
+
+
+def test_the_time_left_follows_the_recent_pace_and_forgets_a_pause():
+    clock = RemainingTime(window=4, now=0.0)
+    assert clock.after_round(99, now=10.0) == 990.0
+    assert clock.after_round(98, now=1010.0) == 505.0 * 98  # a 1000 s pause in round 2
+    now = 1010.0
+    for left in (97, 96, 95):
+        now += 10.0
+        assert clock.after_round(left, now=now) > 10.0 * left  # the pause still counts
+    now += 10.0
+    assert clock.after_round(94, now=now) == 10.0 * 94  # four rounds on: forgotten
