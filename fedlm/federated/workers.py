@@ -129,7 +129,7 @@ class WorkerProcess(subprocess.Popen):
     def __init__(self, args, *, stdout=None, stderr=None, env=None, started_by_tff=False, **kwargs):
         env = dict(os.environ if env is None else env)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        args = [os.fspath(args)] if isinstance(args, (str, os.PathLike)) else list(args)
+        args = [args] if isinstance(args, (str, os.PathLike)) else args
         args = [os.fspath(a) for a in args]
         ready_read, ready_write = os.pipe()
         try:
