@@ -3,6 +3,8 @@
 import socket
 from pathlib import Path
 
+import tensorflow_federated  # noqa: F401 (imported before pytester: TF cannot be imported twice)
+
 from fedlm.federated import workers
 
 CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
