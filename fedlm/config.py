@@ -157,6 +157,10 @@ class TrainingConfig:
 @dataclass
 class EvalConfig:
     every: int = 1  # rounds; 0: only before the first and after the last round
+    # Evaluate after every one of the last ``final_window`` rounds too (0: none), so that a
+    # paper's statistic over its last rounds (Reddi et al. 2021: the last 100) averages every
+    # round of the window while the rounds before it are evaluated every ``every``.
+    final_window: int = 0
     centralized: bool = True
     federated: bool = False
     # test clients to evaluate on; empty: all test clients (capped by max_clients)
@@ -436,6 +440,11 @@ def validate(cfg: TrainConfig) -> None:
     _at_least("training.shuffle_buffer", t.shuffle_buffer, 1)
     e = cfg.eval
     _at_least("eval.every", e.every, 0)
+    _at_least("eval.final_window", e.final_window, 0)
+    if e.final_window > t.rounds:
+        raise ConfigError(
+            "eval.final_window", e.final_window, f"at most training.rounds ({t.rounds}), or 0"
+        )
     _at_least("eval.generate_every", e.generate_every, 0)
     _at_least("eval.generate_length", e.generate_length, 0)
     _at_least("eval.max_clients", e.max_clients, 1, allow_none=True)

@@ -121,9 +121,11 @@ def round_datasets(pipeline, snippets, client_ids, training: TrainingConfig, see
     ]
 
 
-def due(every: int, round_num: int, last_round: int) -> bool:
-    """Whether something done every ``every`` rounds (0: never between) is due after this round."""
-    return round_num == last_round or (every > 0 and round_num % every == 0)
+def due(every: int, round_num: int, last_round: int, final_window: int = 0) -> bool:
+    """Whether something done every ``every`` rounds (0: never between), and after each of the
+    last ``final_window`` rounds, is due after this round."""
+    in_window = round_num > last_round - final_window
+    return round_num == last_round or in_window or (every > 0 and round_num % every == 0)
 
 
 @dataclass
@@ -297,7 +299,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 aggregator = output.metrics["aggregator"]
                 metrics.update(aggregation.round_metrics(aggregator, round_num, len(client_ids)))
                 weights = None
-                if due(cfg.eval.every, round_num, t.rounds):
+                if due(cfg.eval.every, round_num, t.rounds, cfg.eval.final_window):
                     weights = process.get_model_weights(state)
                     metrics.update(evaluate(weights))
                 tracker.log_metrics(metrics, step=round_num)

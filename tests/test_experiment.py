@@ -274,3 +274,44 @@ def test_the_time_left_follows_the_recent_pace_and_forgets_a_pause():
         assert clock.after_round(left, now=now) > 10.0 * left  # the pause still counts
     now += 10.0
     assert clock.after_round(94, now=now) == 10.0 * 94  # four rounds on: forgotten
+
+
+def test_the_final_window_evaluates_every_round_and_sparsely_before(tmp_path):
+    """eval.every=3 with eval.final_window=2 over 7 rounds: after rounds 0, 3, 6 and 7, and
+    round 6 too as the window's first; the statistic of a paper's last rounds averages them all."""
+    from fedlm.experiment import due
+
+    assert [r for r in range(1, 13) if due(4, r, 12, final_window=3)] == [4, 8, 10, 11, 12]
+    assert [r for r in range(1, 13) if due(4, r, 12)] == [4, 8, 12]
+    assert [r for r in range(1, 6) if due(0, r, 5, final_window=5)] == [1, 2, 3, 4, 5]
+    tracker = RecordingTracker()
+    overrides = ("training.rounds=7", "eval.every=3", "eval.final_window=2")
+    run(config(tmp_path, *overrides), tracker, say=lambda line: None)
+    evaluated = [step for step, m in sorted(tracker.metrics.items()) if "eval/accuracy" in m]
+    assert evaluated == [0, 3, 6, 7]
+
+
+def test_evaluation_changes_nothing_in_training(tmp_path):
+    """The same final weights, bit for bit, whether the run evaluates every round or never."""
+    evaluated = run(config(tmp_path / "a", "training.rounds=3"), say=lambda line: None)
+    quiet = run(
+        config(tmp_path / "b", "training.rounds=3", "eval.centralized=false"),
+        say=lambda line: None,
+    )
+    assert len(evaluated.final_weights) == len(quiet.final_weights)
+    for a, b in zip(evaluated.final_weights, quiet.final_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "eval/accuracy" in evaluated.history[-1]
+    assert not any("eval/accuracy" in h for h in quiet.history)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("eval.final_window=-1", "eval.final_window"),
+        ("eval.final_window=3", r"at most training.rounds \(2\)"),
+    ],
+)
+def test_a_final_window_outside_the_run_is_refused(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(config(tmp_path, override), say=lambda line: None)

@@ -98,3 +98,13 @@ def test_nothing_to_evaluate_builds_nothing():
     off = EvalConfig(centralized=False, federated=False)
     assert evaluation_sequences(off, pipeline, SNIPPETS, CLIENTS) is None
     assert evaluation_sequences(EvalConfig(), pipeline, SNIPPETS, []) is None
+
+
+def test_the_study_evaluation_batch_sizes_give_the_same_metrics_within_1e6():
+    """Reddi et al.'s study evaluates at batch 1024 for speed: the same numbers as at 64."""
+    task = Task(build_pipeline("paper", seq_len=5, batch_size=4), TINY)
+    weights = random_weights(task, seed=11)
+    at_64, at_1024 = (evaluate_once(task, weights, size) for size in (64, 1024))
+    for key in ("loss", "accuracy", "accuracy_no_eos_oov", "bits_per_char"):
+        assert at_1024[key] == pytest.approx(at_64[key], abs=1e-6), key
+    assert at_1024["num_tokens"] == at_64["num_tokens"]
