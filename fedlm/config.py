@@ -60,6 +60,11 @@ class ModelConfig:
     layers: int = 1
     # none | dickens | a local Keras model path | an http(s) URL of a Keras model
     pretrained: str = "none"
+    # Unroll the recurrent layers of the training and evaluation models, whose sequence length the
+    # pipeline fixes (the generation model stays variable-length): the same weights and numbers,
+    # a longer first trace, and for the papers' LSTM a faster small-batch step on a CPU (README,
+    # Performance). Each conf/model/ file says which it takes.
+    unroll: bool = False
 
 
 @dataclass

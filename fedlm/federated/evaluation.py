@@ -75,7 +75,7 @@ class CentralizedEvaluator:
     """A compiled Keras model, reused at every evaluation, and the sequences it evaluates."""
 
     def __init__(self, task: Task, sequences: ClientSequences, batch_size: int):
-        self.model = task.keras_model()
+        self.model = task.sequence_model()
         token_loss = TokenLoss("token_loss", ignore_ids=(task.pipeline.ignore_id,))
         self.model.compile(loss=task.loss(), metrics=[token_loss, *task.metrics()])
         self.dataset = sequences.batches(batch_size)

@@ -50,14 +50,23 @@ class Task:
         """The model id of the vocabulary's first character (the papers' ids keep 0 for padding)."""
         return 1 if self.pipeline.name == "paper" else 0
 
-    def keras_model(self, batch_size: int | None = None, stateful: bool = False) -> tf.keras.Model:
+    def keras_model(
+        self, batch_size: int | None = None, stateful: bool = False, fixed_length: bool = False
+    ) -> tf.keras.Model:
+        """The model; ``fixed_length``: for the pipeline's sequences only (training and
+        evaluation), its time dimension fixed at ``seq_len`` and unrolled if ``model.unroll``."""
         return build_model(
             self.model,
             self.vocab_size,
             batch_size=batch_size,
             stateful=stateful,
             mask_zero=self.mask_zero,
+            seq_len=self.pipeline.seq_len if fixed_length else None,
         )
+
+    def sequence_model(self) -> tf.keras.Model:
+        """The training and evaluation model: the pipeline's fixed-length sequences."""
+        return self.keras_model(fixed_length=True)
 
     def loss(self) -> tf.keras.losses.Loss:
         return loss_fn(self.pipeline.loss_ignore_id)
@@ -75,9 +84,9 @@ class Task:
         return metrics
 
     def compiled_keras_model(self, batch_size: int | None = None) -> tf.keras.Model:
-        model = self.keras_model(batch_size)
+        model = self.keras_model(batch_size, fixed_length=True)
         model.compile(loss=self.loss(), metrics=self.metrics())
         return model
 
     def model_fn(self, element_spec) -> ModelFn:
-        return build_model_fn(self.keras_model, element_spec, self.loss, self.metrics)
+        return build_model_fn(self.sequence_model, element_spec, self.loss, self.metrics)

@@ -21,6 +21,7 @@ NOT_PARAMS = ("resume", "output_dir")
 # the values it was started with.
 MAY_CHANGE = (
     "runtime.",
+    "model.unroll",  # the same numbers, unrolled or not (tests/federated/test_unroll.py)
     "data.cache_dir",
     "tracking.uri",
     "tracking.keep_checkpoints",

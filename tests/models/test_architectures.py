@@ -80,3 +80,23 @@ def test_every_model_yaml_starts_with_a_comment_and_fits_the_schema():
     for name in names:
         assert (MODEL_CONFIGS / f"{name}.yaml").read_text().startswith("# ")
         assert model_config(name).name == name
+
+
+def test_an_unrolled_fixed_length_model_has_the_looped_models_weights_and_numbers():
+    """Weights move both ways between the looped (variable-length) and the unrolled model, and
+    the unrolled one gives the same logits, padding masked as the papers' pipeline masks it."""
+    import dataclasses
+
+    cfg = dataclasses.replace(model_config("lstm_2x256"), units=16, unroll=True)
+    looped = build_model(dataclasses.replace(cfg, unroll=False), 90, mask_zero=True)
+    unrolled = build_model(cfg, 90, mask_zero=True, seq_len=7)
+    assert [w.shape for w in unrolled.get_weights()] == [w.shape for w in looped.get_weights()]
+    assert unrolled.get_layer("lstm_0").unroll and not looped.get_layer("lstm_0").unroll
+    assert unrolled.input_shape == (None, 7) and looped.input_shape == (None, None)
+    unrolled.set_weights(looped.get_weights())
+    ids = np.array([[1, 5, 9, 2, 0, 0, 0], [3, 3, 3, 3, 3, 3, 3]])
+    np.testing.assert_allclose(unrolled(ids).numpy(), looped(ids).numpy(), atol=1e-6)
+    # Without a fixed length there is nothing to unroll: the variable-length model stays looped.
+    assert not build_model(cfg, 90).get_layer("lstm_0").unroll
+    with pytest.raises(ConfigError, match="training.seq_len"):
+        build_model(cfg, 90, seq_len=0)

@@ -202,6 +202,34 @@ def test_a_crash_between_logging_and_checkpointing_resumes_to_the_uninterrupted_
     assert_same_metrics(metric_table(client, resumed.run_id), expected)
 
 
+def test_a_run_started_looped_resumes_unrolled_to_the_uninterrupted_metrics(
+    tmp_path, reference, store_uri
+):
+    """model.unroll changes speed, not results: a run in progress resumes across the change."""
+    cfg = small_config(
+        tmp_path / "looped",
+        f"tracking.uri={store_uri}",
+        "tracking.log_model=false",
+        "model.unroll=false",
+    )
+    crashed = build_tracker(cfg, {})
+    with pytest.raises(Interrupt):
+        run(cfg, crashed, say=crash_after_logging_round(2))
+    resumed_cfg = dataclasses.replace(
+        cfg, resume=True, model=dataclasses.replace(cfg.model, unroll=True)
+    )
+    resumed = build_tracker(resumed_cfg, {})
+    run(resumed_cfg, resumed, say=lambda line: None)
+    client = crashed.client
+    assert resumed.run_id == crashed.run_id
+    assert client.get_run(resumed.run_id).info.status == "FINISHED"
+    assert (
+        client.get_run(resumed.run_id).data.params["model.unroll"] == "false"
+    )  # as logged at the start
+    expected = metric_table(client, reference[0].run_id)
+    assert_same_metrics(metric_table(client, resumed.run_id), expected)
+
+
 def train_command(run_dir: Path, *overrides: str) -> list[str]:
     return [
         sys.executable,

@@ -1,0 +1,52 @@
+"""Unrolled recurrent layers change nothing but speed: a round gives the same loss and weights."""
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fedlm.cli.common import CONFIG_DIR
+from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
+from fedlm.config import ModelConfig
+from fedlm.data.pipelines import build_pipeline
+from fedlm.experiment import run
+from fedlm.federated.task import Task
+
+SMALL = [
+    "data=synthetic",
+    "model=tiny",
+    "model.cell=lstm",
+    "tracking=none",
+    "training.rounds=1",
+    "training.clients_per_round=2",
+    "training.seq_len=10",
+    "training.batch_size=2",
+    "training.max_batches_per_client=3",
+    "eval.generate_length=0",
+]
+
+
+def one_round(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*SMALL, f"output_dir={tmp_path}", *overrides])
+    return run(OmegaConf.to_object(cfg), say=lambda line: None)
+
+
+@pytest.mark.parametrize("pipeline", ["paper", "tutorial"])
+def test_a_round_unrolled_gives_the_looped_rounds_loss_and_weights(tmp_path, pipeline):
+    looped = one_round(tmp_path / "a", f"data.pipeline={pipeline}", "model.unroll=false")
+    unrolled = one_round(tmp_path / "b", f"data.pipeline={pipeline}", "model.unroll=true")
+    for key in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
+        assert unrolled.history[-1][key] == pytest.approx(looped.history[-1][key], abs=1e-5)
+    assert unrolled.history[-1]["train/num_tokens"] == looped.history[-1]["train/num_tokens"]
+    for a, b in zip(unrolled.final_weights, looped.final_weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_the_training_and_evaluation_models_are_unrolled_and_the_exported_one_is_not():
+    pipeline = build_pipeline("paper", seq_len=10, batch_size=2)
+    task = Task(pipeline, ModelConfig(name="t", cell="lstm", embedding_dim=4, units=8, unroll=True))
+    assert task.sequence_model().get_layer("lstm_0").unroll
+    assert task.sequence_model().input_shape == (None, 10)
+    assert not task.keras_model().get_layer("lstm_0").unroll  # export and generation
+    assert task.keras_model().input_shape == (None, None)
