@@ -100,7 +100,7 @@ class AggregatorConfig:
     # dp_adaptive: noise on the count of unclipped updates; null: TFF's 0.05 x clients_per_round,
     # raised to noise_multiplier where that is larger (see aggregators.clipped_count_stddev)
     clipped_count_stddev: float | None = None
-    # dp_*: delta of the (epsilon, delta) reported; null: 1 / number of clients with data
+    # dp_*: delta of the (epsilon, delta) reported; null: 1 / N^1.1, N the clients with data
     delta: float | None = None
     zeroing: bool | None = None  # dp_adaptive, compression, secure, robust: TFF's adaptive zeroing
     clipping: bool | None = None  # compression, secure, robust: TFF's adaptive (non-private) clip

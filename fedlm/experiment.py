@@ -199,7 +199,11 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
         start_weights = starting_weights(task, setup.pretrained)
         shapes = [w.shape for w in start_weights.trainable]
-        aggregation = AggregatorMetrics(cfg.aggregator, t.clients_per_round, len(eligible), shapes)
+        aggregation = AggregatorMetrics(
+            cfg.aggregator, t.clients_per_round, len(eligible), shapes, sampler=cfg.sampler.name
+        )
+        if aggregation.accountant is not None:
+            say(f"privacy: {aggregation.accountant.describe()}")
         # Keras models made before TFF traces its own (in a graph) stop working, so the
         # evaluation and export models are made after the TFF processes are built.
         keras_model = centralized = None
