@@ -233,6 +233,50 @@ def test_dp_adaptive_logs_the_epsilon_dp_accounting_gives_every_round(tmp_path):
     assert said == ["privacy: " + tracker.tags["fedlm.privacy.accounting"]]
 
 
+# Seed 9 draws, with probability 1/3 for each of the 3 synthetic clients, 1 client in round 1
+# and none in round 2.
+POISSON_EMPTY_ROUND_2 = [
+    "sampler=poisson",
+    "seed=9",
+    "training.clients_per_round=1",
+    "eval.every=1",
+    "eval.generate_length=0",
+]
+
+
+def test_poisson_dp_round_without_clients_applies_the_noise_and_counts_add_or_remove(tmp_path):
+    tracker, lines = RecordingTracker(), []
+    run(config(tmp_path, "aggregator=dp_fixed", *POISSON_EMPTY_ROUND_2), tracker, lines.append)
+
+    assert [tracker.metrics[r]["clients/sampled"] for r in (1, 2)] == [1.0, 0.0]
+    assert "train/loss" in tracker.metrics[1] and "train/loss" not in tracker.metrics[2]
+    # The server applied the noise alone: the model moved although nobody trained.
+    assert tracker.metrics[2]["eval/loss"] != tracker.metrics[1]["eval/loss"]
+    assert any(line.startswith("round 2/2 | no clients drawn (noise only) |") for line in lines)
+    delta = 3**-1.1
+    for round_num in (1, 2):
+        accountant = dp_accounting.pld.PLDAccountant(
+            dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
+        )
+        sampled = dp_accounting.PoissonSampledDpEvent(1 / 3, dp_accounting.GaussianDpEvent(1.0))
+        accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, round_num))
+        expected = accountant.get_epsilon(delta)
+        assert tracker.metrics[round_num]["privacy/epsilon"] == pytest.approx(expected, rel=1e-9)
+    assert tracker.tags["fedlm.privacy.adjacency"] == "add_or_remove"
+    assert "PLD accountant" in tracker.tags["fedlm.privacy.accounting"]
+    assert tracker.status == "FINISHED"
+
+
+def test_poisson_round_without_clients_and_without_dp_is_skipped(tmp_path):
+    tracker, lines = RecordingTracker(), []
+    run(config(tmp_path, *POISSON_EMPTY_ROUND_2), tracker, lines.append)
+
+    assert tracker.metrics[2]["clients/sampled"] == 0.0
+    assert tracker.metrics[2]["eval/loss"] == tracker.metrics[1]["eval/loss"]
+    assert any(line.startswith("round 2/2 | no clients drawn |") for line in lines)
+    assert tracker.status == "FINISHED"
+
+
 def test_zeroing_logs_an_infinite_epsilon_and_says_why_once(tmp_path):
     tracker, lines = RecordingTracker(), []
     cfg = config(

@@ -88,6 +88,7 @@ def test_choosing_a_dp_aggregator_sets_uniform_client_weights():
     assert cfg.algorithm.client_weighting == "uniform"
     assert cfg.aggregator.name == "dp_adaptive" and cfg.aggregator.zeroing is False
     validate(cfg)
+    validate(compose_train("aggregator=dp_fixed", "sampler=poisson"))
     assert compose_train().aggregator == AggregatorConfig(name="mean")
 
 
@@ -101,7 +102,10 @@ def test_choosing_a_dp_aggregator_sets_uniform_client_weights():
             ["aggregator=dp_adaptive", "algorithm.client_weighting=num_tokens"],
             r"algorithm.client_weighting='num_tokens' .*'uniform' with aggregator.name='dp_adap",
         ),
-        (["aggregator=dp_fixed", "sampler=round_robin"], r"sampler.name='round_robin' .*unifor"),
+        (
+            ["aggregator=dp_fixed", "sampler=round_robin"],
+            r"sampler.name='round_robin' .*'uniform' or 'poisson' with aggregator.name='dp_fixed'",
+        ),
         (["aggregator=dp_fixed", "aggregator.clip=0"], r"aggregator.clip=0.0 .*> 0"),
         (["aggregator=dp_fixed", "aggregator.delta=1.5"], r"aggregator.delta=1.5 .*\(0, 1\)"),
         (
