@@ -25,7 +25,8 @@ OPTIMIZERS = ("sgd", "adam", "adagrad", "yogi")
 ALGORITHMS = ("fedavg", "fedavg_unweighted", "fedprox")
 CLIENT_WEIGHTINGS = ("num_examples", "num_tokens", "uniform")
 LOOP_IMPLEMENTATIONS = ("dataset_reduce", "dataset_iterator")
-SAMPLERS = ("fixed", "uniform", "with_replacement", "weighted", "round_robin")
+SAMPLERS = ("fixed", "uniform", "with_replacement", "weighted", "round_robin", "poisson")
+DP_SAMPLERS = ("uniform", "poisson")  # the samplers fedlm's privacy accounting covers
 EVAL_ROLES = ("test", "validation")
 RUNTIMES = ("local", "remote")
 AGGREGATORS = ("mean", "dp_fixed", "dp_adaptive", "compression", "secure", "robust")
@@ -105,7 +106,7 @@ class AggregatorConfig:
     # dp_adaptive: noise on the count of unclipped updates; null: TFF's 0.05 x clients_per_round,
     # raised to noise_multiplier where that is larger (see aggregators.clipped_count_stddev)
     clipped_count_stddev: float | None = None
-    # dp_*: delta of the (epsilon, delta) reported; null: 1 / number of clients with data
+    # dp_*: delta of the (epsilon, delta) reported; null: 1 / N^1.1, N the clients with data
     delta: float | None = None
     zeroing: bool | None = None  # dp_adaptive, compression, secure, robust: TFF's adaptive zeroing
     clipping: bool | None = None  # compression, secure, robust: TFF's adaptive (non-private) clip
@@ -367,12 +368,14 @@ def validate_aggregator(cfg: TrainConfig) -> None:
             f"'uniform' with aggregator.name={agg.name!r} (TFF's DP aggregators average the "
             "clients unweighted), or algorithm=fedavg_unweighted",
         )
-    if cfg.sampler.name != "uniform":
+    if cfg.sampler.name not in DP_SAMPLERS:
         raise ConfigError(
             "sampler.name",
             cfg.sampler.name,
-            f"'uniform' with aggregator.name={agg.name!r}: the privacy accountant covers "
-            "clients_per_round clients drawn uniformly without replacement (the uniform sampler)",
+            f"'uniform' or 'poisson' with aggregator.name={agg.name!r}: the privacy accountant "
+            "covers clients_per_round clients drawn uniformly without replacement (uniform, "
+            "replace-one) and each client drawn with probability clients_per_round / N "
+            "(poisson, add-or-remove)",
         )
     if agg.name != "dp_adaptive" or z == 0:
         return

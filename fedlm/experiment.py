@@ -121,6 +121,18 @@ def round_datasets(pipeline, snippets, client_ids, training: TrainingConfig, see
     ]
 
 
+def training_metrics(train: Mapping[str, Any] | None, seconds: float) -> dict[str, float]:
+    """A round's training metrics from TFF's ``client_work/train`` (None: no clients trained)."""
+    if train is None:
+        return {"round/seconds": seconds}
+    return {
+        **{f"train/{k}": float(v) for k, v in train.items()},
+        "round/seconds": seconds,
+        "round/examples_per_second": float(train["num_examples"]) / seconds,
+        "round/tokens_per_second": float(train["num_tokens"]) / seconds,
+    }
+
+
 def due(every: int, round_num: int, last_round: int, final_window: int = 0) -> bool:
     """Whether something done every ``every`` rounds (0: never between), and after each of the
     last ``final_window`` rounds, is due after this round."""
@@ -199,7 +211,11 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
         start_weights = starting_weights(task, setup.pretrained)
         shapes = [w.shape for w in start_weights.trainable]
-        aggregation = AggregatorMetrics(cfg.aggregator, t.clients_per_round, len(eligible), shapes)
+        aggregation = AggregatorMetrics(
+            cfg.aggregator, t.clients_per_round, len(eligible), shapes, sampler=cfg.sampler.name
+        )
+        if aggregation.accountant is not None:
+            say(f"privacy: {aggregation.accountant.describe()}")
         # Keras models made before TFF traces its own (in a graph) stop working, so the
         # evaluation and export models are made after the TFF processes are built.
         keras_model = centralized = None
@@ -277,27 +293,27 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
             for round_num in range(first_round, t.rounds + 1):
                 round_start = time.monotonic()
                 client_ids = sampler.sample()
-                datasets = round_datasets(
-                    pipeline, train_snippets, client_ids, t, cfg.seed, round_num
-                )
-                # Arranged so that the workers' shares of the round take about equally long.
-                order = rt.order([client_work(eligible[c], t) for c in client_ids])
-                output = process.next(state, [datasets[i] for i in order])
-                state = output.state
+                # A Poisson draw may be empty. With DP the round still runs, on no clients, so
+                # the server applies the noise alone: that is the release the accountant counts
+                # (skipping it would tell that nobody was drawn). Without DP it is skipped (TFF's
+                # mean of no updates is 0 / 0). Either way it counts as a round.
+                noise_only = not client_ids and aggregation.accountant is not None
+                measurements = {}
+                if client_ids or noise_only:
+                    datasets = round_datasets(
+                        pipeline, train_snippets, client_ids, t, cfg.seed, round_num
+                    )
+                    # Arranged so that the workers' shares of the round take about equally long.
+                    order = rt.order([client_work(eligible[c], t) for c in client_ids])
+                    output = process.next(state, [datasets[i] for i in order])
+                    state = output.state
+                    measurements = output.metrics["aggregator"]
                 seconds = time.monotonic() - round_start
-                train = output.metrics["client_work"]["train"]
-                metrics = {f"train/{k}": float(v) for k, v in train.items()}
-                metrics.update(
-                    {
-                        "round/seconds": seconds,
-                        "round/examples_per_second": float(train["num_examples"]) / seconds,
-                        "round/tokens_per_second": float(train["num_tokens"]) / seconds,
-                        "clients/sampled": float(len(client_ids)),
-                        "clients/skipped": float(skipped),
-                    }
-                )
-                aggregator = output.metrics["aggregator"]
-                metrics.update(aggregation.round_metrics(aggregator, round_num, len(client_ids)))
+                train = output.metrics["client_work"]["train"] if client_ids else None
+                metrics = training_metrics(train, seconds)
+                metrics["clients/sampled"] = float(len(client_ids))
+                metrics["clients/skipped"] = float(skipped)
+                metrics.update(aggregation.round_metrics(measurements, round_num, len(client_ids)))
                 weights = None
                 if due(cfg.eval.every, round_num, t.rounds, cfg.eval.final_window):
                     weights = process.get_model_weights(state)
@@ -306,7 +322,10 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 result.history.append({"round": round_num, **metrics})
                 eta = remaining.after_round(t.rounds - round_num)
                 line = f"round {round_num}/{t.rounds} | "
-                line += format_metrics("train", _strip(metrics, "train/"))
+                if client_ids:
+                    line += format_metrics("train", _strip(metrics, "train/"))
+                else:
+                    line += "no clients drawn" + (" (noise only)" if noise_only else "")
                 if "eval/loss" in metrics:
                     line += " | " + format_metrics("eval", _strip(metrics, "eval/"))
                 line += aggregation.progress(metrics)

@@ -197,7 +197,9 @@ def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, overr
 
 def test_dp_adaptive_logs_the_epsilon_dp_accounting_gives_every_round(tmp_path):
     """The issue's command, shrunk: aggregator=dp_adaptive aggregator.noise_multiplier=0.5
-    training.rounds=3. TFF's synthetic data has 3 clients, 2 drawn a round, delta 1/3."""
+    training.rounds=3. TFF's synthetic data has 3 clients, 2 drawn a round, delta 1/3^1.1.
+    dp_accounting's bound for sampling 2 of 3 is above taking all 3 (issue 23), so the capped
+    epsilon is that of the Gaussian mechanism on every client."""
     tracker, lines = RecordingTracker(), []
     cfg = config(
         tmp_path,
@@ -208,25 +210,92 @@ def test_dp_adaptive_logs_the_epsilon_dp_accounting_gives_every_round(tmp_path):
     )
     run(cfg, tracker, say=lines.append)
 
+    delta = 3**-1.1
     for round_num in (1, 2, 3):
         accountant = dp_accounting.rdp.RdpAccountant(
             neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
         )
-        sampled = dp_accounting.SampledWithoutReplacementDpEvent(
-            3, 2, dp_accounting.GaussianDpEvent(0.5 / 2)
-        )
-        accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, round_num))
-        expected = accountant.get_epsilon(1 / 3)
+        every_client = dp_accounting.GaussianDpEvent(0.5 / 2)
+        accountant.compose(dp_accounting.SelfComposedDpEvent(every_client, round_num))
+        expected = accountant.get_epsilon(delta)
         metrics = tracker.metrics[round_num]
         assert metrics["privacy/epsilon"] == pytest.approx(expected, rel=1e-9)
-        assert metrics["privacy/delta"] == pytest.approx(1 / 3)
+        assert metrics["privacy/delta"] == pytest.approx(delta)
         assert metrics["aggregator/clip_norm"] > 0  # TFF's adaptive clip, measured every round
         line = next(line for line in lines if line.startswith(f"round {round_num}/3 "))
-        assert f"epsilon={expected:.3g} (delta=0.33)" in line
+        assert f"epsilon={expected:.3g} (delta=0.3)" in line
     assert "privacy/epsilon" not in tracker.metrics[0]
     assert float(tracker.tags["fedlm.privacy.epsilon"]) == pytest.approx(expected, rel=1e-5)
     assert tracker.tags["fedlm.privacy.rounds"] == "3"
+    assert tracker.tags["fedlm.privacy.adjacency"] == "replace_one"
     assert "2 of 3 clients" in tracker.tags["fedlm.privacy.accounting"]
+    said = [line for line in lines if line.startswith("privacy: ")]
+    assert said == ["privacy: " + tracker.tags["fedlm.privacy.accounting"]]
+
+
+# Seed 9 draws, with probability 1/3 for each of the 3 synthetic clients, 1 client in round 1
+# and none in round 2.
+POISSON_EMPTY_ROUND_2 = [
+    "sampler=poisson",
+    "seed=9",
+    "training.clients_per_round=1",
+    "eval.every=1",
+    "eval.generate_length=0",
+]
+
+
+def test_poisson_dp_round_without_clients_applies_the_noise_and_counts_add_or_remove(tmp_path):
+    tracker, lines = RecordingTracker(), []
+    run(config(tmp_path, "aggregator=dp_fixed", *POISSON_EMPTY_ROUND_2), tracker, lines.append)
+
+    assert [tracker.metrics[r]["clients/sampled"] for r in (1, 2)] == [1.0, 0.0]
+    assert "train/loss" in tracker.metrics[1] and "train/loss" not in tracker.metrics[2]
+    # The server applied the noise alone: the model moved although nobody trained.
+    assert tracker.metrics[2]["eval/loss"] != tracker.metrics[1]["eval/loss"]
+    assert any(line.startswith("round 2/2 | no clients drawn (noise only) |") for line in lines)
+    delta = 3**-1.1
+    for round_num in (1, 2):
+        accountant = dp_accounting.pld.PLDAccountant(
+            dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
+        )
+        sampled = dp_accounting.PoissonSampledDpEvent(1 / 3, dp_accounting.GaussianDpEvent(1.0))
+        accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, round_num))
+        expected = accountant.get_epsilon(delta)
+        assert tracker.metrics[round_num]["privacy/epsilon"] == pytest.approx(expected, rel=1e-9)
+    assert tracker.tags["fedlm.privacy.adjacency"] == "add_or_remove"
+    assert "PLD accountant" in tracker.tags["fedlm.privacy.accounting"]
+    assert tracker.status == "FINISHED"
+
+
+def test_poisson_round_without_clients_and_without_dp_is_skipped(tmp_path):
+    tracker, lines = RecordingTracker(), []
+    run(config(tmp_path, *POISSON_EMPTY_ROUND_2), tracker, lines.append)
+
+    assert tracker.metrics[2]["clients/sampled"] == 0.0
+    assert tracker.metrics[2]["eval/loss"] == tracker.metrics[1]["eval/loss"]
+    assert any(line.startswith("round 2/2 | no clients drawn |") for line in lines)
+    assert tracker.status == "FINISHED"
+
+
+def test_zeroing_logs_an_infinite_epsilon_and_says_why_once(tmp_path):
+    tracker, lines = RecordingTracker(), []
+    cfg = config(
+        tmp_path,
+        "aggregator=dp_adaptive",
+        "aggregator.zeroing=true",
+        "aggregator.noise_multiplier=0.05",
+        "training.rounds=1",
+        "eval.generate_length=0",
+    )
+    run(cfg, tracker, say=lines.append)
+
+    assert tracker.metrics[1]["privacy/epsilon"] == float("inf")
+    assert tracker.tags["fedlm.privacy.epsilon"] == "inf"
+    said = [line for line in lines if "no finite epsilon" in line]
+    assert said == [
+        "privacy: none: epsilon = inf, because aggregator.zeroing=true estimates the zeroing "
+        "threshold from the clients' update norms without noise, so no finite epsilon holds"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ differentially private ones spend, and what every aggregator measures, as per-ro
 - ``mean``: none, so TFF's own default (a weighted or unweighted mean): results as before.
 - ``dp_fixed``: ``tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed`` (DP-FedAvg,
   McMahan et al. 2018): each update clipped to ``clip``, Gaussian noise of stddev
-  ``noise_multiplier * clip`` on the sum, divided by ``clients_per_round``.
+  ``noise_multiplier * clip`` on the sum, divided by ``clients_per_round`` (with
+  ``sampler=poisson`` the expected cohort: McMahan et al.'s fixed-denominator estimate).
 - ``dp_adaptive``: ``DifferentiallyPrivateFactory.gaussian_adaptive`` (Andrew et al. 2021): the
   clip follows a private estimate of the ``target_quantile`` of the update norms; with
   ``zeroing=true``, ``tff.learning.dp_aggregator`` (the same, inside TFF's adaptive zeroing).
@@ -14,34 +15,20 @@ differentially private ones spend, and what every aggregator measures, as per-ro
 - ``secure``: ``tff.learning.secure_aggregator``, refused by ``config.validate_aggregator``:
   TFF 0.87's local runtime cannot run it.
 
-Privacy (DP aggregators): fedlm's ``uniform`` sampler draws ``clients_per_round`` of the N clients
-that have data, without replacement, every round. dp_accounting accounts for exactly that only
-with its RDP accountant, under replace-one adjacency (one client's data replaced by another's),
-where a clipped sum moves by up to 2 x clip. dp_accounting 0.4.3 applies a Gaussian event's
-multiplier as noise / sensitivity, so the event carries ``noise_multiplier / 2``
-(google/differential-privacy issue #378). For ``dp_adaptive`` the multiplier is TFF's total one:
-TFF adds more noise to the update so that it and the noised clipped count together spend it.
-epsilon after round r is a function of r alone, so a resumed run continues the accounting exactly.
-
-Zeroing (``dp_adaptive`` with ``zeroing=true``) estimates its threshold from the clients' norms
-without noise: that estimate and the zeroed count are outside the (epsilon, delta) reported.
+The privacy the DP aggregators spend is accounted in ``fedlm/federated/privacy.py``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 
-import dp_accounting
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
-from dp_accounting.rdp import rdp_privacy_accountant
 
-from fedlm.config import AGGREGATORS, DP_AGGREGATORS, AggregatorConfig
+from fedlm.config import AGGREGATORS, AggregatorConfig
 from fedlm.errors import ConfigError
+from fedlm.federated.privacy import privacy_accountant
 
 # tff.learning.compression_aggregator's fixed settings (TFF 0.87, model_update_aggregator.py):
 # 8-bit uniform quantization of every tensor with more than 20,000 elements.
@@ -99,74 +86,6 @@ def build_aggregator(
     return build(zeroing=bool(agg.zeroing), clipping=bool(agg.clipping), weighted=weighted)
 
 
-# -- privacy accounting ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrivacyAccountant:
-    """(epsilon, delta) after r rounds of ``clients_per_round`` of ``num_clients`` clients drawn
-    uniformly without replacement, Gaussian noise ``noise_multiplier`` x clip on the clipped sum."""
-
-    noise_multiplier: float
-    clients_per_round: int
-    num_clients: int
-    delta: float
-
-    def round_event(self) -> dp_accounting.DpEvent:
-        """One round, for dp_accounting's RDP accountant under replace-one adjacency."""
-        if self.noise_multiplier == 0:
-            return dp_accounting.NonPrivateDpEvent()
-        return dp_accounting.SampledWithoutReplacementDpEvent(
-            self.num_clients,
-            self.clients_per_round,
-            # replace-one moves a clipped sum by 2 x clip: noise per unit of sensitivity is z / 2
-            dp_accounting.GaussianDpEvent(self.noise_multiplier / 2),
-        )
-
-    def event(self, rounds: int) -> dp_accounting.DpEvent:
-        return dp_accounting.SelfComposedDpEvent(self.round_event(), rounds)
-
-    @cached_property
-    def _round_rdp(self) -> tuple[np.ndarray, np.ndarray]:
-        # One round's RDP (about a second for fixed-size sampling); r rounds compose to r times it.
-        accountant = self.new_accountant()
-        accountant.compose(self.round_event())
-        return np.array(accountant._orders), np.array(accountant._rdp)
-
-    @staticmethod
-    def new_accountant() -> rdp_privacy_accountant.RdpAccountant:
-        return rdp_privacy_accountant.RdpAccountant(
-            neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE
-        )
-
-    def epsilon(self, rounds: int) -> float:
-        """epsilon at ``delta`` after ``rounds`` rounds (inf without noise, 0 before round 1)."""
-        if rounds <= 0:
-            return 0.0
-        if self.noise_multiplier == 0:
-            return math.inf
-        orders, rdp = self._round_rdp
-        epsilon, _ = rdp_privacy_accountant.compute_epsilon(orders, rounds * rdp, self.delta)
-        return float(epsilon)
-
-    def describe(self) -> str:
-        return (
-            f"RDP accountant (dp_accounting), {self.clients_per_round} of {self.num_clients} "
-            f"clients a round uniformly without replacement, replace-one adjacency, noise "
-            f"multiplier {self.noise_multiplier:g}, delta {self.delta:.3g}"
-        )
-
-
-def privacy_accountant(
-    agg: AggregatorConfig, clients_per_round: int, num_clients: int
-) -> PrivacyAccountant | None:
-    """The accountant of a DP aggregator (None for the others); delta defaults to 1 / N."""
-    if agg.name not in DP_AGGREGATORS:
-        return None
-    delta = agg.delta if agg.delta is not None else 1.0 / num_clients
-    return PrivacyAccountant(agg.noise_multiplier, clients_per_round, num_clients, delta)
-
-
 # -- what the aggregators measure -----------------------------------------------------------------
 
 
@@ -211,12 +130,15 @@ NAMED = {
 
 def measurement_metrics(measurements: object, clients: int) -> dict[str, float]:
     """``output.metrics["aggregator"]`` as metrics: the clip norm, the fractions of the round's
-    clients whose updates were clipped or zeroed, and any other number TFF reports."""
+    clients whose updates were clipped or zeroed (none in a round without clients), and any other
+    number TFF reports."""
     metrics = {}
     for path, value in _leaves(measurements):
         name = path[-1]
         if name in NAMED:
             is_count = name.endswith("_count")
+            if is_count and clients == 0:
+                continue
             metrics[f"aggregator/{NAMED[name]}"] = value / clients if is_count else value
         else:
             metrics["aggregator/" + "/".join(path)] = value
@@ -232,8 +154,9 @@ class AggregatorMetrics:
         clients_per_round: int,
         num_clients: int,
         trainable_shapes: Sequence[Sequence[int]] = (),
+        sampler: str = "uniform",
     ):
-        self.accountant = privacy_accountant(agg, clients_per_round, num_clients)
+        self.accountant = privacy_accountant(agg, sampler, clients_per_round, num_clients)
         self.bits_per_client = (
             sum(encoded_bits(shape) for shape in trainable_shapes)
             if agg.name == "compression"
@@ -265,5 +188,6 @@ class AggregatorMetrics:
             "fedlm.privacy.epsilon": f"{self.accountant.epsilon(rounds):.6g}",
             "fedlm.privacy.delta": f"{self.accountant.delta:.6g}",
             "fedlm.privacy.rounds": str(rounds),
+            "fedlm.privacy.adjacency": self.accountant.adjacency,
             "fedlm.privacy.accounting": self.accountant.describe(),
         }

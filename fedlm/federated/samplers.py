@@ -10,6 +10,8 @@ a resumed run samples exactly what an uninterrupted one would have.
 - ``with_replacement``: uniformly at random with replacement (a client may appear twice).
 - ``weighted``: without replacement, each client with probability proportional to its size.
 - ``round_robin``: through a shuffled list, ``clients_per_round`` at a time, reshuffled each pass.
+- ``poisson``: each client independently with probability ``clients_per_round / N``, so the
+  cohort's size varies (binomial, mean ``clients_per_round``) and may be empty.
 
 Evaluation clients (:func:`evaluation_clients`) come in two roles that never share a client: test
 clients, whose held-out data a study reports, and validation clients, on which hyper-parameters
@@ -104,6 +106,17 @@ class RoundRobinSampler(Sampler):
     def load_state(self, state: Mapping[str, Any]) -> None:
         super().load_state(state)
         self.order, self.position = list(state["order"]), int(state["position"])
+
+
+class PoissonSampler(Sampler):
+    def __init__(self, client_ids, clients_per_round, seed):
+        super().__init__(client_ids, clients_per_round, seed)
+        self.probability = clients_per_round / len(self.client_ids)
+
+    def sample(self) -> list[str]:
+        # N uniform draws every round: round r's cohort depends on the seed and r alone.
+        drawn = self.rng.random(len(self.client_ids)) < self.probability
+        return [c for c, taken in zip(self.client_ids, drawn, strict=True) if taken]
 
 
 def resolve_client_ids(specs: Sequence[str], known: Sequence[str], key: str) -> list[str]:
@@ -207,4 +220,6 @@ def build_sampler(
         return WithReplacementSampler(eligible, clients_per_round, seed)
     if name == "weighted":
         return WeightedSampler(eligible, clients_per_round, seed, eligible)
+    if name == "poisson":
+        return PoissonSampler(eligible, clients_per_round, seed)
     return RoundRobinSampler(eligible, clients_per_round, seed)

@@ -1,13 +1,11 @@
-"""TFF's aggregators from config: privacy accounting, measurements, bits sent, and refusals."""
+"""TFF's aggregators from config: measurements, bits sent, and refusals (the privacy accounting:
+test_privacy.py)."""
 
 import collections
-import math
 
-import dp_accounting
 import numpy as np
 import pytest
 import tensorflow_federated as tff
-from dp_accounting.rdp import RdpAccountant
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -18,64 +16,11 @@ from fedlm.errors import ConfigError
 from fedlm.federated import runtime
 from fedlm.federated.aggregators import (
     AggregatorMetrics,
-    PrivacyAccountant,
     build_aggregator,
     clipped_count_stddev,
     encoded_bits,
     measurement_metrics,
 )
-
-
-def direct_epsilon(noise_multiplier, clients_per_round, num_clients, rounds, delta):
-    """The same accounting written out with dp_accounting's public API."""
-    accountant = RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
-    sampled = dp_accounting.SampledWithoutReplacementDpEvent(
-        num_clients, clients_per_round, dp_accounting.GaussianDpEvent(noise_multiplier / 2)
-    )
-    accountant.compose(dp_accounting.SelfComposedDpEvent(sampled, rounds))
-    return accountant.get_epsilon(delta)
-
-
-def test_one_round_of_all_clients_is_dp_accountings_own_gaussian_example():
-    """dp_accounting's test_compute_epsilon_delta_gaussian: a Gaussian mechanism with noise
-    multiplier 4.530877117 (per unit of sensitivity) is exactly (1, 1e-6)-DP. All clients in one
-    round is that mechanism; under replace-one a clipped sum's sensitivity is 2 x clip, so
-    fedlm's noise multiplier (per clip) is twice that number."""
-    accountant = PrivacyAccountant(
-        noise_multiplier=2 * 4.530877117, clients_per_round=5, num_clients=5, delta=1e-6
-    )
-    assert accountant.epsilon(1) == pytest.approx(1.0, abs=1e-5)
-    # Half the noise per clip would have been the add-or-remove reading: a much smaller epsilon.
-    halved = PrivacyAccountant(4.530877117, 5, 5, 1e-6)
-    assert halved.epsilon(1) > 2.0
-
-
-def test_every_round_equals_a_direct_dp_accounting_computation():
-    accountant = PrivacyAccountant(0.7, clients_per_round=10, num_clients=600, delta=1 / 600)
-    epsilons = [accountant.epsilon(r) for r in (1, 2, 3, 50)]
-    for rounds, epsilon in zip((1, 2, 3, 50), epsilons, strict=True):
-        assert epsilon == pytest.approx(direct_epsilon(0.7, 10, 600, rounds, 1 / 600), rel=1e-9)
-    assert epsilons == sorted(epsilons) and epsilons[0] > 0
-
-
-def test_epsilon_is_a_function_of_the_round_alone_so_resume_continues_it():
-    """A resumed run makes a fresh accountant: its round 7 must be the uninterrupted run's."""
-    uninterrupted = PrivacyAccountant(1.0, 3, 40, 0.025)
-    seen = [uninterrupted.epsilon(r) for r in range(1, 8)]
-    resumed = PrivacyAccountant(1.0, 3, 40, 0.025)
-    assert resumed.epsilon(7) == seen[-1]
-    assert resumed.epsilon(0) == 0.0
-
-
-def test_no_noise_is_no_privacy_and_delta_defaults_to_one_over_the_clients():
-    metrics = AggregatorMetrics(
-        AggregatorConfig(name="dp_fixed", noise_multiplier=0.0, clip=1.0), 3, 8
-    )
-    assert metrics.accountant.delta == 1 / 8
-    assert metrics.round_metrics({}, 1, 3) == {"privacy/epsilon": math.inf, "privacy/delta": 1 / 8}
-    given = AggregatorConfig(name="dp_fixed", noise_multiplier=1.0, clip=1.0, delta=1e-5)
-    assert AggregatorMetrics(given, 3, 8).accountant.delta == 1e-5
-    assert AggregatorMetrics(AggregatorConfig(name="robust"), 3, 8).accountant is None
 
 
 def test_clipped_count_noise_is_tffs_default_unless_too_small_for_the_noise():
@@ -112,6 +57,12 @@ def test_robust_measurements_become_the_clip_norm_and_fractions_of_the_round_cli
     }
     adaptive = collections.OrderedDict(dp_query_metrics=collections.OrderedDict(clip=0.11), dp=())
     assert measurement_metrics(adaptive, clients=10) == {"aggregator/clip_norm": 0.11}
+    # A Poisson round that drew nobody: no fractions of no clients, the norms as measured.
+    assert measurement_metrics(measurements, clients=0) == {
+        "aggregator/clip_norm": 0.75,
+        "aggregator/zeroing_norm": 20.5,
+        "aggregator/something_new/level": 2.0,
+    }
 
 
 def test_bits_per_client_are_what_tffs_quantizing_encoder_emits():
@@ -137,6 +88,7 @@ def test_choosing_a_dp_aggregator_sets_uniform_client_weights():
     assert cfg.algorithm.client_weighting == "uniform"
     assert cfg.aggregator.name == "dp_adaptive" and cfg.aggregator.zeroing is False
     validate(cfg)
+    validate(compose_train("aggregator=dp_fixed", "sampler=poisson"))
     assert compose_train().aggregator == AggregatorConfig(name="mean")
 
 
@@ -150,7 +102,10 @@ def test_choosing_a_dp_aggregator_sets_uniform_client_weights():
             ["aggregator=dp_adaptive", "algorithm.client_weighting=num_tokens"],
             r"algorithm.client_weighting='num_tokens' .*'uniform' with aggregator.name='dp_adap",
         ),
-        (["aggregator=dp_fixed", "sampler=round_robin"], r"sampler.name='round_robin' .*unifor"),
+        (
+            ["aggregator=dp_fixed", "sampler=round_robin"],
+            r"sampler.name='round_robin' .*'uniform' or 'poisson' with aggregator.name='dp_fixed'",
+        ),
         (["aggregator=dp_fixed", "aggregator.clip=0"], r"aggregator.clip=0.0 .*> 0"),
         (["aggregator=dp_fixed", "aggregator.delta=1.5"], r"aggregator.delta=1.5 .*\(0, 1\)"),
         (

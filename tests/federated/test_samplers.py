@@ -21,7 +21,9 @@ def test_same_seed_same_clients_and_different_seed_differs(name):
     assert all(len(r) == 3 and set(r) <= set(ELIGIBLE) for r in a)
 
 
-@pytest.mark.parametrize("name", ["uniform", "with_replacement", "weighted", "round_robin"])
+@pytest.mark.parametrize(
+    "name", ["uniform", "with_replacement", "weighted", "round_robin", "poisson"]
+)
 def test_state_restores_the_sequence(name):
     sampler = build_sampler(name, ELIGIBLE, 4, seed=3)
     draws(sampler, 5)
@@ -56,6 +58,36 @@ def test_weighted_prefers_large_clients():
     assert picks.count("BIG") > 190
 
 
+def test_poisson_takes_each_client_with_probability_clients_per_round_over_n():
+    rounds = draws(build_sampler("poisson", ELIGIBLE, 3, seed=7), 2000)
+    assert rounds == draws(build_sampler("poisson", ELIGIBLE, 3, seed=7), 2000)
+    assert rounds != draws(build_sampler("poisson", ELIGIBLE, 3, seed=8), 2000)
+    sizes = [len(r) for r in rounds]
+    assert 2.9 < np.mean(sizes) < 3.1  # binomial(10, 0.3): mean 3, stddev 1.45
+    assert min(sizes) == 0 and max(sizes) >= 7
+    assert 30 < sizes.count(0) < 85  # 2000 x 0.7^10 = 56.5 empty rounds expected
+    for client in ELIGIBLE:
+        assert 0.27 < sum(client in r for r in rounds) / 2000 < 0.33
+    assert all(r == sorted(set(r)) for r in rounds)  # no repeats, in id order
+
+
+def test_poisson_with_every_client_per_round_takes_all_of_them():
+    assert draws(build_sampler("poisson", ELIGIBLE, 10, seed=0), 3) == [sorted(ELIGIBLE)] * 3
+
+
+def test_poisson_resumes_exactly_across_an_empty_round():
+    sampler = build_sampler("poisson", ELIGIBLE, 1, seed=0)
+    saved = []
+    rounds = []
+    for _ in range(30):
+        saved.append(sampler.state)
+        rounds.append(sampler.sample())
+    empty = rounds.index([])
+    fresh = build_sampler("poisson", ELIGIBLE, 1, seed=5)
+    fresh.load_state(saved[empty])
+    assert draws(fresh, 30 - empty) == rounds[empty:]
+
+
 def test_fixed_returns_the_configured_ids_in_order():
     sampler = build_sampler("fixed", ELIGIBLE, 3, 0, fixed_client_ids=["PLAY_C5", "PLAY_C1"])
     assert draws(sampler, 2) == [["PLAY_C5", "PLAY_C1"]] * 2
@@ -73,9 +105,10 @@ def test_fixed_empty_client_is_refused():
         )
 
 
-def test_too_many_clients_per_round_names_the_limit():
+@pytest.mark.parametrize("name", ["uniform", "poisson"])
+def test_too_many_clients_per_round_names_the_limit(name):
     with pytest.raises(ConfigError, match=r"training.clients_per_round=11 .*at most 10"):
-        build_sampler("uniform", ELIGIBLE, 11, 0)
+        build_sampler(name, ELIGIBLE, 11, 0)
 
 
 def test_unknown_sampler_lists_the_choices():
