@@ -485,9 +485,9 @@ class PretrainConfig:
             "dickens/a_christmas_carol.txt",
         ]
     )
-    # Where each corpus entry is fetched from (in entry order) into FEDLM_CACHE_DIR/texts/ when it
-    # is not there (fedlm/data/fetch.py); []: none is fetched.
-    corpus_urls: list[str] = field(default_factory=list)
+    # Book name (a corpus file's stem) -> the address it is fetched from into
+    # FEDLM_CACHE_DIR/texts/ when it is not there (fedlm/data/fetch.py); a book without one is not.
+    corpus_urls: dict[str, str] = field(default_factory=dict)
     unknown_chars: str = "drop"
     validation_fraction: float = 0.1  # the last part of each book is held out
     epochs: int = 1

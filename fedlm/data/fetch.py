@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -38,7 +38,7 @@ from fedlm import paths
 from fedlm.config import check_url
 from fedlm.data.corpus import decode_book, strip_gutenberg
 from fedlm.data.shakespeare_text import parse_complete_works
-from fedlm.errors import ConfigError, DataError
+from fedlm.errors import DataError
 from fedlm.io import atomic_path, folder_lock
 
 CHUNK_BYTES = 1 << 16
@@ -294,29 +294,26 @@ def complete_works_path(
 
 
 def corpus_files(
-    entries: Sequence[str], urls: Sequence[str | None], log: Callable[[str], None] = print
+    entries: Sequence[str], urls: Mapping[str, str], log: Callable[[str], None] = print
 ) -> list[Path]:
     """The files of the pre-training corpus: each entry (relative: under the data directory)
-    as it is, else fedlm's fetched copy, else fetched from its address in ``urls`` (in entry
-    order; empty: none) after a line saying so. An entry not there with no address is returned
-    as given, for :func:`fedlm.data.corpus.load_corpus` to report."""
-    if urls and len(urls) != len(entries):
-        raise ConfigError(
-            "corpus_urls", list(urls), f"[] or one address per corpus entry ({len(entries)})"
-        )
-    for i, url in enumerate(urls):
-        check_url(f"corpus_urls[{i}]", url)
+    as it is, else fedlm's fetched copy, else fetched from ``urls[<its file stem>]`` (the book's
+    name in :class:`~fedlm.data.corpus.Corpus`) after a line saying so. An entry that is not
+    there and has no address is returned as given, for :func:`~fedlm.data.corpus.load_corpus`
+    to report."""
+    for name, url in urls.items():
+        check_url(f"corpus_urls.{name}", url)
     files = []
-    for i, entry in enumerate(entries):
+    for entry in entries:
         path = Path(entry).expanduser()
         relative = path.name if path.is_absolute() else entry
         path = path if path.is_absolute() else paths.shared_data_dir() / path
         found = path if path.exists() else at_hand(path, relative)
-        url = urls[i] if urls else None
+        url = urls.get(path.stem)
         if found is None and url:
             target = fetched_path(relative)
             book = BOOKS.get(entry, Text(entry, entry, check_book))
             log(f"corpus file {path} is not here: fetching {book.what} into {target}")
-            found = fetch(url, book, target, key=f"corpus_urls[{i}]", log=log)
+            found = fetch(url, book, target, key=f"corpus_urls.{path.stem}", log=log)
         files.append(found or path)
     return files

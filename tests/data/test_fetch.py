@@ -335,42 +335,39 @@ def test_corpus_files_fetch_what_is_not_at_hand(cache, tmp_path, text_server):
     tale = tmp_path / "data/dickens/a_tale_of_two_cities.txt"
     tale.write_text("It was the best of times.")
     entries = ["dickens/a_tale_of_two_cities.txt", "dickens/a_christmas_carol.txt"]
+    urls = {"a_tale_of_two_cities": "http://unused", "a_christmas_carol": ""}
     lines = []
 
     with pytest.raises(DataError) as error:
-        corpus_files(entries, ["http://unused", f"{text_server.url}/short.txt"], log=lines.append)
+        corpus_files(entries, {**urls, "a_christmas_carol": f"{text_server.url}/short.txt"})
     target = cache / "texts/dickens/a_christmas_carol.txt"
     assert str(error.value) == (
-        f"corpus_urls[1]='{text_server.url}/short.txt' did not give A Christmas Carol (Project "
-        "Gutenberg #46): it has 59,841 characters of text, expected at least 140,000 (60,000 "
-        f"bytes arrived); download it yourself and put the text at {target}, or set "
-        "corpus_urls[1] to a mirror"
+        f"corpus_urls.a_christmas_carol='{text_server.url}/short.txt' did not give A Christmas "
+        "Carol (Project Gutenberg #46): it has 59,841 characters of text, expected at least "
+        f"140,000 (60,000 bytes arrived); download it yourself and put the text at {target}, or "
+        "set corpus_urls.a_christmas_carol to a mirror"
     )
 
-    files = corpus_files(entries, ["http://unused", f"{text_server.url}/pg46.txt"], lines.append)
+    urls["a_christmas_carol"] = f"{text_server.url}/pg46.txt"
+    files = corpus_files(entries, urls, lines.append)
 
     assert files == [tale, target]  # the one at hand is read where it is
     assert target.read_text() == CAROL
-    assert lines[1] == (
+    assert lines[0] == (
         f"corpus file {tmp_path}/data/dickens/a_christmas_carol.txt is not here: fetching A "
         f"Christmas Carol (Project Gutenberg #46) into {target}"
     )
-    assert lines[2].startswith(f"fetched {target} (0.1 MB, ")
-    assert corpus_files(entries, [], lines.append) == [tale, target]  # no address needed now
+    assert lines[1].startswith(f"fetched {target} (0.1 MB, ")
+    assert corpus_files(entries, {}, lines.append) == [tale, target]  # no address needed now
     missing = tmp_path / "data/other.txt"
-    assert corpus_files(["other.txt"], [], lines.append) == [missing]  # load_corpus reports it
+    assert corpus_files(["other.txt"], urls, lines.append) == [missing]  # load_corpus reports it
+    assert len(lines) == 2
 
 
-def test_corpus_urls_are_one_per_entry_and_http():
+def test_corpus_urls_are_http_addresses():
     with pytest.raises(ConfigError) as error:
-        corpus_files(["a.txt", "b.txt"], ["http://x/a.txt"])
+        corpus_files(["a.txt"], {"a": "ftp://x/a.txt"})
     assert str(error.value) == (
-        "corpus_urls=['http://x/a.txt'] is not allowed: expected [] or one address per corpus "
-        "entry (2)"
-    )
-    with pytest.raises(ConfigError) as error:
-        corpus_files(["a.txt"], ["ftp://x/a.txt"])
-    assert str(error.value) == (
-        "corpus_urls[0]='ftp://x/a.txt' is not allowed: expected an http:// or https:// address, "
+        "corpus_urls.a='ftp://x/a.txt' is not allowed: expected an http:// or https:// address, "
         "or null"
     )
