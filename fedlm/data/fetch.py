@@ -146,8 +146,8 @@ def _describe(error: BaseException) -> str:
 
 def _show(stream: TextIO, name: str, done: int, total: int | None, end: str = "") -> None:
     if total:
-        filled = 30 * done // total
-        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * done // total:3d}% "
+        filled = 20 * done // total
+        bar = f"[{'#' * filled}{'.' * (20 - filled)}] {100 * done // total:3d}% "
         amount = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB"
     else:
         bar, amount = "", f"{done / 1e6:.1f} MB"
@@ -239,7 +239,7 @@ def fetch(
             return target
         start = time.perf_counter()
         try:
-            _download(url, part, target.name, stream)
+            _download(url, part, target.stem, stream)  # a bar of at most 80 columns
         except (OSError, EOFError, ValueError, http.client.HTTPException) as e:
             kept = part.stat().st_size if part.exists() else 0
             again = f"run again to resume from {kept:,} bytes, or " if kept else ""
