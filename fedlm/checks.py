@@ -2,7 +2,8 @@
 about a second instead of after 10-20 s of imports (or minutes into a run).
 
 :func:`fedlm.config.validate` checks every value on its own; :func:`check_data` checks them
-against the data: the pipeline's options, ``data.cache_dir`` and ``data.source``, and, when the
+against the data: the pipeline's options, ``data.cache_dir`` and ``data.source`` (fetched from
+``data.source_url`` when it is not at hand and the database is not built yet), and, when the
 federated Shakespeare database is already built, that enough training clients have a full batch
 at this ``seq_len`` and batch size for the sampler (``training.clients_per_round``,
 ``sampler.client_ids``). :func:`fedlm.experiment.run` checks the same things again where it uses
@@ -14,7 +15,8 @@ from __future__ import annotations
 from fedlm.config import TrainConfig
 from fedlm.data import pipelines
 from fedlm.data.build import check_cache_dir, database_path
-from fedlm.data.clients import check_source, read_snippets
+from fedlm.data.clients import read_snippets
+from fedlm.data.fetch import complete_works_path
 from fedlm.data.sizes import BatchCounter, eligible_clients
 from fedlm.federated.samplers import build_sampler
 
@@ -29,8 +31,10 @@ def check_data(cfg: TrainConfig) -> None:
     database = database_path(check_cache_dir(data.cache_dir))
     if not database.is_file():
         if data.source is not None:
-            check_source(data.source, database)
-        return  # built (or downloaded) when the run starts, and checked then
+            # Fetched now if it is not at hand (pure Python): a failed download is one line
+            # before TensorFlow is imported, and a missing text with no address is refused.
+            complete_works_path(data.source, data.source_url)
+        return  # built (or downloaded by TFF) when the run starts, and checked then
     snippets = read_snippets(data.cache_dir, "train")
     counter = BatchCounter(data.pipeline, t.seq_len, t.batch_size, data.unknown_chars, data.pad)
     build_sampler(

@@ -40,6 +40,9 @@ class DataConfig:
     name: str = "shakespeare"
     cache_dir: str = "~/.cache/fedlm/shakespeare"
     source: str | None = None
+    # The address that `source` is fetched from (plain text or zip) into FEDLM_CACHE_DIR/texts/
+    # when it is not there (fedlm/data/fetch.py); null: never fetched.
+    source_url: str | None = None
     pipeline: str = "tutorial"
     # drop | oov | tutorial (fedlm/vocab.py); null: the pipeline's own (tutorial: drop, paper: oov)
     unknown_chars: str | None = None
@@ -255,6 +258,12 @@ def check_keys(config: Mapping[str, Any], schema: type, parents: tuple[str, ...]
             check_keys(value, group, (*parents, key))
 
 
+def check_url(key: str, value: str | None) -> None:
+    """:class:`ConfigError` unless ``value`` is null or an http(s) address."""
+    if value is not None and not str(value).startswith(("http://", "https://")):
+        raise ConfigError(key, value, "an http:// or https:// address, or null")
+
+
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, value, allowed)
@@ -411,6 +420,7 @@ def validate(cfg: TrainConfig) -> None:
     """Check every value that does not depend on the data; raise :class:`ConfigError`."""
     _choice("data.name", cfg.data.name, DATASETS)
     _choice("data.pipeline", cfg.data.pipeline, PIPELINES)
+    check_url("data.source_url", cfg.data.source_url)
     if cfg.data.unknown_chars is not None:
         _choice("data.unknown_chars", cfg.data.unknown_chars, UNKNOWN_POLICIES)
     _choice("model.cell", cfg.model.cell, CELLS)
@@ -483,6 +493,9 @@ class PretrainConfig:
             "dickens/a_christmas_carol.txt",
         ]
     )
+    # Book name (a corpus file's stem) -> the address it is fetched from into
+    # FEDLM_CACHE_DIR/texts/ when it is not there (fedlm/data/fetch.py); a book without one is not.
+    corpus_urls: dict[str, str] = field(default_factory=dict)
     unknown_chars: str = "drop"
     validation_fraction: float = 0.1  # the last part of each book is held out
     epochs: int = 1

@@ -165,7 +165,9 @@ def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
     t = cfg.training
     tf.keras.utils.set_random_seed(cfg.seed)
     pretrained = initial_weights(cfg, task, say)
-    train_data, test_data = load_client_data(cfg.data.name, cfg.data.cache_dir, cfg.data.source)
+    train_data, test_data = load_client_data(
+        cfg.data.name, cfg.data.cache_dir, cfg.data.source, cfg.data.source_url
+    )
     # Every client's text is read once, here; the rounds and the evaluation use it from memory.
     train_snippets = client_snippets(train_data, cfg.data, "train")
     eligible = eligible_clients(pipeline, train_snippets)

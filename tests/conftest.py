@@ -49,3 +49,82 @@ def no_tff_worker_left(request):
         "fedlm.federated.runtime.execution_context.",
         pytrace=False,
     )
+
+
+class TextServer:
+    """A local HTTP server (127.0.0.1, a free port) that stands in for Project Gutenberg: it
+    serves ``files[path]`` with HTTP ``Range`` support, records each request's ``Range`` header
+    in ``ranges``, and for a path in ``cut_after`` sends the full ``Content-Length`` but only that
+    many bytes before closing the connection (a download cut off); ``ignore_range`` answers
+    every request with the whole file (200)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.files: dict[str, bytes] = {}
+        self.cut_after: dict[str, int] = {}
+        self.ignore_range = False
+        self.ranges: list[str | None] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = server.files.get(self.path)
+                requested = self.headers.get("Range")
+                server.ranges.append(requested)
+                if body is None:
+                    self.send_error(404, "Not Found")
+                    return
+                start = 0
+                if requested and not server.ignore_range:
+                    start = int(requested.removeprefix("bytes=").removesuffix("-"))
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                sent = body[start:]
+                if self.path in server.cut_after:
+                    sent = sent[: server.cut_after[self.path]]
+                    self.close_connection = True
+                self.wfile.write(sent)
+
+            def log_message(self, format, *args):  # quiet
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def text_server():
+    """A :class:`TextServer` for the test, shut down after it."""
+    server = TextServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port_url():
+    """An http:// address on 127.0.0.1 where nothing listens (a machine offline)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -1,11 +1,14 @@
-"""``fedlm-data``: build the federated Shakespeare dataset, and count what is in it.
+"""``fedlm-data``: fetch the texts, build the federated Shakespeare dataset, count what is in it.
 
+    uv run fedlm-data fetch [data.source_url=URL] [corpus_urls.a_christmas_carol=URL] [...]
     uv run fedlm-data build [--source FILE] [--cache-dir DIR] [--force]
     uv run fedlm-data stats [--cache-dir DIR] [--split train|test] [--seq-len 100]
                             [--batch-size 8] [--pad] [--unknown-chars POLICY] [--pipeline tutorial]
 
-Plain argparse (no Hydra: two commands with a few flags). TensorFlow is imported only once the
-arguments are known to be good, so ``--help`` and bad flags answer at once.
+Plain argparse (a few commands with a few flags); ``fetch`` composes the shipped configs with
+Hydra, so it fetches from the addresses that ``fedlm-train`` (``data.source_url``) and
+``fedlm-pretrain`` (``corpus_urls``) would, with the same overrides. TensorFlow is imported only
+once the arguments are known to be good, so ``--help`` and bad flags answer at once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 
 from fedlm.cli.common import report_errors
 from fedlm.config import PIPELINES
+from fedlm.errors import DataError, FedlmError
 from fedlm.vocab import UNKNOWN_POLICIES
 
 PROG = "fedlm-data"
@@ -50,6 +54,46 @@ def _min_examples(text: str) -> int:
     return value
 
 
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+@report_errors(PROG)
+def fetch(args: argparse.Namespace) -> int:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from fedlm.cli import pretrain, train  # noqa: F401 (their schemas, in Hydra's ConfigStore)
+    from fedlm.cli.common import CONFIG_DIR
+    from fedlm.config import check_url
+    from fedlm.data.fetch import complete_works_path, corpus_files
+
+    corpus = [o for o in args.overrides if _override_key(o).startswith("corpus")]
+    others = [o for o in args.overrides if o not in corpus]
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            data = OmegaConf.to_object(compose("train", others).data)
+            pretrain_cfg = OmegaConf.to_object(compose("pretrain", corpus))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise FedlmError(" ".join(str(e).split())) from e
+    check_url("data.source_url", data.source_url)
+    texts = []
+    if data.name == "shakespeare" and data.source is not None:
+        texts.append(complete_works_path(data.source, data.source_url))
+    texts += corpus_files(pretrain_cfg.corpus, pretrain_cfg.corpus_urls)
+    missing = [str(path) for path in texts if not path.exists()]
+    if missing:
+        raise DataError(
+            f"{', '.join(missing)} not found, and corpus_urls gives no address to fetch it from: "
+            "put the book there, or set corpus_urls.<its name>"
+        )
+    for path in texts:
+        print(f"at hand: {path}")
+    return 0
+
+
 @report_errors(PROG)
 def build(args: argparse.Namespace) -> int:
     from fedlm.data.build import build_shakespeare, database_path, describe_build
@@ -59,6 +103,11 @@ def build(args: argparse.Namespace) -> int:
     install_signal_handlers()  # SIGTERM and SIGHUP clean up the temporary files, as Ctrl-C does
 
     source = args.source or default_source()
+    if not args.source and not source.is_file():
+        raise DataError(
+            f"{source} does not exist: fetch the 1994 text first (`uv run fedlm-data fetch`), "
+            "or give its path with --source"
+        )
     cache_dir = args.cache_dir or default_cache_dir()
     start = time.perf_counter()
     clients = build_shakespeare(
@@ -111,6 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     cache_help = "directory of shakespeare.sqlite (default: ~/.cache/fedlm/shakespeare)"
+
+    p = commands.add_parser(
+        "fetch",
+        help="download the texts that are not at hand (Shakespeare, the Dickens books)",
+        description="Download into FEDLM_CACHE_DIR/texts/ each text that fedlm-train and "
+        "fedlm-pretrain read and that is not at hand (in FEDLM_DATA_DIR, default ../shared/data, "
+        "or fetched before), from the configured addresses, and check it.",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="overrides of fedlm-train's config (data.source_url=URL) and fedlm-pretrain's "
+        "(corpus_urls.a_christmas_carol=URL)",
+    )
+    p.set_defaults(func=fetch)
 
     p = commands.add_parser("build", help="parse the Gutenberg text into shakespeare.sqlite")
     p.add_argument("--source", help="the complete works (default: the shared 1994 text)")

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors
 from fedlm.config import PretrainConfig, check_keys
+from fedlm.data.fetch import corpus_files
 
 register_resolvers()
 ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
@@ -17,9 +18,11 @@ ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
 @report_errors("fedlm-pretrain")
 def main(cfg: DictConfig) -> None:
     check_keys(OmegaConf.to_container(cfg, resolve=False), PretrainConfig)  # `+key=` included
+    pretrain_cfg = OmegaConf.to_object(cfg)
+    corpus_files(pretrain_cfg.corpus, pretrain_cfg.corpus_urls)  # fetched now, before TensorFlow
     from fedlm.models.pretrain import pretrain  # TensorFlow loads after the config is checked
 
-    result = pretrain(OmegaConf.to_object(cfg))
+    result = pretrain(pretrain_cfg)
     for key, value in result.metrics.items():
         print(f"{key}: {value:.4f}")
     print(f"shakespeare test data: {result.shakespeare_source}")

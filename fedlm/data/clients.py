@@ -29,6 +29,7 @@ from fedlm.data.build import (
     no_autotune,
     stale_reason,
 )
+from fedlm.data.fetch import SHAKESPEARE, at_hand, complete_works_path
 from fedlm.data.shakespeare_text import PARSER_VERSION
 from fedlm.errors import ConfigError, DataError
 
@@ -39,8 +40,10 @@ SPLITS = ("train", "test")
 
 
 def default_source() -> Path:
-    """The 1994 Gutenberg text of the complete works, in the shared data directory."""
-    return paths.shared_data_dir() / "shakespeare" / "complete_works_gutenberg100_1994.txt"
+    """The 1994 Gutenberg text of the complete works: in the shared data directory, else fedlm's
+    fetched copy where that is there (``fedlm-data fetch``), else the shared path."""
+    shared = paths.shared_data_dir() / SHAKESPEARE.relative
+    return at_hand(shared, SHAKESPEARE.relative) or shared
 
 
 def default_cache_dir() -> Path:
@@ -48,16 +51,20 @@ def default_cache_dir() -> Path:
 
 
 def load_client_data(
-    name: str, cache_dir: str | os.PathLike, source: str | os.PathLike | None = None
+    name: str,
+    cache_dir: str | os.PathLike,
+    source: str | os.PathLike | None = None,
+    source_url: str | None = None,
 ) -> tuple[ClientData, ClientData]:
     """(train, test) ``ClientData`` of the dataset ``name`` (``shakespeare`` or ``synthetic``).
 
     For ``shakespeare``: ``cache_dir/shakespeare.sqlite`` if it exists and is not an older
     fedlm build (:func:`~fedlm.data.build.stale_reason`; one that is, is rebuilt from ``source``
     with a line saying why, or refused without one); else built there from ``source`` if given;
-    else TFF's download into ``cache_dir``. Raises :class:`ConfigError` for an unknown name and
-    :class:`DataError` for a missing source, a stale build that cannot be rebuilt or a failed
-    download.
+    else TFF's download into ``cache_dir``. A ``source`` that is not there is fedlm's fetched
+    copy, fetched from ``source_url`` first if need be (:mod:`fedlm.data.fetch`). Raises
+    :class:`ConfigError` for an unknown name and :class:`DataError` for a missing source, a
+    stale build that cannot be rebuilt or a failed download.
     """
     if name not in DATASETS:
         raise ConfigError("data.name", name, DATASETS)
@@ -69,12 +76,12 @@ def load_client_data(
     cache_dir = check_cache_dir(cache_dir)
     database = database_path(cache_dir)
     if database.exists():
-        _rebuild_if_stale(database, source)
+        _rebuild_if_stale(database, source, source_url)
         return _load(database)
     if source is not None:
-        check_source(source, database)
+        source = complete_works_path(source, source_url)
         print(f"Building federated Shakespeare from {source} into {database}")
-        build_shakespeare(Path(source).expanduser(), cache_dir, skip_existing=True)
+        build_shakespeare(source, cache_dir, skip_existing=True)
         return _load(database)
     try:
         return tff.simulation.datasets.shakespeare.load_data(cache_dir=str(cache_dir))
@@ -90,11 +97,16 @@ def load_client_data(
         ) from e
 
 
-def _rebuild_if_stale(database: Path, source: str | os.PathLike | None) -> None:
-    reason = stale_reason(database, source)
+def _rebuild_if_stale(
+    database: Path, source: str | os.PathLike | None, source_url: str | None
+) -> None:
+    found = at_hand(source, SHAKESPEARE.relative) if source is not None else None
+    reason = stale_reason(database, found)
     if reason is None:
         return
-    if source is None or not Path(source).expanduser().is_file():
+    if found is None and source is not None and source_url is not None:
+        found = complete_works_path(source, source_url)
+    if found is None:
         raise DataError(
             f"{database} {reason}, and this fedlm's is version {PARSER_VERSION}: its clients "
             f"differ. Rebuild it: `uv run fedlm-data build --source {default_source()} "
@@ -102,19 +114,9 @@ def _rebuild_if_stale(database: Path, source: str | os.PathLike | None) -> None:
             "and it is rebuilt on load)"
         )
     print(
-        f"Rebuilding {database} from {source}: it {reason}, this fedlm's is version "
-        f"{PARSER_VERSION}"
+        f"Rebuilding {database} from {found}: it {reason}, this fedlm's is version {PARSER_VERSION}"
     )
-    build_shakespeare(Path(source).expanduser(), database.parent, force=True, log=lambda _: None)
-
-
-def check_source(source: str | os.PathLike, database: Path) -> None:
-    """:class:`DataError` unless ``source`` is a file to build ``database`` from."""
-    if not Path(source).expanduser().is_file():
-        raise DataError(
-            f"data.source={str(source)!r} does not exist: expected the Gutenberg text of "
-            f"Shakespeare's complete works to build {database} from, e.g. {default_source()}"
-        )
+    build_shakespeare(found, database.parent, force=True, log=lambda _: None)
 
 
 def _load(database: Path) -> tuple[ClientData, ClientData]:

@@ -44,6 +44,11 @@ def read_book(path: str | os.PathLike) -> str:
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read text file {path}: {e.strerror or e}") from e
+    return decode_book(raw)
+
+
+def decode_book(raw: bytes) -> str:
+    """:func:`read_book`'s decoding of a file's bytes."""
     try:
         if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             text = raw.decode("utf-16")  # the byte-order mark tells the byte order

@@ -26,6 +26,7 @@ from fedlm import paths, vocab
 from fedlm.config import PretrainConfig
 from fedlm.data.clients import load_client_data
 from fedlm.data.corpus import load_corpus, split_holdout
+from fedlm.data.fetch import SHAKESPEARE, at_hand, corpus_files
 from fedlm.data.inmemory import snippet_dataset
 from fedlm.data.preprocess import TutorialPipeline, split_input_target
 from fedlm.data.shakespeare_text import read_complete_works
@@ -37,7 +38,6 @@ from fedlm.models.pretrained import default_pretrained_path, load_pretrained_wei
 
 SHAKESPEARE_SOURCES = ("auto", "sqlite", "gutenberg", "synthetic", "none")
 KERAS_OPTIMIZERS = ("adam", "sgd")
-GUTENBERG_SHAKESPEARE = "shakespeare/complete_works_gutenberg100_1994.txt"
 
 
 @dataclass
@@ -75,12 +75,6 @@ def validate_pretrain(cfg: PretrainConfig) -> None:
         raise ConfigError("shakespeare", cfg.shakespeare, SHAKESPEARE_SOURCES)
 
 
-def corpus_path(entry: str) -> Path:
-    """A corpus entry: absolute as given, relative under ``shared_data_dir()``."""
-    path = Path(entry).expanduser()
-    return path if path.is_absolute() else paths.shared_data_dir() / path
-
-
 def id_batches(
     ids: np.ndarray, pipeline: TutorialPipeline, shuffle_seed: int | None
 ) -> tf.data.Dataset:
@@ -107,7 +101,8 @@ def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:
     - ``auto``: sqlite if it exists, else gutenberg if the text is there, else none.
     """
     sqlite = paths.cache_dir() / "shakespeare" / "shakespeare.sqlite"
-    gutenberg = paths.shared_data_dir() / GUTENBERG_SHAKESPEARE
+    shared = paths.shared_data_dir() / SHAKESPEARE.relative
+    gutenberg = at_hand(shared, SHAKESPEARE.relative) or shared  # or fedlm's fetched copy
     if source == "auto":
         source = "sqlite" if sqlite.exists() else "gutenberg" if gutenberg.exists() else "none"
     if source == "none":
@@ -221,7 +216,7 @@ def _pipeline(cfg: PretrainConfig) -> TutorialPipeline:
 
 def corpus_ids(cfg: PretrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(training ids, held-out ids) of ``cfg.corpus``: the end of every book is held out."""
-    corpus = load_corpus([corpus_path(e) for e in cfg.corpus], cfg.unknown_chars)
+    corpus = load_corpus(corpus_files(cfg.corpus, cfg.corpus_urls), cfg.unknown_chars)
     train, held_out = split_holdout(corpus.ids, cfg.validation_fraction, "validation_fraction")
     return np.asarray(train, np.int64), np.asarray(held_out, np.int64)
 

@@ -1,8 +1,11 @@
 import contextlib
+import io
 import sqlite3
+import zipfile
 
 import pytest
 
+from fedlm import paths
 from fedlm.cli.data import main
 from fedlm.data.shakespeare_text import PARSER_VERSION
 
@@ -138,3 +141,133 @@ def test_the_paper_pipeline_takes_no_padding(built, capsys):
         capsys, ["stats", "--cache-dir", str(cache_dir), "--pipeline", "paper", "--pad"]
     )
     assert line.startswith("fedlm-data: error: data.pad=True is not allowed")
+
+
+SHARED_TEXT = paths.shared_data_dir() / "shakespeare" / "complete_works_gutenberg100_1994.txt"
+# Stand-ins for Gutenberg's plain texts of the Dickens books: the title in the header, and enough
+# text for fedlm's minimum lengths (680,000 and 140,000 characters).
+TALE = "Title: A Tale of Two Cities\n\n" + "It was the best of times, it was the worst.\n" * 16_000
+CAROL = "Title: A Christmas Carol\n\n" + "Marley was dead: to begin with.\n" * 4_500
+
+
+@pytest.fixture
+def empty_dirs(tmp_path, monkeypatch):
+    """FEDLM_DATA_DIR and FEDLM_CACHE_DIR, both empty: a machine without ../shared/data."""
+    monkeypatch.setenv("FEDLM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "data", tmp_path / "cache" / "texts"
+
+
+def _fetch_argv(url):
+    return [
+        "fetch",
+        f"data.source_url={url}/1994-01-100.zip",
+        f"corpus_urls.a_tale_of_two_cities={url}/pg98.txt",
+        f"corpus_urls.a_christmas_carol={url}/pg46.txt",
+    ]
+
+
+def _zip(name, data):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.skipif(not SHARED_TEXT.exists(), reason=f"shared corpus missing: {SHARED_TEXT}")
+def test_fetch_downloads_and_checks_every_text_that_is_not_at_hand(empty_dirs, text_server, capsys):
+    _, texts = empty_dirs
+    works = SHARED_TEXT.read_bytes()
+    text_server.files["/1994-01-100.zip"] = _zip("100.txt", works)
+    text_server.files["/pg98.txt"] = TALE.encode()
+    text_server.files["/pg46.txt"] = CAROL.encode()
+
+    assert main(_fetch_argv(text_server.url)) == 0
+
+    shakespeare = texts / "shakespeare/complete_works_gutenberg100_1994.txt"
+    tale, carol = (
+        texts / "dickens/a_tale_of_two_cities.txt",
+        texts / "dickens/a_christmas_carol.txt",
+    )
+    assert shakespeare.read_bytes() == works and tale.read_text() == TALE
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3:] == [f"at hand: {shakespeare}", f"at hand: {tale}", f"at hand: {carol}"]
+    assert [line.split(" (")[0] for line in lines if line.startswith("fetched")] == [
+        f"fetched {shakespeare}",
+        f"fetched {tale}",
+        f"fetched {carol}",
+    ]
+    # Everything at hand now: a second fetch asks the server for nothing.
+    requests = len(text_server.ranges)
+    assert main(_fetch_argv(text_server.url)) == 0
+    assert len(text_server.ranges) == requests
+
+
+def test_fetch_refuses_a_text_that_is_not_the_1994_edition(empty_dirs, text_server, capsys):
+    _, texts = empty_dirs
+    text_server.files["/1994-01-100.zip"] = _zip("100.txt", TINY_WORKS)
+    url = f"{text_server.url}/1994-01-100.zip"
+    target = texts / "shakespeare/complete_works_gutenberg100_1994.txt"
+
+    assert _error_of(capsys, _fetch_argv(text_server.url)) == (
+        f"fedlm-data: error: data.source_url='{url}' did not give the 1994 Project Gutenberg "
+        "Complete Works of Shakespeare: its parse gives 1 plays and 2 clients, expected 36 and "
+        "1,117 (missing 36: ALLS WELL THAT ENDS WELL, THE TRAGEDY OF ANTONY AND CLEOPATRA, AS "
+        f"YOU LIKE IT, ...) ({len(_zip('100.txt', TINY_WORKS))} bytes arrived); download it "
+        f"yourself and put the text (unzipped) at {target}, or set data.source_url to a mirror"
+    )
+    assert list(target.parent.iterdir()) == []
+
+
+def test_fetch_offline_is_one_line_and_leaves_nothing(empty_dirs, closed_port_url, capsys):
+    _, texts = empty_dirs
+    url = f"{closed_port_url}/1994-01-100.zip"
+
+    assert _error_of(capsys, _fetch_argv(closed_port_url)) == (
+        "fedlm-data: error: cannot fetch the 1994 Project Gutenberg Complete Works of Shakespeare "
+        f"from data.source_url='{url}' (ConnectionRefusedError: [Errno 111] Connection refused): "
+        f"download it yourself and put the text (unzipped) at "
+        f"{texts}/shakespeare/complete_works_gutenberg100_1994.txt, or set data.source_url to a "
+        "mirror"
+    )
+    assert [p.name for p in texts.rglob("*") if p.is_file()] == []
+
+
+def test_fetch_reads_what_the_data_directory_has_and_downloads_nothing(
+    empty_dirs, closed_port_url, capsys
+):
+    data, _ = empty_dirs
+    for relative in (
+        "shakespeare/complete_works_gutenberg100_1994.txt",
+        "dickens/a_tale_of_two_cities.txt",
+        "dickens/a_christmas_carol.txt",
+    ):
+        (data / relative).parent.mkdir(parents=True, exist_ok=True)
+        (data / relative).write_text("at hand")
+
+    assert main(_fetch_argv(closed_port_url)) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        f"at hand: {data}/shakespeare/complete_works_gutenberg100_1994.txt",
+        f"at hand: {data}/dickens/a_tale_of_two_cities.txt",
+        f"at hand: {data}/dickens/a_christmas_carol.txt",
+    ]
+
+
+def test_fetch_refuses_a_bad_override_in_one_line(empty_dirs, capsys):
+    assert _error_of(capsys, ["fetch", "data.source_url=ftp://x/100.zip"]) == (
+        "fedlm-data: error: data.source_url='ftp://x/100.zip' is not allowed: expected an "
+        "http:// or https:// address, or null"
+    )
+    assert _error_of(capsys, ["fetch", "data.sorce_url=x"]).startswith(
+        "fedlm-data: error: Could not override 'data.sorce_url'."
+    )
+
+
+def test_build_without_a_text_at_hand_says_to_fetch_it(empty_dirs, tmp_path, capsys):
+    data, _ = empty_dirs
+    assert _error_of(capsys, ["build", "--cache-dir", str(tmp_path / "db")]) == (
+        f"fedlm-data: error: {data}/shakespeare/complete_works_gutenberg100_1994.txt does not "
+        "exist: fetch the 1994 text first (`uv run fedlm-data fetch`), or give its path with "
+        "--source"
+    )

@@ -1,3 +1,6 @@
+import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -19,6 +22,10 @@ def test_shipped_config_is_the_dickens_gru_on_the_two_books():
     assert isinstance(cfg, PretrainConfig)
     assert (cfg.model.name, cfg.model.units, cfg.model.pretrained) == ("dickens_gru", 1024, "none")
     assert cfg.corpus == ["dickens/a_tale_of_two_cities.txt", "dickens/a_christmas_carol.txt"]
+    assert cfg.corpus_urls == {  # fetched from Gutenberg when they are not at hand
+        "a_tale_of_two_cities": "https://www.gutenberg.org/cache/epub/98/pg98.txt",
+        "a_christmas_carol": "https://www.gutenberg.org/cache/epub/46/pg46.txt",
+    }
     assert (cfg.seq_len, cfg.batch_size, cfg.optimizer, cfg.output) == (100, 8, "adam", None)
 
 
@@ -66,3 +73,52 @@ def test_fedlm_pretrain_reports_a_bad_value_in_one_line(tmp_path, monkeypatch, c
         cli.main()
     assert exit_.value.code == 2
     assert "fedlm-pretrain: error: optimizer='rmsprop' is not allowed" in capfd.readouterr().err
+
+
+# fedlm-pretrain's main() in a fresh process: exit code, stderr's last line, TensorFlow imported?
+SCRIPT = """
+import contextlib, io, json, sys
+from fedlm.cli import pretrain
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    try:
+        pretrain.main()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps([code, err.getvalue().strip().splitlines()[-1:], "tensorflow" in sys.modules]))
+"""
+
+
+def test_a_book_that_cannot_be_fetched_is_one_line_before_tensorflow(tmp_path, closed_port_url):
+    url = f"{closed_port_url}/pg46.txt"
+    env = {
+        **os.environ,
+        "FEDLM_DATA_DIR": str(tmp_path / "data"),
+        "FEDLM_CACHE_DIR": str(tmp_path / "cache"),
+        "FEDLM_RESULTS_DIR": str(tmp_path / "results"),
+    }
+    # the Carol alone (never Gutenberg's address: tests stay off the internet)
+    argv = [
+        "fedlm-pretrain",
+        "corpus=[dickens/a_christmas_carol.txt]",
+        f"corpus_urls={{a_christmas_carol: '{url}'}}",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    code = f"import sys; sys.argv = {argv!r}\n" + SCRIPT
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [
+        2,
+        [
+            "fedlm-pretrain: error: cannot fetch A Christmas Carol (Project Gutenberg #46) from "
+            f"corpus_urls.a_christmas_carol='{url}' (ConnectionRefusedError: [Errno 111] "
+            "Connection refused): download it yourself and put the text at "
+            f"{tmp_path}/cache/texts/dickens/a_christmas_carol.txt, or set "
+            "corpus_urls.a_christmas_carol to a mirror"
+        ],
+        False,
+    ]

@@ -59,7 +59,8 @@ def fedlm_train_errors(tmp_path, *command_lines):
         env=env,
     )
     assert done.returncode == 0, done.stderr
-    return [(code, (lines or [""])[0], heavy) for code, lines, heavy in json.loads(done.stdout)]
+    results = json.loads(done.stdout.splitlines()[-1])  # after what the runs printed
+    return [(code, (lines or [""])[0], heavy) for code, lines, heavy in results]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,56 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         (2, f"fedlm-train: error: {message}") for message in expected
     ]
     assert [heavy for _, _, heavy in results] == [[]] * len(expected)
+
+
+def test_a_text_that_is_not_at_hand_is_fetched_or_refused_in_one_line_before_tensorflow(
+    tmp_path, monkeypatch, text_server, closed_port_url
+):
+    monkeypatch.setenv("FEDLM_DATA_DIR", str(tmp_path / "data"))  # no ../shared/data here
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))
+    text_server.files["/100.txt"] = WORKS.encode()  # not the 1994 edition: refused after arriving
+    zip_url = f"{closed_port_url}/1994-01-100.zip"
+    source = tmp_path / "data/shakespeare/complete_works_gutenberg100_1994.txt"
+    target = tmp_path / "cache/texts/shakespeare/complete_works_gutenberg100_1994.txt"
+    what = "the 1994 Project Gutenberg Complete Works of Shakespeare"
+
+    results = fedlm_train_errors(
+        tmp_path,
+        [f"data.source_url={zip_url}"],
+        [f"data.source_url={text_server.url}/100.txt"],
+        ["data.source_url=null"],
+        ["data.source_url=ftp://example.org/100.zip"],
+    )
+
+    assert [(code, line) for code, line, _ in results] == [
+        (
+            2,
+            f"fedlm-train: error: cannot fetch {what} from data.source_url='{zip_url}' "
+            "(ConnectionRefusedError: [Errno 111] Connection refused): download it yourself and "
+            f"put the text (unzipped) at {target}, or set data.source_url to a mirror",
+        ),
+        (
+            2,
+            f"fedlm-train: error: data.source_url='{text_server.url}/100.txt' did not give "
+            f"{what}: its parse gives 1 plays and 2 clients, expected 36 and 1,117 (missing 36: "
+            "ALLS WELL THAT ENDS WELL, THE TRAGEDY OF ANTONY AND CLEOPATRA, AS YOU LIKE IT, ...) "
+            f"({len(WORKS)} bytes arrived); download it yourself and put the text at {target}, "
+            "or set data.source_url to a mirror",
+        ),
+        (
+            2,
+            f"fedlm-train: error: data.source='{source}' does not exist and data.source_url is "
+            f"null: expected {what} at data.source or at {target}, or data.source_url set to its "
+            "address (conf/data/shakespeare.yaml names Gutenberg's) to fetch it from",
+        ),
+        (
+            2,
+            "fedlm-train: error: data.source_url='ftp://example.org/100.zip' is not allowed: "
+            "expected an http:// or https:// address, or null",
+        ),
+    ]
+    assert [heavy for _, _, heavy in results] == [[]] * 4
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
 @contextlib.contextmanager

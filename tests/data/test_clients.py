@@ -6,6 +6,7 @@ import urllib.request
 import pytest
 import tensorflow_federated as tff
 
+from fedlm import paths
 from fedlm.config import DataConfig
 from fedlm.data.build import (
     STAMP_TABLE,
@@ -95,7 +96,8 @@ def test_a_missing_database_is_built_from_the_source(source, tmp_path, capsys):
     assert client_snippets(train, config, "test") == TEST
 
 
-def test_a_missing_source_is_a_data_error_naming_it(tmp_path, no_network):
+def test_a_missing_source_is_a_data_error_naming_it(tmp_path, no_network, monkeypatch):
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))  # no fetched copy either
     with pytest.raises(DataError, match=r"data.source='.*gone\.txt' does not exist"):
         load_client_data("shakespeare", tmp_path, source=tmp_path / "gone.txt")
     assert list(tmp_path.iterdir()) == []
@@ -257,3 +259,22 @@ def test_a_database_fedlm_did_not_build_is_read_as_it_is(source, tmp_path, capsy
     assert client_data_snippets(train) == tffs
     assert capsys.readouterr().out == ""
     assert read_stamp(database_path(tmp_path)) is None
+
+
+SHARED_TEXT = paths.shared_data_dir() / "shakespeare" / "complete_works_gutenberg100_1994.txt"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_TEXT.exists(), reason=f"shared corpus missing: {SHARED_TEXT}")
+def test_a_source_not_at_hand_is_fetched_checked_and_built(tmp_path, monkeypatch, text_server):
+    text_server.files["/1994.txt"] = SHARED_TEXT.read_bytes()
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))
+    fetched = tmp_path / "cache/texts/shakespeare/complete_works_gutenberg100_1994.txt"
+
+    train, test = load_client_data(
+        "shakespeare", tmp_path / "db", tmp_path / "gone.txt", f"{text_server.url}/1994.txt"
+    )
+
+    assert fetched.read_bytes() == SHARED_TEXT.read_bytes()
+    assert len(train.client_ids) == len(test.client_ids) == 1117
+    assert text_server.ranges == [None]
