@@ -88,6 +88,7 @@ def csv_records(rows: Sequence[Row]) -> list[dict[str, object]]:
             record[f"{key}_mean"] = "" if mean is None else mean
             record[f"{key}_std"] = "" if std is None else std
         record["reached_target"] = row.reached
+        record["stays_at_target"] = row.stays
         record["paper_value"] = "" if row.paper is None else row.paper.value
         record["paper_comparable"] = "" if row.paper is None else row.comparable
         record["paper_differences"] = "; ".join(str(d) for d in row.differences)
