@@ -1,23 +1,29 @@
 """The report's statistics of a study with several methods, on small hand-made histories: the
 spread within the window and between seeds, the rounds to the target (first crossing and for
-good), the ranking against the paper's, and one line per method."""
+good), the ranking against the paper's, one line per method, and what runs.csv records of each
+run's code, model and data."""
 
 import csv
 import statistics
 
+import mlflow
 import pytest
+from mlflow.entities import Metric, Param
 
+from fedlm import paths
 from fedlm.report import (
     PaperNumber,
     Scale,
     Study,
     group_runs,
     markdown,
+    read_runs,
     summarize,
     write_report,
 )
 from fedlm.report.ranking import pairs_in_order, ranking, ranks
-from fedlm.tracking.runs import RunRecord
+from fedlm.tracking import store
+from fedlm.tracking.runs import PROVENANCE_TAGS, RunRecord, load_runs
 
 T0 = 1_700_000_000.0
 
@@ -198,3 +204,48 @@ def test_the_plots_have_one_line_per_method():
     lines = {line.get_label(): line for line in ax.lines}
     adagrad = lines["server_optimizer.name=adagrad"]
     assert list(adagrad.get_xdata()) == pytest.approx([(10 + 40 * s) / 60 for s in range(6)])
+
+
+# -- what runs.csv records of each run's code, model and data ---------------------------------
+
+PROVENANCE = {
+    "mlflow.source.git.commit": "13ec097" + "0" * 33,
+    "fedlm.git.dirty": "false",
+    "fedlm.model.parameters": "822570",
+    "fedlm.model.vocab_size": "90",
+    "fedlm.data.parser_version": "2",
+    "fedlm.data.source_sha256": "ab" * 32,
+}
+
+
+def test_runs_csv_records_each_runs_code_model_and_data_and_leaves_older_runs_empty(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    eid = client.create_experiment("t", store.artifact_location(uri, "t"))
+    ids = []
+    for index, tags in enumerate([PROVENANCE, {}]):  # a run of today, a run made before
+        run = client.create_run(eid, start_time=int((T0 + index) * 1000), tags=tags)
+        metrics = [Metric("eval/accuracy", 0.5, int(T0 * 1000), s) for s in (0, 1)]
+        params = [Param("seed", str(index)), Param("training.rounds", "1")]
+        client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        client.set_terminated(run.info.run_id, "FINISHED")
+        ids.append(run.info.run_id)
+    runs, _ = load_runs(uri, "t")
+    write_report(summarize(group_runs(runs), Study(name="t")), Study(name="t"), tmp_path / "a")
+    lines = list(csv.DictReader((tmp_path / "a" / "runs.csv").open()))
+    assert [line["run_id"] for line in lines] == ids
+    assert {key: lines[0][f"tag.{key}"] for key in PROVENANCE_TAGS} == PROVENANCE
+    assert {lines[1][f"tag.{key}"] for key in PROVENANCE_TAGS} == {""}
+    # and back from the CSV files alone
+    today, older = read_runs(tmp_path / "a")
+    assert {key: today.tags[key] for key in PROVENANCE_TAGS} == PROVENANCE
+    assert not set(PROVENANCE_TAGS) & set(older.tags)
+
+
+def test_the_committed_fedavg_run_has_empty_provenance_columns(tmp_path):
+    folder = paths.PROJECT_ROOT / "experiments" / "reddi2021" / "report_full"
+    runs = read_runs(folder)
+    write_report(summarize(group_runs(runs), Study(name="t")), Study(name="t"), tmp_path)
+    (line,) = csv.DictReader((tmp_path / "runs.csv").open())
+    assert {line[f"tag.{key}"] for key in PROVENANCE_TAGS} == {""}
+    assert line["param.model.name"] == "lstm_2x256"
