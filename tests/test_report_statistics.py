@@ -141,7 +141,7 @@ def methods():
     ]
 
 
-def test_the_methods_ranking_beside_the_papers():
+def test_the_methods_ranking_beside_the_papers(tmp_path):
     rows = summarize(group_runs(methods(), include_unfinished=True), PAPER)
     placings = ranking(rows, PAPER)
     assert [(p.paper.label, p.rank, p.paper_rank) for p in placings] == [
@@ -171,6 +171,15 @@ def test_the_methods_ranking_beside_the_papers():
     adam = next(row for row in rows if row.paper.label == "FedAdam")
     assert (adam.values["rounds_to_target"], adam.values["rounds_to_stay"]) == ([2], [2])
     assert "| server_optimizer.name=adam | 1 (unfinished: last round 3 of 5) | – |" in text
+    # report.csv: the ranks, in the rows' order (by setting)
+    write_report(rows, PAPER, tmp_path, runs=methods())
+    records = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [(r["setting"], r["rank"], r["paper_rank"]) for r in records] == [
+        ("server_optimizer.name=adagrad", "2", "1"),
+        ("server_optimizer.name=adam", "", "3"),
+        ("server_optimizer.name=sgd", "3", "4"),
+        ("server_optimizer.name=sgdm", "1", "2"),
+    ]
 
 
 def test_ranks_share_a_place_for_equal_values():
@@ -183,6 +192,18 @@ def test_a_method_not_comparable_with_the_paper_is_not_ranked():
     runs[0].params["training.rounds"] = "6"
     rows = summarize(group_runs(runs), PAPER)
     assert [p.paper.label for p in ranking(rows, PAPER)] == ["FedAvgM", "FedAvg"]
+
+
+def test_methods_without_values_yet_are_ranked_by_the_paper_alone():
+    adagrad = run_of("adagrad", (0.1, 0.5), optimizer="adagrad", status="RUNNING", rounds=5)
+    adam = methods()[3]
+    rows = summarize(group_runs([adagrad, adam], include_unfinished=True), PAPER)
+    section = markdown(rows, PAPER).split("## Ranking against the paper\n\n", 1)[1]
+    assert section.split("\n\n")[1] == (
+        "By fedlm's mean acc % last 3 rounds: none ranked yet; by the paper's: FedAdagrad > "
+        "FedAdam. Rank 1 is the best; a method without a value yet has none. * the paper's value "
+        "not confirmed against its text."
+    )
 
 
 def test_the_plots_have_one_line_per_method():

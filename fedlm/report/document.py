@@ -287,8 +287,9 @@ def ranking_blocks(rows: Sequence[Row], study: Study) -> list[Block]:
     same, compared = pairs_in_order(placings)
     text = (
         f"By fedlm's {what}: {order(placings) or 'none ranked yet'}; by the paper's: "
-        f"{order(placings, paper=True)}. {same} of {compared} pairs of methods in the paper's "
-        "order. Rank 1 is the best; a method without a value yet has none."
+        f"{order(placings, paper=True)}. "
+        + (f"{same} of {compared} pairs of methods in the paper's order. " if compared else "")
+        + "Rank 1 is the best; a method without a value yet has none."
     )
     if any(not p.paper.confirmed for p in placings):
         text += " * the paper's value not confirmed against its text."
