@@ -182,6 +182,30 @@ def test_the_methods_ranking_beside_the_papers(tmp_path):
     ]
 
 
+def test_a_study_of_rounds_to_the_target_ranks_the_fewest_rounds_first():
+    study = Study(
+        name="t",
+        statistic="first_at_target",
+        scales={"full": Scale(target_accuracy=0.54)},
+        numbers=(
+            PaperNumber("FedSGD", {"server_optimizer.name": "sgd"}, 3906, "Table 2", True),
+            PaperNumber("FedAvg", {"server_optimizer.name": "sgdm"}, 41, "Table 2", True),
+        ),
+        paper_settings={},
+    )
+    slow = run_of("sgd", (0.1, 0.5, 0.5, 0.55), optimizer="sgd")
+    fast = run_of("sgdm", (0.1, 0.5, 0.55, 0.55), optimizer="sgdm")
+    rows = summarize(group_runs([slow, fast]), study)
+    assert [(p.paper.label, p.value, p.rank, p.paper_rank) for p in ranking(rows, study)] == [
+        ("FedAvg", 2, 1, 1),
+        ("FedSGD", 3, 2, 2),
+    ]
+    text = markdown(rows, study)
+    assert "| FedAvg | server_optimizer.name=sgdm | 2 | 1 | 41 | 1 |" in text
+    assert "By fedlm's first round at the target: FedAvg > FedSGD; by the paper's: " in text
+    assert "1 of 1 pairs of methods in the paper's order." in text
+
+
 def test_ranks_share_a_place_for_equal_values():
     assert ranks([0.5, 0.7, 0.5, None], higher_better=True) == [2, 1, 2, None]
     assert ranks([120.0, 90.0, 150.0], higher_better=False) == [2, 1, 3]

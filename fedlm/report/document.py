@@ -271,7 +271,9 @@ def ranking_blocks(rows: Sequence[Row], study: Study) -> list[Block]:
     def shown(value: float | None) -> str:
         if value is None:
             return "–"
-        return f"{100.0 * value:.2f}" if percent else f"{value:.1f}"
+        if percent:
+            return f"{100.0 * value:.2f}"
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
     lines = [
         [
