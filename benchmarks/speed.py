@@ -407,8 +407,9 @@ def table(reports: list[dict]) -> str:
     """The Markdown table of the settings' figures (:func:`round_figures`), and what it shows."""
     rows = [
         "| setting | fedlm s/round | plain TF s/round | ratio | first round fedlm / plain s "
-        "| chars/s fedlm | start to first round s | eval fedlm / Keras s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| chars/s fedlm | start to first round s | eval fedlm / Keras s | peak RSS MiB "
+        "| overrides |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     compared = set()
     for r in reports:
@@ -419,13 +420,13 @@ def table(reports: list[dict]) -> str:
         first += num(figures.get("plain_first_round_seconds"), "{:.1f}")
         evaluation = f"{num(e.get('fedlm_seconds'))} / {num(e.get('keras_seconds'))}"
         rows.append(
-            f"| `{' '.join(r['overrides']) or r['setting']}` "
+            f"| {r['setting']} "
             f"| {num(figures.get('fedlm_median_round_seconds', f['median_round_seconds']))} "
             f"| {num(figures.get('plain_median_round_seconds'))} "
             f"| {num(figures.get('round_ratio'))} | {first} "
             f"| {num(f['characters_per_second'], '{:,.0f}')} "
             f"| {num(f.get('start_to_first_round_seconds'), '{:.0f}')} | {evaluation} "
-            f"| {num(f['peak_rss_mib'], '{:,.0f}')} |"
+            f"| {num(f['peak_rss_mib'], '{:,.0f}')} | `{' '.join(r['overrides'])}` |"
         )
     spans = ", ".join(f"{a}–{b}" for a, b in sorted(compared)) or "none"
     rows += [
@@ -492,10 +493,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.table:
         with open(args.table) as f:
             reports = json.load(f)["settings"]
-        print(table(reports))
-        projection = projection_line(reports)
-        if projection:
-            print("\n" + projection)
+        print_table(reports)
         return reports
     quiet_libraries()
     reports = []
@@ -516,8 +514,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for r in reports:
             print(json.dumps({"setting": r["setting"], "rss_at_round": r["fedlm"]["rss_at_round"]}))
     else:
-        print(table(reports))
+        print_table(reports)
     return reports
+
+
+def print_table(reports: list[dict]) -> None:
+    """The table, and the projected full-scale reddi2021 run where reddi2021 was measured."""
+    print(table(reports))
+    projection = projection_line(reports)
+    if projection:
+        print("\n" + projection)
 
 
 if __name__ == "__main__":
