@@ -4,6 +4,7 @@
     uv run python benchmarks/speed.py --settings reddi2021 --rounds 12
     uv run python benchmarks/speed.py --settings reddi2021 --long 300   # memory at round 50 vs 300
     uv run python benchmarks/speed.py --settings custom -- data=synthetic model=tiny ...
+    uv run python benchmarks/speed.py --table benchmarks/measured/speed_2core.json   # README table
 
 For each setting, in one process:
 
@@ -25,9 +26,13 @@ For each setting, in one process:
 3. evaluation: fedlm's evaluator on its evaluation set against a Keras ``evaluate`` of the same
    batches held in memory, each warmed up once and then timed three times, alternately (median).
 
-Ratios are fedlm / plain over the same rounds after the first (the first pays for tracing and
-compilation). Prints a table; ``--json PATH`` writes everything measured. Speed and memory are
-measured here, never in tests; run it on a quiet machine.
+One definition of the figures (:func:`round_figures`), in the table and the JSON alike: the
+ratio is the median over rounds 2 onward of the per-round ratios, fedlm's round i over plain
+TensorFlow's round i (the first round pays for tracing and compilation); beside it the medians of
+both sides over the same rounds, and each side's first round. Prints a Markdown table; ``--json
+PATH`` writes everything measured, and ``--table PATH`` prints the table of such a file (the
+README's performance table, with the projected time of a full-scale reddi2021 run) without
+measuring anything. Speed and memory are measured here, never in tests; run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +57,7 @@ from omegaconf import OmegaConf
 from fedlm.cli.common import CONFIG_DIR, quiet_libraries
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import TrainConfig
-from fedlm.experiment import Setup, prepare, round_datasets, run, starting_weights
+from fedlm.experiment import Setup, due, prepare, round_datasets, run, starting_weights
 from fedlm.federated import workers
 from fedlm.federated.evaluation import CentralizedEvaluator
 from fedlm.federated.process import build_optimizer
@@ -139,9 +145,11 @@ class PlainResult:
     weights: list[np.ndarray] = field(default_factory=list)
 
 
-def compose_config(overrides: list[str]) -> TrainConfig:
+def compose_config(overrides: list[str], quiet: bool = True) -> TrainConfig:
+    """The config of ``overrides``; ``quiet``: as the benchmark runs it (see QUIET), else with
+    the setting's own evaluation schedule."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, *QUIET])
+        cfg = compose("train", overrides=[*overrides, *(QUIET if quiet else ["output_dir=."])])
     return OmegaConf.to_object(cfg)
 
 
@@ -327,17 +335,18 @@ def measure(name: str, overrides: list[str], rounds: int, long: int | None) -> d
     if p.round_tokens != tokens:
         raise SystemExit(f"not the same work: tokens per round {p.round_tokens} != {tokens}")
     plain_steady = [p.round_seconds[r - 1] for r in steady]
-    fedlm_steady = [seconds[r - 1] for r in steady]
     final = result.final_weights
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(p.weights, final, strict=True))
+    figures = round_figures(seconds, p.round_seconds)
+    report["fedlm"]["median_round_seconds"] = figures["fedlm_median_round_seconds"]
     report["plain"] = {
         "round_seconds": p.round_seconds,
         "read_seconds": p.read_seconds,
-        "median_round_seconds": statistics.median(plain_steady or p.round_seconds),
+        "median_round_seconds": figures["plain_median_round_seconds"],
+        "first_round_seconds": figures["plain_first_round_seconds"],
         "characters_per_second": sum(tokens[1:]) / sum(plain_steady) if rounds > 1 else None,
     }
-    report["round_ratio"] = sum(fedlm_steady) / sum(plain_steady) if rounds > 1 else None
-    report["first_round_over_steady"] = seconds[0] / report["fedlm"]["median_round_seconds"]
+    report.update(figures)
     report["max_weight_difference"] = difference
 
     if setup.eval_sequences is not None:
@@ -346,27 +355,112 @@ def measure(name: str, overrides: list[str], rounds: int, long: int | None) -> d
     return report
 
 
+def round_figures(fedlm: Sequence[float], plain: Sequence[float]) -> dict:
+    """The benchmark's figures from each round's seconds of both loops (round 1 first): the ratio,
+    the median over rounds 2 onward of fedlm's round i over plain TensorFlow's round i; the
+    medians of both sides over the same rounds; each side's first round (tracing and compilation).
+    With one round there is nothing to compare (None)."""
+    if len(fedlm) != len(plain) or not fedlm:
+        raise ValueError(f"rounds of both loops expected, got {len(fedlm)} and {len(plain)}")
+    ratios = [f / p for f, p in zip(fedlm[1:], plain[1:], strict=True)]
+    steady = len(fedlm) > 1
+    return {
+        "rounds_compared": [2, len(fedlm)] if steady else None,
+        "round_ratios": ratios,
+        "round_ratio": statistics.median(ratios) if steady else None,
+        "fedlm_median_round_seconds": statistics.median(fedlm[1:]) if steady else None,
+        "plain_median_round_seconds": statistics.median(plain[1:]) if steady else None,
+        "fedlm_first_round_seconds": fedlm[0],
+        "plain_first_round_seconds": plain[0],
+    }
+
+
+def figures_of(report: dict) -> dict:
+    """:func:`round_figures` of a setting's report (also of a JSON written before the figures
+    were stored: they are recomputed from its round seconds); {} without a plain loop."""
+    if "plain" not in report:
+        return {}
+    return round_figures(report["fedlm"]["round_seconds"], report["plain"]["round_seconds"])
+
+
+def evaluations_of(cfg: TrainConfig) -> int:
+    """How many evaluations a run of ``cfg`` makes: round 0's, and those its schedule makes due."""
+    t, e = cfg.training, cfg.eval
+    return 1 + sum(due(e.every, r, t.rounds, e.final_window) for r in range(1, t.rounds + 1))
+
+
+def projected_hours(report: dict, rounds: int, evaluations: int) -> float | None:
+    """Hours of a run of ``rounds`` rounds with ``evaluations`` evaluations at the measured pace:
+    the measured start to the end of round 1 (start-up, round 0's evaluation, round 1), then
+    fedlm's median round for each further round and the measured evaluation for each further
+    one (None: not measured). Checkpoints and tracking are not in it."""
+    f, e = report["fedlm"], report.get("evaluation", {})
+    median = figures_of(report).get("fedlm_median_round_seconds")
+    first = f.get("start_to_first_round_seconds")
+    evaluation = e.get("fedlm_seconds", f.get("final_evaluation_seconds"))
+    if median is None or first is None or evaluation is None:
+        return None
+    return (first + (rounds - 1) * median + (evaluations - 1) * evaluation) / 3600.0
+
+
 def table(reports: list[dict]) -> str:
+    """The Markdown table of the settings' figures (:func:`round_figures`), and what it shows."""
     rows = [
-        "| setting | fedlm s/round | plain TF s/round | ratio | chars/s fedlm | first round "
-        "/ steady | eval fedlm s | eval Keras s | eval ratio | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | fedlm s/round | plain TF s/round | ratio | first round fedlm / plain s "
+        "| chars/s fedlm | start to first round s | eval fedlm / Keras s | peak RSS MiB "
+        "| overrides |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    compared = set()
     for r in reports:
-        f, p, e = r["fedlm"], r.get("plain", {}), r.get("evaluation", {})
-
-        def num(value, fmt="{:.2f}"):
-            return fmt.format(value) if isinstance(value, int | float) else "-"
-
+        f, e, figures = r["fedlm"], r.get("evaluation", {}), figures_of(r)
+        if figures.get("rounds_compared"):
+            compared.add(tuple(figures["rounds_compared"]))
+        first = f"{num(f['first_round_seconds'], '{:.1f}')} / "
+        first += num(figures.get("plain_first_round_seconds"), "{:.1f}")
+        evaluation = f"{num(e.get('fedlm_seconds'))} / {num(e.get('keras_seconds'))}"
         rows.append(
-            f"| {r['setting']} | {num(f['median_round_seconds'])} | "
-            f"{num(p.get('median_round_seconds'))} | {num(r.get('round_ratio'))} | "
-            f"{num(f['characters_per_second'], '{:.0f}')} | "
-            f"{num(r.get('first_round_over_steady'))} | {num(e.get('fedlm_seconds'))} | "
-            f"{num(e.get('keras_seconds'))} | {num(e.get('ratio'))} | "
-            f"{num(f['peak_rss_mib'], '{:.0f}')} |"
+            f"| {r['setting']} "
+            f"| {num(figures.get('fedlm_median_round_seconds', f['median_round_seconds']))} "
+            f"| {num(figures.get('plain_median_round_seconds'))} "
+            f"| {num(figures.get('round_ratio'))} | {first} "
+            f"| {num(f['characters_per_second'], '{:,.0f}')} "
+            f"| {num(f.get('start_to_first_round_seconds'), '{:.0f}')} | {evaluation} "
+            f"| {num(f['peak_rss_mib'], '{:,.0f}')} | `{' '.join(r['overrides'])}` |"
         )
+    spans = ", ".join(f"{a}–{b}" for a, b in sorted(compared)) or "none"
+    rows += [
+        "",
+        f"Rounds compared: {spans}. Ratio: the median of the per-round ratios, fedlm's round i "
+        "over plain TensorFlow's round i; s/round: the median of each side over the same rounds "
+        "(so the ratio need not equal the ratio of the medians); first round: round 1 of each "
+        "(tracing and compilation).",
+    ]
     return "\n".join(rows)
+
+
+def num(value, fmt: str = "{:.2f}") -> str:
+    return fmt.format(value) if isinstance(value, int | float) else "–"
+
+
+def projection_line(reports: list[dict]) -> str | None:
+    """The projected time of a full-scale reddi2021 run with the paper's evaluation schedule,
+    from the reddi2021 setting's figures (None without one)."""
+    measured = next((r for r in reports if r["setting"] == "reddi2021" and "plain" in r), None)
+    if measured is None:
+        return None
+    cfg = compose_config(SETTINGS["reddi2021"], quiet=False)  # the study's evaluation schedule
+    evaluations = evaluations_of(cfg)
+    hours = projected_hours(measured, cfg.training.rounds, evaluations)
+    if hours is None:
+        return None
+    e = cfg.eval
+    return (
+        f"Projected full-scale reddi2021 run ({cfg.training.rounds} rounds; {evaluations} "
+        f"evaluations of the whole test split: round 0, every {e.every} rounds and each of the "
+        f"last {e.final_window}): {hours:.1f} h, from the start to round 1, the median round and "
+        "the measured evaluation above (checkpoints and tracking not included)."
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -387,8 +481,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "resident memory at round 50 and round N",
     )
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--table",
+        default=None,
+        metavar="JSON",
+        help="instead: print the Markdown table of a JSON file this benchmark wrote (measures "
+        "nothing)",
+    )
     parser.add_argument("overrides", nargs="*", help="fedlm-train overrides for every setting")
     args = parser.parse_args(argv)
+    if args.table:
+        with open(args.table) as f:
+            reports = json.load(f)["settings"]
+        print_table(reports)
+        return reports
     quiet_libraries()
     reports = []
     for name in args.settings:
@@ -408,8 +514,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for r in reports:
             print(json.dumps({"setting": r["setting"], "rss_at_round": r["fedlm"]["rss_at_round"]}))
     else:
-        print(table(reports))
+        print_table(reports)
     return reports
+
+
+def print_table(reports: list[dict]) -> None:
+    """The table, and the projected full-scale reddi2021 run where reddi2021 was measured."""
+    print(table(reports))
+    projection = projection_line(reports)
+    if projection:
+        print("\n" + projection)
 
 
 if __name__ == "__main__":

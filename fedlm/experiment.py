@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlm.config import TrainConfig, TrainingConfig, validate
-from fedlm.data.clients import client_snippets, load_client_data
+from fedlm.data.clients import build_stamp, client_snippets, load_client_data
 from fedlm.data.inmemory import ClientSequences, snippet_dataset
 from fedlm.data.sizes import eligible_clients
 from fedlm.federated import runtime
@@ -38,6 +38,12 @@ from fedlm.federated.task import Task, build_pipeline
 from fedlm.models.generate import generate_text
 from fedlm.models.pretrained import load_pretrained_weights, pretrained_available
 from fedlm.tracking.base import Checkpoint, Tracker
+from fedlm.tracking.runs import (
+    PARAMETERS_TAG,
+    PARSER_VERSION_TAG,
+    SOURCE_SHA256_TAG,
+    VOCAB_SIZE_TAG,
+)
 
 
 @dataclass
@@ -99,6 +105,19 @@ def starting_weights(task: Task, pretrained: list | None) -> tff.learning.models
     if pretrained is not None:
         model.set_weights(pretrained)
     return tff.learning.models.ModelWeights.from_model(model)
+
+
+def provenance(cfg: TrainConfig, task: Task, weights) -> dict[str, str]:
+    """What the run's result depends on beyond its config, as tags: the model's parameter count
+    and vocabulary size, and the parser version and source SHA-256 of the data build it reads
+    (from the build's stamp: none for synthetic data or TFF's download)."""
+    count = sum(int(np.size(w)) for w in [*weights.trainable, *weights.non_trainable])
+    tags = {PARAMETERS_TAG: str(count), VOCAB_SIZE_TAG: str(task.vocab_size)}
+    stamp = build_stamp(cfg.data.name, cfg.data.cache_dir) or {}
+    for tag, key in ((PARSER_VERSION_TAG, "parser_version"), (SOURCE_SHA256_TAG, "source_sha256")):
+        if key in stamp:
+            tags[tag] = stamp[key]
+    return tags
 
 
 def client_work(batches_per_epoch: int, training: TrainingConfig) -> int:
@@ -212,6 +231,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
         result = RunResult(run_id=tracker.run_id)
 
         start_weights = starting_weights(task, setup.pretrained)
+        tracker.set_tags(provenance(cfg, task, start_weights))
         shapes = [w.shape for w in start_weights.trainable]
         aggregation = AggregatorMetrics(
             cfg.aggregator, t.clients_per_round, len(eligible), shapes, sampler=cfg.sampler.name

@@ -96,6 +96,9 @@ def test_two_rounds_log_exactly_these_keys_at_steps_0_1_2(tmp_path):
     )
     assert tracker.checkpoints == [2]  # checkpoint_every=0: only after the last round
     assert tracker.status == "FINISHED"
+    # What the result depends on beyond the config (synthetic data: no build stamp to read): the
+    # tiny GRU's 86 x 8 embedding, 3 x (8 x 32 + 32 x 32 + 2 x 32) GRU and 32 x 86 + 86 logits.
+    assert tracker.tags == {"fedlm.model.parameters": "7558", "fedlm.model.vocab_size": "86"}
     m = tracker.metrics[2]
     assert m["eval/perplexity"] == pytest.approx(np.exp(m["eval/loss"]))
     assert m["eval/bits_per_char"] == pytest.approx(m["eval/loss"] / np.log(2))

@@ -223,16 +223,18 @@ def test_markdown_table_says_what_is_averaged_and_what_is_left_out(uri, sweep):
     assert lines[4] == "source line"
     assert lines[6] == (
         "| setting | runs | final acc % | best acc % | mean acc % last 50% of rounds "
-        "| rounds to 45% | wall time min | training time min | running time min | paper "
+        "| std acc % within window | evaluations in window | first round ≥ 45% "
+        "| stays ≥ 45% from round | wall time min | training time min | running time min | paper "
         "| paper (not comparable: server_optimizer.learning_rate) |"
     )
+    # within the window (rounds 3 and 4): seed 0 0.40, 0.50 (std 7.07), seed 1 0.46, 0.54 (5.66)
     assert lines[8] == (
-        "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 | 47.5 ± 3.5 | 3.5 ± 0.7 (2/2) "
-        "| 4.5 ± 0.0 | 2.0 ± 0.0 | 2.0 ± 0.0 | 57.3 | – |"
+        "| server_optimizer=sgdm | 2 | 52.0 ± 2.8 | 52.0 ± 2.8 | 47.5 ± 3.5 | 6.36 | 2 "
+        "| 3.5 ± 0.7 (2/2) | 3.5 ± 0.7 (2/2) | 4.5 ± 0.0 | 2.0 ± 0.0 | 2.0 ± 0.0 | 57.3 | – |"
     )
     assert lines[9] == (
-        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | not reached (0/1) | 4.5 | 2.0 | 2.0 "
-        "| – | 57.0 * |"
+        "| server_optimizer=adam | 1 | 25.0 | 25.0 | 22.5 | 3.54 | 2 | not reached (0/1) "
+        "| not reached (0/1) | 4.5 | 2.0 | 2.0 | – | 57.0 * |"
     )
     assert (
         "- server_optimizer=adam beside FedAdam: not comparable, "
@@ -364,7 +366,8 @@ def test_dp_runs_get_an_epsilon_column_an_epsilon_plot_and_their_histories(uri, 
     c = (tmp_path / "c" / "report.md").read_text().splitlines()
     assert b[3:] == c[3:]
     assert any(
-        line.startswith("| aggregator.noise_multiplier=0 | 1 | 20.0 | 20.0 | 15.0 | ∞ |")
+        # the mean over rounds 1-3 (0.10, 0.15, 0.20): its standard deviation 5.00, 3 evaluations
+        line.startswith("| aggregator.noise_multiplier=0 | 1 | 20.0 | 20.0 | 15.0 | 5.00 | 3 | ∞ |")
         for line in c
     )
     assert (tmp_path / "c" / "accuracy_vs_epsilon.png").is_file()
@@ -889,8 +892,8 @@ def test_an_unfinished_run_alone_has_no_final_value_or_mean_and_its_wall_time_so
     # best: after round 310; wall time to its last logged point (round 312, 60 s a round);
     # training 312 x 30 s; running time + 32 evaluations (rounds 0, 10, ..., 310) x 10 s
     assert lines[6] == (
-        "| all runs | 1 (unfinished: last round 312 of 1200) | – | 12.9 | – | 312.0 | 156.0 "
-        "| 161.3 |"
+        "| all runs | 1 (unfinished: last round 312 of 1200) | – | 12.9 | – | – | – | 312.0 "
+        "| 156.0 | 161.3 |"
     )
 
 

@@ -27,6 +27,7 @@ from fedlm.data.build import (
     check_cache_dir,
     database_path,
     no_autotune,
+    read_stamp,
     stale_reason,
 )
 from fedlm.data.fetch import SHAKESPEARE, at_hand, complete_works_path
@@ -95,6 +96,15 @@ def load_client_data(
             f"(or set data.source to that file), or set data.cache_dir to a directory that has "
             f"{DATABASE_NAME}."
         ) from e
+
+
+def build_stamp(name: str, cache_dir: str | os.PathLike) -> dict[str, str] | None:
+    """The build stamp (parser version, source and its SHA-256: :mod:`fedlm.data.build`) of the
+    database that :func:`load_client_data` reads for ``name``; None for synthetic data and for a
+    database without one (TFF's download)."""
+    if name != "shakespeare":
+        return None
+    return read_stamp(database_path(Path(cache_dir).expanduser()))
 
 
 def _rebuild_if_stale(

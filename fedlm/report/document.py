@@ -36,6 +36,7 @@ from fedlm.report.notes import (
     progress,
     short,
 )
+from fedlm.report.ranking import order, pairs_in_order, ranking, statistic_of
 from fedlm.report.study import PaperNumber, Study
 from fedlm.report.summary import METRIC_STATISTICS, Row, finished
 
@@ -113,7 +114,11 @@ def metric_columns(rows: Sequence[Row], study: Study, metric: str) -> list[tuple
     name = short(metric)
     columns = [("final", f"final {name}{unit}"), ("best", f"{best} {name}{unit}")]
     if study.statistic == "mean_last":
-        columns.append(("mean_last", mean_last_header(rows, study, metric)))
+        columns += [
+            ("mean_last", mean_last_header(rows, study, metric)),
+            ("window_std", f"std {name}{unit} within window"),
+            ("window_evaluations", "evaluations in window"),
+        ]
     return columns
 
 
@@ -136,7 +141,8 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
     target = shared_target(rows)
     show_target = metric == study.metric and any(row.target is not None for row in rows)
     if show_target:
-        header.append(f"rounds to {target:.0%}" if target else "rounds to target")
+        shown = f"{target:.0%}" if target else "target"
+        header += [f"first round ≥ {shown}", f"stays ≥ {shown} from round"]
     privacy = has_privacy(rows)
     if privacy:
         header.append("epsilon")
@@ -151,7 +157,7 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
         cells = [row.group.label, runs_cell(row, metric)]
         cells += [cell(row, key, metric) for key, _ in columns]
         if show_target:
-            cells.append(target_cell(row))
+            cells += [target_cell(row, "rounds_to_target"), target_cell(row, "rounds_to_stay")]
         if privacy:
             cells.append(epsilon_cell(row))
         cells += [cell(row, k) for k in ("wall_minutes", "train_minutes", "running_minutes")]
@@ -182,9 +188,15 @@ def table(rows: Sequence[Row], study: Study) -> list[str]:
 
 
 def cell(row: Row, key: str, metric: str | None = None) -> str:
+    if key == "window_evaluations":
+        return evaluations_cell(row, metric)
     mean, std = row.mean_std(key, metric)
     if mean is None:
         return "–"
+    if key == "window_std":
+        # Each run's spread within its window; over several runs their mean, no "±" of spreads.
+        scaled = 100.0 * mean if metric is not None and is_percent(metric) else mean
+        return f"{scaled:.2f}" + partial(row, key, metric)
     if metric is not None and is_percent(metric):
         text = plus_minus(100.0 * mean, None if std is None else 100.0 * std, ".1f")
     else:
@@ -208,14 +220,27 @@ def epsilon_cell(row: Row) -> str:
     return "∞" if math.isinf(mean) else f"{mean:.3g}"
 
 
-def target_cell(row: Row) -> str:
+def evaluations_cell(row: Row, metric: str | None) -> str:
+    """How many evaluations each run's mean over the window averages: one number when they all
+    average as many, else each run's."""
+    counts = [int(n) for n in row.values_of("window_evaluations", metric)]
+    if not counts:
+        return "–"
+    shown = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
+    return shown + partial(row, "window_evaluations", metric)
+
+
+def target_cell(row: Row, key: str = "rounds_to_target") -> str:
+    """Rounds to the target (``rounds_to_target``: the first round at it; ``rounds_to_stay``:
+    the round from which it stays at or above it), over the runs that got there."""
     runs = len(row.group.runs)
     if not runs or row.target is None:
         return "–"
-    mean, std = row.mean_std("rounds_to_target")
+    mean, std = row.mean_std(key)
+    got = row.reached if key == "rounds_to_target" else row.stays
     if mean is None:
         return f"not reached (0/{runs})"
-    return f"{plus_minus(mean, std, '.1f' if std is not None else '.0f')} ({row.reached}/{runs})"
+    return f"{plus_minus(mean, std, '.1f' if std is not None else '.0f')} ({got}/{runs})"
 
 
 def plus_minus(mean: float, std: float | None, spec: str) -> str:
@@ -226,6 +251,52 @@ def paper_cell(number: PaperNumber | None) -> str:
     if number is None:
         return "–"
     return str(number) + ("" if number.confirmed else " *")
+
+
+def ranking_blocks(rows: Sequence[Row], study: Study) -> list[Block]:
+    """The methods ranked by the study's statistic beside the paper's ranking (two or more
+    methods comparable with the paper's numbers; :mod:`fedlm.report.ranking`)."""
+    placings = ranking(rows, study) if paper_shown(rows, study) else []
+    if len(placings) < 2:
+        return []
+    key, _ = statistic_of(study)
+    percent = key != "rounds_to_target" and is_percent(study.metric)
+    if key == "mean_last":
+        what = mean_last_header(rows, study, study.metric)
+    elif key == "final":
+        what = f"final {short(study.metric)}{' %' if percent else ''}"
+    else:
+        what = "first round at the target"
+
+    def shown(value: float | None) -> str:
+        if value is None:
+            return "–"
+        if percent:
+            return f"{100.0 * value:.2f}"
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+    lines = [
+        [
+            p.paper.label,
+            p.row.group.label,
+            shown(p.value),
+            "–" if p.rank is None else str(p.rank),
+            paper_cell(p.paper),
+            str(p.paper_rank),
+        ]
+        for p in placings
+    ]
+    same, compared = pairs_in_order(placings)
+    text = (
+        f"By fedlm's {what}: {order(placings) or 'none ranked yet'}; by the paper's: "
+        f"{order(placings, paper=True)}. "
+        + (f"{same} of {compared} pairs of methods in the paper's order. " if compared else "")
+        + "Rank 1 is the best; a method without a value yet has none."
+    )
+    if any(not p.paper.confirmed for p in placings):
+        text += " * the paper's value not confirmed against its text."
+    header = ["method", "setting", f"fedlm {what}", "fedlm rank", "paper", "paper rank"]
+    return [Heading("Ranking against the paper", 2), Table(header, lines), Paragraph(text)]
 
 
 def left_out_table(rows: Sequence[Row]) -> Table | None:
@@ -253,6 +324,7 @@ def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
     items = paper_items(rows, study)
     if items:
         out.append(Items(items))
+    out += ranking_blocks(rows, study)
     apart = differences(rows, study)
     if apart:
         out += [Heading("Differences from the paper", 2), Items(apart)]

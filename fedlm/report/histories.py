@@ -3,8 +3,13 @@
 ``runs.csv``: one line per run read (counted or not): its id, name, status, start and end time
 (seconds since the epoch), the setting it was grouped under and whether it was counted (or why
 not), then every param (``param.<key>``), the job's overrides (``tag.override.<key>``) and how
-often the run was resumed (``tag.fedlm.resumes``, ``tag.fedlm.resumed_from_round``). An empty
-cell is a param or tag the run did not log; files written before a column existed read the same.
+often the run was resumed (``tag.fedlm.resumes``, ``tag.fedlm.resumed_from_round``), and always
+what its result depends on beyond its config: the git commit of the code
+(``tag.mlflow.source.git.commit``, with ``tag.fedlm.git.dirty``), the model's parameter count
+(``tag.fedlm.model.parameters``) and vocabulary size (``tag.fedlm.model.vocab_size``), and the data
+build's parser version and source SHA-256 (``tag.fedlm.data.parser_version``,
+``tag.fedlm.data.source_sha256``). An empty cell is a param or tag the run did not log (a run made
+before fedlm logged it); files written before a column existed read the same.
 
 ``histories.csv``: one line per logged point of the metrics the report reads: run id, metric,
 round (MLflow's step), value (as logged, full precision) and time (seconds since the epoch); the
@@ -26,6 +31,7 @@ from fedlm.io import atomic_path
 from fedlm.tracking.runs import (
     COMMAND_LINE_TAG,
     OVERRIDE_PREFIX,
+    PROVENANCE_TAGS,
     RESUMED_FROM_TAG,
     RESUMES_TAG,
     RunRecord,
@@ -35,7 +41,7 @@ RUNS_CSV = "runs.csv"
 HISTORIES_CSV = "histories.csv"
 FIXED = ("run_id", "name", "status", "start_time", "end_time", "setting", "counted")
 PARAM, TAG = "param.", "tag."
-KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, COMMAND_LINE_TAG)  # besides the overrides
+KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, COMMAND_LINE_TAG)  # besides the overrides, if logged
 
 
 def write_runs(
@@ -45,9 +51,8 @@ def write_runs(
     (its setting's label, "yes" or why it was left out)."""
     out_dir = Path(out_dir)
     param_keys = sorted({k for run in runs for k in run.params})
-    tag_keys = sorted(
-        {k for run in runs for k in run.tags if k.startswith(OVERRIDE_PREFIX) or k in KEPT_TAGS}
-    )
+    kept = {k for run in runs for k in run.tags if k.startswith(OVERRIDE_PREFIX) or k in KEPT_TAGS}
+    tag_keys = [*PROVENANCE_TAGS, *sorted(kept)]
     header = [*FIXED, *(PARAM + k for k in param_keys), *(TAG + k for k in tag_keys)]
     lines = []
     for run in runs:

@@ -155,8 +155,16 @@ def notes(rows: Sequence[Row], study: Study) -> list[str]:
         "Each cell: mean ± standard deviation over the seeds (runs)"
         + (f"; {', '.join(percent)} in percent" if percent else "")
         + "; best: the highest accuracy, the lowest loss, perplexity or bits per character"
-        + "; rounds to the target: over the runs that reached it (reached/runs)."
+        + "; rounds to the target: over the runs that reached it (reached/runs): the first "
+        + "round evaluated at or above it, and the round from which every evaluation up to the "
+        + "run's last is at or above it."
     ]
+    if study.statistic == "mean_last":
+        lines.append(
+            "Within window: the sample standard deviation of the evaluations a run's mean over "
+            "the last rounds averages (the mean over the runs where there are several), and how "
+            "many they are; the spread between seeds is the ± of the mean."
+        )
     lines += time_notes(rows)
     averaged = window_note(rows, study)
     if averaged:

@@ -22,9 +22,19 @@ from fedlm.tracking.runs import RunRecord
 
 # Keys that say where or how a job ran, not what it computed: never a setting to group by.
 NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
-METRIC_STATISTICS = ("final", "best", "mean_last")  # per metric
-# per run, whatever the metric; epsilon: the privacy spent, with a DP aggregator
-RUN_KEYS = ("rounds_to_target", "wall_minutes", "train_minutes", "running_minutes", "epsilon")
+# Per metric; window_std and window_evaluations: the sample standard deviation and the number of
+# the evaluations that a run's mean_last averages (its spread within the window, not between seeds).
+METRIC_STATISTICS = ("final", "best", "mean_last", "window_std", "window_evaluations")
+# Per run, whatever the metric: the first round at the target, and the round from which every
+# evaluation is at or above it (rounds_to_stay); epsilon: the privacy spent, with a DP aggregator.
+RUN_KEYS = (
+    "rounds_to_target",
+    "rounds_to_stay",
+    "wall_minutes",
+    "train_minutes",
+    "running_minutes",
+    "epsilon",
+)
 # logged by runs with a DP aggregator (fedlm/federated/aggregators.py)
 EPSILON, DELTA = "privacy/epsilon", "privacy/delta"
 # MLflow's SQL stores keep an infinite metric as the largest float: read it back as infinite.
@@ -137,10 +147,21 @@ def rounds_of(run: RunRecord, metric: str) -> int:
 
 def rounds_to_target(run: RunRecord, metric: str, target: float) -> int | None:
     """The first round after which ``metric`` reached ``target`` (None: never)."""
-    for step, value, _ in points(run, metric):
+    for step, value, _ in run.history.get(metric, []):
         if step >= 1 and value >= target:
             return step
     return None
+
+
+def rounds_to_stay(run: RunRecord, metric: str, target: float) -> int | None:
+    """The first evaluated round from which every evaluation of ``metric`` up to the run's last is
+    at or above ``target`` (None: its last evaluation is below). For a run that has not finished,
+    of the rounds it has run."""
+    stays = None
+    for step, value, _ in run.history.get(metric, []):
+        if step >= 1:
+            stays = (stays or step) if value >= target else None
+    return stays
 
 
 def window(scale: Scale, rounds: int) -> int:
@@ -171,10 +192,17 @@ def statistic_window(run: RunRecord, study: Study, metric: str) -> Window:
     return Window(first, rounds, steps, reached(run, rounds))
 
 
+def window_values(run: RunRecord, metric: str, span: Window) -> list[float]:
+    """The evaluations of ``metric`` in ``span`` (none while the run has not reached its end)."""
+    if not span.reached:
+        return []
+    return [value for step, value, _ in run.history.get(metric, []) if step in span.steps]
+
+
 def mean_last(run: RunRecord, metric: str, span: Window) -> float | None:
     """The mean of ``metric`` over the evaluations in ``span`` (None: none, or not reached)."""
-    values = [value for step, value, _ in run.history.get(metric, []) if step in span.steps]
-    return statistics.fmean(values) if values and span.reached else None
+    values = window_values(run, metric, span)
+    return statistics.fmean(values) if values else None
 
 
 def higher_is_better(metric: str) -> bool:
@@ -184,27 +212,37 @@ def higher_is_better(metric: str) -> bool:
 
 def metric_statistics(run: RunRecord, study: Study, metric: str) -> dict[str, float | None]:
     """Final and best value of ``metric`` (best: highest accuracy, lowest loss) and the study's
-    statistic of it (mean over the last rounds) for one run (None where it has no value; the final
-    value and the mean over the last rounds also while the run has not reached its last round)."""
+    statistic of it (mean over the last rounds, with the standard deviation and the number of the
+    evaluations it averages) for one run (None where it has no value: the standard deviation of
+    fewer than two evaluations; the final value and those of the last rounds also while the run
+    has not reached its last round)."""
     trained = [(step, value) for step, value, _ in points(run, metric) if step >= 1]
     pick = max if higher_is_better(metric) else min
     result: dict[str, float | None] = {
         "final": trained[-1][1] if trained and reached(run, rounds_of(run, metric)) else None,
         "best": pick((value for _, value in trained), default=None),
         "mean_last": None,
+        "window_std": None,
+        "window_evaluations": None,
     }
     if study.statistic == "mean_last":
-        result["mean_last"] = mean_last(run, metric, statistic_window(run, study, metric))
+        values = window_values(run, metric, statistic_window(run, study, metric))
+        if values:
+            result["mean_last"] = statistics.fmean(values)
+            result["window_std"] = statistics.stdev(values) if len(values) > 1 else None
+            result["window_evaluations"] = len(values)
     return result
 
 
 def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
-    """Rounds to the study's target (of the study's metric), wall, training and running minutes
+    """Rounds to the study's target (of the study's metric: the first round at it, and the round
+    from which it stays at or above it), wall, training and running minutes
     (:mod:`fedlm.report.times`), and the privacy spent (epsilon after the last round) of one run
     (None where it has no value)."""
     scale = study.scale(run.params.get("experiment_scale"))
     result: dict[str, float | None] = {
         "rounds_to_target": None,
+        "rounds_to_stay": None,
         "wall_minutes": times.wall_minutes(run),
         "train_minutes": times.training_minutes(run),
         "running_minutes": times.running_minutes(run),
@@ -212,6 +250,7 @@ def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
     }
     if scale.target_accuracy is not None:
         result["rounds_to_target"] = rounds_to_target(run, study.metric, scale.target_accuracy)
+        result["rounds_to_stay"] = rounds_to_stay(run, study.metric, scale.target_accuracy)
     return result
 
 
@@ -260,6 +299,11 @@ class Row:
     def reached(self) -> int:
         """Runs that reached the target accuracy."""
         return len(self.values.get("rounds_to_target", []))
+
+    @property
+    def stays(self) -> int:
+        """Runs whose accuracy stays at or above the target to their last evaluation."""
+        return len(self.values.get("rounds_to_stay", []))
 
     @property
     def comparable(self) -> bool:

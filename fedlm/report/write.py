@@ -13,6 +13,7 @@ from fedlm.report.document import blocks
 from fedlm.report.histories import write_runs
 from fedlm.report.notes import has_privacy, metrics_of
 from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon
+from fedlm.report.ranking import ranking
 from fedlm.report.render import to_html, to_markdown
 from fedlm.report.study import Study
 from fedlm.report.summary import METRIC_STATISTICS, RUN_KEYS, Row
@@ -40,7 +41,7 @@ def write_report(
     document = blocks(rows, study, source)
     write_text(out_dir / "report.md", to_markdown(document))
     write_text(out_dir / "report.html", to_html(document, out_dir))
-    records = csv_records(rows)
+    records = csv_records(rows, study)
     with (
         atomic_path(out_dir / "report.csv") as tmp,
         tmp.open("w", newline="", encoding="utf-8") as f,
@@ -70,8 +71,10 @@ def markdown(rows: Sequence[Row], study: Study, source: str = "") -> str:
     return to_markdown(blocks(rows, study, source))
 
 
-def csv_records(rows: Sequence[Row]) -> list[dict[str, object]]:
+def csv_records(rows: Sequence[Row], study: Study) -> list[dict[str, object]]:
     records = []
+    # The ranks beside the paper's (fedlm.report.ranking): empty for a row not ranked.
+    ranked = {id(p.row): p for p in ranking(rows, study)}
     for row in rows:
         record: dict[str, object] = {
             "setting": row.group.label,
@@ -88,11 +91,15 @@ def csv_records(rows: Sequence[Row]) -> list[dict[str, object]]:
             record[f"{key}_mean"] = "" if mean is None else mean
             record[f"{key}_std"] = "" if std is None else std
         record["reached_target"] = row.reached
+        record["stays_at_target"] = row.stays
         record["paper_value"] = "" if row.paper is None else row.paper.value
         record["paper_comparable"] = "" if row.paper is None else row.comparable
         record["paper_differences"] = "; ".join(str(d) for d in row.differences)
         record["paper_source"] = "" if row.paper is None else row.paper.source
         record["paper_confirmed"] = "" if row.paper is None else row.paper.confirmed
+        placing = ranked.get(id(row))
+        record["rank"] = "" if placing is None or placing.rank is None else placing.rank
+        record["paper_rank"] = "" if placing is None else placing.paper_rank
         record["left_out"] = len(row.group.left_out)
         record["missing_seeds"] = " ".join(row.group.missing_seeds)
         records.append(record)

@@ -22,6 +22,23 @@ OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_in
 RESUMES_TAG = "fedlm.resumes"
 RESUMED_FROM_TAG = "fedlm.resumed_from_round"
 COMMAND_LINE_TAG = "fedlm.hydra.overrides"  # every run's command-line overrides (run_info)
+# What a run's result depends on beyond its config: the code (set when the run is created,
+# run_info.git_state), and, set at its start by fedlm.experiment.provenance, the model's size and
+# the data build it read (a fedlm build's stamp, fedlm.data.build). Runs made before fedlm logged
+# one of them lack it.
+GIT_DIRTY_TAG = "fedlm.git.dirty"
+PARAMETERS_TAG = "fedlm.model.parameters"
+VOCAB_SIZE_TAG = "fedlm.model.vocab_size"
+PARSER_VERSION_TAG = "fedlm.data.parser_version"
+SOURCE_SHA256_TAG = "fedlm.data.source_sha256"
+PROVENANCE_TAGS = (
+    run_info.GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    PARAMETERS_TAG,
+    VOCAB_SIZE_TAG,
+    PARSER_VERSION_TAG,
+    SOURCE_SHA256_TAG,
+)
 # The metrics a report reads the history of (the others are not fetched), besides those asked for;
 # round/seconds and eval/seconds: the seconds of each round's training and evaluation (the time
 # axis); train/loss and train/accuracy: each round's training, so that the per-round history a

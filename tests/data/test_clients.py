@@ -16,6 +16,7 @@ from fedlm.data.build import (
     write_sql_client_data,
 )
 from fedlm.data.clients import (
+    build_stamp,
     client_data_snippets,
     client_snippets,
     load_client_data,
@@ -65,6 +66,15 @@ def test_synthetic_is_tffs_synthetic_shakespeare_for_both_splits():
     assert {k: snippets[k] for k in SYNTHETIC_CUPID} == SYNTHETIC_CUPID
     assert client_data_snippets(test) == snippets
     assert client_snippets(train, DataConfig(name="synthetic"), "train") == snippets
+
+
+def test_the_build_stamp_a_run_records_is_that_of_the_database_it_reads(source, tmp_path):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+    stamp = build_stamp("shakespeare", tmp_path)
+    assert stamp == read_stamp(database_path(tmp_path))
+    assert stamp["parser_version"] == str(PARSER_VERSION)
+    assert build_stamp("synthetic", tmp_path) is None
+    assert build_stamp("shakespeare", tmp_path / "empty") is None  # no database there
 
 
 def test_an_unknown_name_is_a_config_error():

@@ -135,6 +135,11 @@ def test_a_run_records_metrics_every_round_artifacts_and_a_reloadable_model(refe
     assert run_.data.params["training.rounds"] == str(ROUNDS)
     assert run_.data.params["data.name"] == "synthetic"
     assert run_.data.tags["fedlm.data.pipeline"] == "tutorial"
+    # set at the run's start (fedlm.experiment.provenance); synthetic data has no build stamp
+    assert run_.data.tags["fedlm.model.vocab_size"] == "86"
+    parameters = sum(w.size for w in result.final_weights)
+    assert run_.data.tags["fedlm.model.parameters"] == str(parameters)
+    assert "fedlm.data.parser_version" not in run_.data.tags
     table = metric_table(client, tracker.run_id)
     for key in ("eval/loss", "eval/accuracy", "eval/perplexity", "eval/bits_per_char"):
         assert sorted(table[key]) == [0, 1, 2, 3], key
