@@ -26,6 +26,7 @@ from fedlm.report import (
     summarize,
     write_report,
 )
+from fedlm.report.histories import write_runs
 from fedlm.report.study import PaperNumber, study_file
 from fedlm.tracking import run_info, store
 from fedlm.tracking.runs import RunRecord, load_runs, log_report
@@ -946,3 +947,51 @@ def test_by_a_config_group_chosen_on_a_single_runs_command_line(tmp_path):
     write_report(summarize(group_runs(runs, ["reddi2021"]), FULL), FULL, tmp_path, runs=runs)
     back = read_runs(tmp_path)
     assert [run.setting("reddi2021") for run in back] == ["fedadagrad", "fedavg"]
+
+
+def test_committed_runs_and_the_stores_runs_make_one_report(uri, sweep, tmp_path):
+    """A report folder's CSVs (runs made on a machine that is gone) merged with the store's runs:
+    each run once, the longer history where both hold it."""
+    from fedlm.report.histories import merge_runs
+
+    cli.main(["sweep", "--tracking-uri", uri, "--out", str(tmp_path / "a"), "--no-log"])
+    # The committed folder holds sgd0 cut to its first two rounds, and one run the store lacks.
+    committed = read_runs(tmp_path / "a")
+    for run in committed:
+        if run.run_id == sweep["sgd0"]:
+            run.history = {k: v[:2] for k, v in run.history.items()}
+    gone = dataclasses.replace(committed[0], run_id="f" * 32, name="made elsewhere")
+    write_runs([*committed, gone], tmp_path / "c", {})
+    stored, _ = load_runs(uri, "sweep")
+    merged = merge_runs(read_runs(tmp_path / "c"), stored)
+    assert len(merged) == len(stored) + 1
+    by_id = {run.run_id: run for run in merged}
+    assert [p[1] for p in by_id[sweep["sgd0"]].history["eval/accuracy"]] == list(
+        SGD_0
+    )  # the store's
+    assert by_id["f" * 32].name == "made elsewhere"
+
+    cli.main(
+        [
+            "sweep",
+            "--runs-from",
+            str(tmp_path / "c"),
+            "--and-store",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "d"),
+            "--no-log",
+        ]
+    )
+    runs = list(csv.DictReader((tmp_path / "d" / "runs.csv").open()))
+    assert sorted(r["run_id"] for r in runs) == sorted(by_id)
+    text = (tmp_path / "d" / "report.md").read_text().splitlines()[2]
+    assert text.startswith(f"7 runs of `{tmp_path / 'c' / 'runs.csv'}` and MLflow experiment")
+
+
+def test_and_store_needs_runs_from(capfd):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", "--and-store"])
+    assert exit_info.value.code == 2
+    assert "--and-store" in capfd.readouterr().err

@@ -2,17 +2,19 @@
 
     uv run fedlm-report EXPERIMENT [--tracking-uri URI] [--out DIR] [--study PAPER_YAML]
                         [--by KEY ...] [--metric METRIC ...] [--filter MLFLOW_FILTER]
-                        [--runs-from DIR] [--include-unfinished] [--no-log]
+                        [--runs-from DIR ...] [--and-store] [--include-unfinished] [--no-log]
 
 EXPERIMENT is the MLflow experiment the study logs to (its ``tracking.experiment_name``, e.g.
 ``reddi2021``). The runs are grouped by the settings they sweep (``--by`` names them instead), and
 the report (report.md, report.html, report.csv, plots, and the runs behind it as runs.csv and
 histories.csv) goes to ``experiments/EXPERIMENT/report/`` (for a study there) or
 ``results/reports/EXPERIMENT/``, and into a summary run of the experiment (``--no-log``: not).
-``--runs-from`` makes the report from a report folder's runs.csv and histories.csv instead of the
-store. ``--include-unfinished`` counts runs still running, killed or failed (a seed's newest, where
-it has no finished run) in an interim report, to follow a long run. Plain argparse: no config
-composition is needed for a handful of flags.
+``--runs-from`` makes the report from report folders' runs.csv and histories.csv instead of the
+store; ``--and-store`` adds the store's runs to theirs (a run in both: its longer history), so a
+committed report grows by the runs made since on this machine. ``--include-unfinished`` counts runs
+still running, killed or failed (a seed's newest, where it has no finished run) in an interim
+report, to follow a long run. Plain argparse: no config composition is needed for a handful of
+flags.
 """
 
 from __future__ import annotations
@@ -69,10 +71,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--runs-from",
+        nargs="+",
         default=None,
         metavar="DIR",
-        help="make the report from DIR/runs.csv and DIR/histories.csv (a report folder), "
+        help="make the report from DIR/runs.csv and DIR/histories.csv (report folders), "
         "not from MLflow",
+    )
+    p.add_argument(
+        "--and-store",
+        action="store_true",
+        help="with --runs-from: add the MLflow store's runs (--tracking-uri, --filter) to the "
+        "folders'; a run in both counts once, with the longer history",
     )
     p.add_argument(
         "--filter",
@@ -116,17 +125,26 @@ def metric_keys(names: list[str] | None, default: str) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     from fedlm.errors import ConfigError, FedlmError
     from fedlm.report import find_study, group_runs, read_runs, summarize, table, write_report
+    from fedlm.report.histories import merge_runs
     from fedlm.tracking.runs import load_runs, log_report
 
     study = find_study(args.experiment, args.study)
     metrics = metric_keys(args.metric, study.metric)
-    if args.runs_from and (args.tracking_uri or args.filter):
-        raise ConfigError("--runs-from", args.runs_from, "without --tracking-uri and --filter")
-    if args.runs_from:
-        runs, where = read_runs(args.runs_from), f"`{Path(args.runs_from) / 'runs.csv'}`"
-    else:
-        runs, shown_uri = load_runs(args.tracking_uri, args.experiment, args.filter, metrics)
-        where = f"MLflow experiment `{args.experiment}` in `{shown_uri}`"
+    if args.and_store and not args.runs_from:
+        raise ConfigError("--and-store", True, "together with --runs-from DIR")
+    if args.runs_from and not args.and_store and (args.tracking_uri or args.filter):
+        raise ConfigError(
+            "--runs-from", args.runs_from, "without --tracking-uri and --filter (or --and-store)"
+        )
+    sources, places = [], []
+    for folder in args.runs_from or []:
+        sources.append(read_runs(folder))
+        places.append(f"`{Path(folder) / 'runs.csv'}`")
+    if args.and_store or not args.runs_from:
+        stored, shown_uri = load_runs(args.tracking_uri, args.experiment, args.filter, metrics)
+        sources.append(stored)
+        places.append(f"MLflow experiment `{args.experiment}` in `{shown_uri}`")
+    runs, where = merge_runs(*sources), " and ".join(places)
     if not runs:
         raise FedlmError(
             f"{where} holds no training runs"
@@ -147,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
     files = write_report(rows, study, out_dir, source, runs)
     print("\n".join(table(rows, study)))
     print("\nwrote: " + ", ".join(str(f) for f in files))
-    if not args.no_log and not args.runs_from:
+    if not args.no_log and (args.and_store or not args.runs_from):
         counted = [run.run_id for row in rows for run in row.group.runs]
         summary = log_report(
             args.tracking_uri,

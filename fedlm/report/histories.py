@@ -15,7 +15,9 @@ before fedlm logged it); files written before a column existed read the same.
 round (MLflow's step), value (as logged, full precision) and time (seconds since the epoch); the
 metrics include ``round/seconds`` and ``eval/seconds``, from which the report's running time comes.
 
-``fedlm-report --runs-from FOLDER`` makes the report again from these two files alone.
+``fedlm-report --runs-from FOLDER`` makes the report again from these two files alone; with
+several folders, or with ``--and-store``, the runs of every source are merged (:func:`merge_runs`),
+so that a study whose runs were made on machines that no longer exist is reported whole.
 """
 
 from __future__ import annotations
@@ -111,6 +113,24 @@ def read_runs(folder: str | Path) -> list[RunRecord]:
         for points in run.history.values():
             points.sort()
     return list(runs.values())
+
+
+def last_round(run: RunRecord) -> int:
+    """The last round ``run`` logged anything for (0 for none)."""
+    return max((points[-1][0] for points in run.history.values() if points), default=0)
+
+
+def merge_runs(*sources: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs of every source, once each: where several sources hold the same run id (a run
+    committed as a report's CSVs and still going on in the store), the one that reached the
+    latest round, and of equals the later source's. In the order first seen."""
+    merged: dict[str, RunRecord] = {}
+    for runs in sources:
+        for run in runs:
+            held = merged.get(run.run_id)
+            if held is None or last_round(run) >= last_round(held):
+                merged[run.run_id] = run
+    return list(merged.values())
 
 
 def _prefixed(line: Mapping[str, str], prefix: str) -> dict[str, str]:
