@@ -946,3 +946,44 @@ def test_by_a_config_group_chosen_on_a_single_runs_command_line(tmp_path):
     write_report(summarize(group_runs(runs, ["reddi2021"]), FULL), FULL, tmp_path, runs=runs)
     back = read_runs(tmp_path)
     assert [run.setting("reddi2021") for run in back] == ["fedadagrad", "fedavg"]
+
+
+TO_54 = Study(name="t", statistic="first_at_target", scales={"full": Scale(target_accuracy=0.54)})
+
+
+def stopped_run(run_id: str, seed: str, at: int) -> RunRecord:
+    """A full-scale run of up to 4000 rounds, evaluated every round, that reached 54% after round
+    ``at`` and stopped there at its training.stop_at target, FINISHED."""
+    return record(
+        run_id,
+        seed=seed,
+        rounds=4000,
+        trained=at,
+        every=1,
+        accuracy=lambda step: 0.54 if step >= at else 0.3,
+        params={"experiment_scale": "full"},
+        tags={"fedlm.stopped_at_round": str(at)},
+    )
+
+
+def test_a_run_stopped_at_its_target_is_complete_and_its_rounds_to_target_are_its_last(tmp_path):
+    runs = [stopped_run("a", "0", 164), stopped_run("b", "1", 170)]
+    (row,) = summarize(group_runs(runs), TO_54)  # no --include-unfinished needed
+    assert [run.run_id for run in row.group.runs] == ["a", "b"] and row.group.left_out == []
+    assert row.values["rounds_to_target"] == [164, 170]
+    assert row.values["rounds_to_stay"] == [164, 170]
+    assert row.metrics["eval/accuracy"]["final"] == [0.54, 0.54]  # at round 164, 170 of 4000
+    text = markdown([row], TO_54)
+    assert text.startswith("# t: report\n")  # not an interim report
+    assert (
+        "Stopped at the target (`training.stop_at`): all runs seed 0 at round 164 of 4000; all "
+        "runs seed 1 at round 170 of 4000. Each ended after the first evaluated round that "
+        "reached it and is complete there" in text
+    )
+    # runs.csv keeps the tag: the report made again from the files reads the same.
+    write_report([row], TO_54, tmp_path, runs=runs)
+    back = read_runs(tmp_path)
+    assert [run.tags["fedlm.stopped_at_round"] for run in back] == ["164", "170"]
+    (again,) = summarize(group_runs(back), TO_54)
+    assert again.values["rounds_to_target"] == [164, 170]
+    assert again.metrics["eval/accuracy"]["final"] == [0.54, 0.54]
