@@ -545,6 +545,19 @@ def test_the_shipped_mcmahan2017_study_is_comparable_at_full_scale():
     }, [str(d) for d in rows[0].differences]
 
 
+def test_the_shipped_mcmahan2017_full_scale_stops_at_the_target_its_report_counts_rounds_to():
+    study = load_study(study_file("mcmahan2017"))
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=mcmahan2017", "output_dir=."])
+    stop_at = OmegaConf.to_object(cfg).training.stop_at
+    assert (stop_at.metric, stop_at.value) == (study.metric, study.scale("full").target_accuracy)
+    assert str(stop_at) == "eval/accuracy >= 0.54"
+    assert cfg.eval.every == 1  # every round is checked
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        quick = compose("train", overrides=["+experiment=mcmahan2017", "experiment_scale=quick"])
+    assert quick.training.stop_at.metric is None  # the quick scale runs its 15 rounds
+
+
 def test_the_shipped_reddi2021_study_is_comparable_at_full_scale_only():
     study = load_study(study_file("reddi2021"))
     full = summarize(group_runs(study_runs()), study)
