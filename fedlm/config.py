@@ -152,15 +152,56 @@ class TrackingConfig:
     give_up_after_s: float = 60.0
 
 
+# The metrics ``training.stop_at`` may name: a centralized (eval/) or federated (fed_eval/)
+# evaluation metric, with the comparison that reaches its target. Lower is better for loss,
+# perplexity and bits per character: reached once the metric is <= the value; for the others (the
+# accuracies, and num_tokens, which only tests use) once it is >= the value.
+STOP_METRICS = {
+    "accuracy": ">=",
+    "accuracy_no_eos_oov": ">=",  # the paper pipeline's
+    "num_tokens": ">=",
+    "loss": "<=",
+    "perplexity": "<=",
+    "bits_per_char": "<=",
+}
+STOP_PREFIXES = {"eval/": "eval.centralized", "fed_eval/": "eval.federated"}
+
+
+@dataclass
+class StopAtConfig:
+    """A target at which training stops: after the first evaluated round whose ``metric`` reaches
+    ``value`` (>= for accuracies, <= for losses: :data:`STOP_METRICS`). Only evaluated rounds
+    (``eval.every``, ``eval.final_window``, the last) are checked, never round 0 (before
+    training). Both null (or an empty metric): never."""
+
+    metric: str | None = None  # eval/accuracy, eval/loss, fed_eval/accuracy, ...
+    value: float | None = None
+
+    @property
+    def comparison(self) -> str:
+        return STOP_METRICS[self.metric.split("/", 1)[1]]
+
+    def reached(self, metrics: Mapping[str, float]) -> bool:
+        """Whether a round's ``metrics`` reach the target (never where it was not evaluated)."""
+        if not self.metric or self.metric not in metrics:
+            return False
+        got = metrics[self.metric]
+        return got >= self.value if self.comparison == ">=" else got <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.comparison} {self.value:g}"
+
+
 @dataclass
 class TrainingConfig:
-    rounds: int = 5
+    rounds: int = 5  # at most: training.stop_at may end the run earlier
     clients_per_round: int = 3
     local_epochs: int = 1
     max_batches_per_client: int | None = None
     seq_len: int = 100
     batch_size: int = 8
     shuffle_buffer: int = 100
+    stop_at: StopAtConfig = field(default_factory=StopAtConfig)
 
 
 @dataclass
@@ -416,6 +457,41 @@ def validate_aggregator(cfg: TrainConfig) -> None:
         )
 
 
+def validate_stop_at(cfg: TrainConfig) -> None:
+    """``training.stop_at``: both null, or an evaluation metric the run logs and a number."""
+    stop = cfg.training.stop_at
+    if not stop.metric and stop.value is None:
+        return
+    prefix = next((p for p in STOP_PREFIXES if str(stop.metric).startswith(p)), None)
+    name = str(stop.metric)[len(prefix) :] if prefix else None
+    if name not in STOP_METRICS or (name == "accuracy_no_eos_oov" and cfg.data.pipeline != "paper"):
+        allowed = [f"eval/{m}" for m in STOP_METRICS if m != "accuracy_no_eos_oov"]
+        raise ConfigError(
+            "training.stop_at.metric",
+            stop.metric,
+            f"one of {', '.join(allowed)} (eval/accuracy_no_eos_oov with data.pipeline=paper; "
+            "fed_eval/ for the federated evaluation), or null with training.stop_at.value=null: "
+            "never stop early. Reached at >= value for accuracies and num_tokens, at <= value "
+            "for loss, perplexity and bits_per_char",
+        )
+    switch = STOP_PREFIXES[prefix]
+    if not getattr(cfg.eval, switch.split(".")[1]):
+        raise ConfigError(
+            "training.stop_at.metric",
+            stop.metric,
+            f"a metric the run logs, and it logs no {prefix} metrics with {switch}=false",
+        )
+    if not isinstance(stop.value, int | float) or isinstance(stop.value, bool):
+        raise ConfigError(
+            "training.stop_at.value",
+            stop.value,
+            f"a number: training.stop_at.metric={stop.metric} stops the run once it is "
+            f"{STOP_METRICS[name]} the value",
+        )
+    if "accuracy" in name and not 0.0 <= stop.value <= 1.0:
+        raise ConfigError("training.stop_at.value", stop.value, f"a number in [0, 1] for {name}")
+
+
 def validate(cfg: TrainConfig) -> None:
     """Check every value that does not depend on the data; raise :class:`ConfigError`."""
     _choice("data.name", cfg.data.name, DATASETS)
@@ -456,6 +532,7 @@ def validate(cfg: TrainConfig) -> None:
     _at_least("training.seq_len", t.seq_len, 1)
     _at_least("training.batch_size", t.batch_size, 1)
     _at_least("training.shuffle_buffer", t.shuffle_buffer, 1)
+    validate_stop_at(cfg)
     e = cfg.eval
     _at_least("eval.every", e.every, 0)
     _at_least("eval.final_window", e.final_window, 0)

@@ -4,6 +4,10 @@
     -> execution context -> learning process -> rounds (train, evaluate, generate, checkpoint)
     -> final evaluation and model
 
+The rounds run to ``training.rounds``, or end at the first evaluated round that reaches
+``training.stop_at`` (which is then the run's last round: checkpointed, generated from, its model
+logged, the round tagged ``fedlm.stopped_at_round`` and logged as ``stop/round``).
+
 Everything that can be wrong with the configuration is found before any TFF compilation.
 """
 
@@ -42,8 +46,12 @@ from fedlm.tracking.runs import (
     PARAMETERS_TAG,
     PARSER_VERSION_TAG,
     SOURCE_SHA256_TAG,
+    STOPPED_AT_TAG,
     VOCAB_SIZE_TAG,
 )
+
+STOP_ROUND = "stop/round"  # metric, logged at the round training.stop_at was first reached
+STOPPED_AT = "stopped_at_round"  # in a checkpoint's extra: the run ended there at its target
 
 
 @dataclass
@@ -295,12 +303,17 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 centralized = CentralizedEvaluator(task, eval_sequences, eval_batch_size)
             state = process.set_model_weights(process.initialize(), start_weights)
             first_round = 1
+            stopped_at = None  # the round at which training.stop_at was reached
             checkpoint = tracker.restore(state)
             if checkpoint is not None:
                 state = checkpoint.server_state
                 sampler.load_state(checkpoint.sampler_state)
                 first_round = checkpoint.round_num + 1
-                if checkpoint.round_num < t.rounds:  # else the tracker said: nothing to resume
+                stopped_at = checkpoint.extra.get(STOPPED_AT)
+                if stopped_at is not None:
+                    first_round = t.rounds + 1
+                    say(f"{t.stop_at} was reached at round {stopped_at}: no round to train")
+                elif checkpoint.round_num < t.rounds:  # else the tracker said: nothing to resume
                     say(f"resuming after round {checkpoint.round_num} of {t.rounds}")
             else:
                 weights = process.get_model_weights(state)
@@ -340,6 +353,9 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 if due(cfg.eval.every, round_num, t.rounds, cfg.eval.final_window):
                     weights = process.get_model_weights(state)
                     metrics.update(evaluate(weights))
+                if t.stop_at.reached(metrics):
+                    stopped_at = round_num
+                    metrics[STOP_ROUND] = float(round_num)
                 tracker.log_metrics(metrics, step=round_num)
                 result.history.append({"round": round_num, **metrics})
                 eta = remaining.after_round(t.rounds - round_num)
@@ -352,15 +368,24 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                     line += " | " + format_metrics("eval", _strip(metrics, "eval/"))
                 line += aggregation.progress(metrics)
                 say(f"{line} | {seconds:.1f} s/round | ETA {format_duration(eta)}")
-                if due(cfg.eval.generate_every, round_num, t.rounds):
+                # Reaching the target ends the run as its last round would.
+                last = stopped_at is not None
+                if last or due(cfg.eval.generate_every, round_num, t.rounds):
                     generate(weights or process.get_model_weights(state), round_num)
-                if due(cfg.tracking.checkpoint_every, round_num, t.rounds):
-                    tracker.save_checkpoint(Checkpoint(round_num, state, sampler.state))
+                if last or due(cfg.tracking.checkpoint_every, round_num, t.rounds):
+                    extra = {STOPPED_AT: round_num} if last else {}
+                    tracker.save_checkpoint(Checkpoint(round_num, state, sampler.state, extra))
+                if last:
+                    say(f"{t.stop_at} reached at round {round_num}: training stops")
+                    break
 
-            tracker.set_tags(aggregation.tags(t.rounds))
+            last_round = t.rounds if stopped_at is None else stopped_at
+            if stopped_at is not None:
+                tracker.set_tags({STOPPED_AT_TAG: str(stopped_at)})
+            tracker.set_tags(aggregation.tags(last_round))
             final = process.get_model_weights(state)
             result.final_weights = keras_weights(final)
-            tracker.log_model(keras_model, step=t.rounds)
+            tracker.log_model(keras_model, step=last_round)
     except (KeyboardInterrupt, SystemExit):
         tracker.finish("KILLED")
         raise

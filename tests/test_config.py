@@ -11,7 +11,7 @@ from fedlm.errors import ConfigError, UnknownKeyError
 
 TRAINING_KEYS = (
     "rounds, clients_per_round, local_epochs, max_batches_per_client, seq_len, batch_size, "
-    "shuffle_buffer"
+    "shuffle_buffer, stop_at"
 )
 
 

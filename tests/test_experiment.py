@@ -105,6 +105,35 @@ def test_two_rounds_log_exactly_these_keys_at_steps_0_1_2(tmp_path):
     assert [h["round"] for h in result.history] == [0, 1, 2]
 
 
+def test_a_run_stops_after_the_first_evaluated_round_that_reaches_its_target(tmp_path):
+    """eval/num_tokens >= 1 holds at every evaluation (the same test set each time), so the run
+    stops at the first evaluated round after round 0: round 2 with eval.every=2, not round 1
+    (not evaluated) and not round 0 (before training). It ends there as at its last round."""
+    tracker = RecordingTracker()
+    overrides = (
+        "training.rounds=5",
+        "eval.every=2",
+        "training.stop_at.metric=eval/num_tokens",
+        "training.stop_at.value=1",
+    )
+    lines = []
+    result = run(config(tmp_path, *overrides), tracker, say=lines.append)
+    assert sorted(tracker.metrics) == [0, 1, 2]
+    assert "eval/num_tokens" not in tracker.metrics[1]
+    assert set(tracker.metrics[2]) == set(tracker.metrics[1]) | set(tracker.metrics[0]) | {
+        "stop/round"
+    }
+    assert tracker.metrics[2]["stop/round"] == 2.0
+    assert "stop/round" not in tracker.metrics[0] | tracker.metrics[1]
+    assert sorted(tracker.texts) == [0, 2]  # generated at the end, as after a last round
+    assert tracker.checkpoints == [2]  # checkpoint_every=0: only after the last round
+    assert tracker.tags["fedlm.stopped_at_round"] == "2"
+    assert tracker.status == "FINISHED"
+    assert [h["round"] for h in result.history] == [0, 1, 2]
+    assert result.final_weights is not None
+    assert "eval/num_tokens >= 1 reached at round 2: training stops" in lines
+
+
 def test_round_zero_evaluation_equals_the_keras_evaluation_of_the_starting_model(tmp_path):
     """The server state starts from exactly the weights given, and round 0 evaluates them."""
     cfg = config(tmp_path, "training.rounds=1", "eval.generate_length=0")
@@ -186,6 +215,29 @@ def test_one_client_one_round_of_fedavg_equals_the_same_keras_sgd_steps(tmp_path
         ("eval.validation_clients=3", r"eval.validation_clients=3 .*at most 2 "),
         ("aggregator=secure", r"aggregator.name='secure' .*local C\+\+ runtime"),
         ("aggregator=dp_adaptive aggregator.zeroing=true", r"aggregator.zeroing=True .* = 0.1,"),
+        (
+            "training.stop_at.metric=eval/acuracy training.stop_at.value=0.5",
+            r"training.stop_at.metric='eval/acuracy' .*eval/accuracy, eval/num_tokens, eval/loss"
+            r".* at >= value for accuracies and num_tokens, at <= value for loss",
+        ),
+        (
+            "training.stop_at.metric=eval/seconds training.stop_at.value=1",
+            r"training.stop_at.metric='eval/seconds' .*one of eval/accuracy",
+        ),
+        (
+            "training.stop_at.metric=eval/accuracy_no_eos_oov training.stop_at.value=0.5",
+            r"metric='eval/accuracy_no_eos_oov' .*with data.pipeline=paper",
+        ),
+        ("training.stop_at.metric=eval/loss", r"stop_at.value=None .*a number: .* is <= the"),
+        ("training.stop_at.value=0.5", r"training.stop_at.metric=None .*or null with"),
+        (
+            "training.stop_at.metric=fed_eval/accuracy training.stop_at.value=0.5",
+            r"metric='fed_eval/accuracy' .*logs no fed_eval/ metrics with eval.federated=false",
+        ),
+        (
+            "training.stop_at.metric=eval/accuracy training.stop_at.value=54",
+            r"training.stop_at.value=54.0 .*in \[0, 1\] for accuracy",
+        ),
     ],
 )
 def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, override, message):

@@ -546,6 +546,19 @@ def test_the_shipped_mcmahan2017_study_is_comparable_at_full_scale():
     }, [str(d) for d in rows[0].differences]
 
 
+def test_the_shipped_mcmahan2017_full_scale_stops_at_the_target_its_report_counts_rounds_to():
+    study = load_study(study_file("mcmahan2017"))
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=mcmahan2017", "output_dir=."])
+    stop_at = OmegaConf.to_object(cfg).training.stop_at
+    assert (stop_at.metric, stop_at.value) == (study.metric, study.scale("full").target_accuracy)
+    assert str(stop_at) == "eval/accuracy >= 0.54"
+    assert cfg.eval.every == 1  # every round is checked
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        quick = compose("train", overrides=["+experiment=mcmahan2017", "experiment_scale=quick"])
+    assert quick.training.stop_at.metric is None  # the quick scale runs its 15 rounds
+
+
 def test_the_shipped_reddi2021_study_is_comparable_at_full_scale_only():
     study = load_study(study_file("reddi2021"))
     full = summarize(group_runs(study_runs()), study)
@@ -825,7 +838,7 @@ def test_the_shipped_reddi2021_report_states_its_differences_from_the_paper():
     ]
     assert "1,117 clients (25,871 training / 6,241 test examples)" in items[0]
     assert "715 clients (16,068 / 2,356 examples" in items[0]
-    assert "10 evaluations instead of 100" in items[2]
+    assert "averages 100 evaluations, as the paper" in items[2]
     # At the quick scale the paper's numbers stand apart, with the differences of every scale.
     quick = summarize(group_runs(study_runs("experiment_scale=quick")), study)
     items = markdown(quick, study).split("## Differences from the paper\n\n", 1)[1]
@@ -995,3 +1008,44 @@ def test_and_store_needs_runs_from(capfd):
         cli.main(["sweep", "--and-store"])
     assert exit_info.value.code == 2
     assert "--and-store" in capfd.readouterr().err
+
+
+TO_54 = Study(name="t", statistic="first_at_target", scales={"full": Scale(target_accuracy=0.54)})
+
+
+def stopped_run(run_id: str, seed: str, at: int) -> RunRecord:
+    """A full-scale run of up to 4000 rounds, evaluated every round, that reached 54% after round
+    ``at`` and stopped there at its training.stop_at target, FINISHED."""
+    return record(
+        run_id,
+        seed=seed,
+        rounds=4000,
+        trained=at,
+        every=1,
+        accuracy=lambda step: 0.54 if step >= at else 0.3,
+        params={"experiment_scale": "full"},
+        tags={"fedlm.stopped_at_round": str(at)},
+    )
+
+
+def test_a_run_stopped_at_its_target_is_complete_and_its_rounds_to_target_are_its_last(tmp_path):
+    runs = [stopped_run("a", "0", 164), stopped_run("b", "1", 170)]
+    (row,) = summarize(group_runs(runs), TO_54)  # no --include-unfinished needed
+    assert [run.run_id for run in row.group.runs] == ["a", "b"] and row.group.left_out == []
+    assert row.values["rounds_to_target"] == [164, 170]
+    assert row.values["rounds_to_stay"] == [164, 170]
+    assert row.metrics["eval/accuracy"]["final"] == [0.54, 0.54]  # at round 164, 170 of 4000
+    text = markdown([row], TO_54)
+    assert text.startswith("# t: report\n")  # not an interim report
+    assert (
+        "Stopped at the target (`training.stop_at`): all runs seed 0 at round 164 of 4000; all "
+        "runs seed 1 at round 170 of 4000. Each ended after the first evaluated round that "
+        "reached it and is complete there" in text
+    )
+    # runs.csv keeps the tag: the report made again from the files reads the same.
+    write_report([row], TO_54, tmp_path, runs=runs)
+    back = read_runs(tmp_path)
+    assert [run.tags["fedlm.stopped_at_round"] for run in back] == ["164", "170"]
+    (again,) = summarize(group_runs(back), TO_54)
+    assert again.values["rounds_to_target"] == [164, 170]
+    assert again.metrics["eval/accuracy"]["final"] == [0.54, 0.54]

@@ -3,7 +3,8 @@
 ``runs.csv``: one line per run read (counted or not): its id, name, status, start and end time
 (seconds since the epoch), the setting it was grouped under and whether it was counted (or why
 not), then every param (``param.<key>``), the job's overrides (``tag.override.<key>``) and how
-often the run was resumed (``tag.fedlm.resumes``, ``tag.fedlm.resumed_from_round``), and always
+often the run was resumed (``tag.fedlm.resumes``, ``tag.fedlm.resumed_from_round``), the round it
+stopped at its target (``tag.fedlm.stopped_at_round``), and always
 what its result depends on beyond its config: the git commit of the code
 (``tag.mlflow.source.git.commit``, with ``tag.fedlm.git.dirty``), the model's parameter count
 (``tag.fedlm.model.parameters``) and vocabulary size (``tag.fedlm.model.vocab_size``), and the data
@@ -36,6 +37,7 @@ from fedlm.tracking.runs import (
     PROVENANCE_TAGS,
     RESUMED_FROM_TAG,
     RESUMES_TAG,
+    STOPPED_AT_TAG,
     RunRecord,
 )
 
@@ -43,7 +45,8 @@ RUNS_CSV = "runs.csv"
 HISTORIES_CSV = "histories.csv"
 FIXED = ("run_id", "name", "status", "start_time", "end_time", "setting", "counted")
 PARAM, TAG = "param.", "tag."
-KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, COMMAND_LINE_TAG)  # besides the overrides, if logged
+# besides the overrides, if logged
+KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, STOPPED_AT_TAG, COMMAND_LINE_TAG)
 
 
 def write_runs(

@@ -25,6 +25,7 @@ from fedlm.report.summary import (
     last_round,
     rounds_of,
     sort_key,
+    stopped_at,
 )
 from fedlm.tracking.runs import RESUMED_FROM_TAG, RunRecord
 
@@ -166,6 +167,9 @@ def notes(rows: Sequence[Row], study: Study) -> list[str]:
             "many they are; the spread between seeds is the ± of the mean."
         )
     lines += time_notes(rows)
+    stopped = stopped_note(rows)
+    if stopped:
+        lines.append(stopped)
     averaged = window_note(rows, study)
     if averaged:
         lines.append(averaged)
@@ -208,6 +212,24 @@ def time_notes(rows: Sequence[Row]) -> list[str]:
                     "interruptions; its running time does not."
                 )
     return lines
+
+
+def stopped_note(rows: Sequence[Row]) -> str | None:
+    """The runs that ended early at their ``training.stop_at`` target: finished, not cut short."""
+    stopped = [
+        f"{run_name(row, run)} at round {stopped_at(run)} of {run.params.get('training.rounds')}"
+        for row in rows
+        for run in row.group.runs
+        if stopped_at(run) is not None
+    ]
+    if not stopped:
+        return None
+    return (
+        "Stopped at the target (`training.stop_at`): "
+        + "; ".join(stopped)
+        + ". Each ended after the first evaluated round that reached it and is complete there: "
+        "its final value, and the last rounds a mean averages, end at that round."
+    )
 
 
 def window_text_of(span: Window, run: RunRecord) -> str:

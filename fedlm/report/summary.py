@@ -3,6 +3,8 @@
 Which runs count: per setting and seed, the newest FINISHED run. Runs still RUNNING (or ended
 without a status), FAILED or KILLED, and finished runs that a newer one supersedes, are kept aside
 with the reason, never averaged in; a seed that other settings have and this one lacks is missing.
+A finished run that stopped at its ``training.stop_at`` target (tagged ``fedlm.stopped_at_round``)
+is complete at that round, though it trained fewer than ``training.rounds``.
 With ``include_unfinished`` (``fedlm-report --include-unfinished``, an interim report), a seed
 with no finished run counts its newest unfinished one instead: its statistics are of the rounds
 it has run, and a statistic whose rounds it has not reached (the final value, the mean over the
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from fedlm.report import times
 from fedlm.report.study import PaperNumber, Scale, Study
-from fedlm.tracking.runs import RunRecord
+from fedlm.tracking.runs import STOPPED_AT_TAG, RunRecord
 
 # Keys that say where or how a job ran, not what it computed: never a setting to group by.
 NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.", "runtime.")
@@ -137,8 +139,18 @@ def reached(run: RunRecord, round_num: int) -> bool:
     return finished(run) or last_round(run) >= round_num
 
 
+def stopped_at(run: RunRecord) -> int | None:
+    """The round at which the run stopped at its ``training.stop_at`` target (None: it did not):
+    its last round, fewer than ``training.rounds``, and a finished run is complete there."""
+    value = run.tags.get(STOPPED_AT_TAG, "")
+    return int(value) if value.isdigit() else None
+
+
 def rounds_of(run: RunRecord, metric: str) -> int:
-    """The rounds the run was set to train (its param), else the last round it logged."""
+    """The rounds the run trained to its end: the round it stopped at its target, else the rounds
+    it was set to train (its param), else the last round it logged."""
+    if stopped_at(run) is not None:
+        return stopped_at(run)
     value = run.params.get("training.rounds", "")
     if value.isdigit():
         return int(value)

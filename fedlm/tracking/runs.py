@@ -21,6 +21,9 @@ OVERRIDE_PREFIX = "override."  # a multirun job's command-line overrides (run_in
 # checkpointed round the last time.
 RESUMES_TAG = "fedlm.resumes"
 RESUMED_FROM_TAG = "fedlm.resumed_from_round"
+# Set by fedlm.experiment on a run that stopped at its training.stop_at target: the round it was
+# first reached, which is its last round (fewer than training.rounds, and still FINISHED).
+STOPPED_AT_TAG = "fedlm.stopped_at_round"
 COMMAND_LINE_TAG = "fedlm.hydra.overrides"  # every run's command-line overrides (run_info)
 # What a run's result depends on beyond its config: the code (set when the run is created,
 # run_info.git_state), and, set at its start by fedlm.experiment.provenance, the model's size and

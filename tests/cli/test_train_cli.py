@@ -94,10 +94,11 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         ["aggregator=dp_adaptive", "aggregator.noise_multipler=0.5"],
         ["aggregator=dp_adaptive", "+aggregator.noise_multipler=0.5"],
         ["aggregator=dp_adaptive", "aggregator.clip=1.0"],
+        ["training.stop_at.metric=eval/loss"],
     )
     training_keys = (
         "expected one of the keys of training: rounds, clients_per_round, local_epochs, "
-        "max_batches_per_client, seq_len, batch_size, shuffle_buffer"
+        "max_batches_per_client, seq_len, batch_size, shuffle_buffer, stop_at"
     )
     rouds = f"training.rouds is not a config key (did you mean training.rounds?): {training_keys}"
     noise_multipler = (
@@ -135,6 +136,8 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         "aggregator.clip=1.0 is not allowed: expected null: aggregator.name='dp_adaptive' takes "
         "only noise_multiplier, initial_clip, target_quantile, clip_learning_rate, "
         "clipped_count_stddev, delta, zeroing (aggregator=<name> picks one)",
+        "training.stop_at.value=None is not allowed: expected a number: "
+        "training.stop_at.metric=eval/loss stops the run once it is <= the value",
     ]
     assert [(code, line) for code, line, _ in results] == [
         (2, f"fedlm-train: error: {message}") for message in expected

@@ -344,3 +344,100 @@ def test_a_resumed_dp_run_logs_each_rounds_epsilon_once_and_as_if_uninterrupted(
     assert table["clients/sampled"] == sizes
     tags = client.get_run(crashed.run_id).data.tags
     assert float(tags["fedlm.privacy.epsilon"]) == pytest.approx(epsilon(3), rel=1e-5)
+
+
+# eval/num_tokens >= 1 holds at every evaluation, so with eval.every=2 a run of 3 rounds stops at
+# round 2, its first evaluated round: a target the tiny model reaches for certain.
+STOP_AT_ROUND_2 = (
+    "eval.every=2",
+    "training.stop_at.metric=eval/num_tokens",
+    "training.stop_at.value=1",
+    "tracking.log_model=false",  # not what these tests are about, and 5 s
+)
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory, store_uri):
+    """One uninterrupted run that stops at its target in round 2 of 3."""
+    cfg = small_config(
+        tmp_path_factory.mktemp("stopped"), f"tracking.uri={store_uri}", *STOP_AT_ROUND_2
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEDLM_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+        tracker = build_tracker(cfg, {})
+        run(cfg, tracker, say=lambda line: None)
+    return tracker, cfg
+
+
+def test_a_run_that_reached_its_target_is_finished_and_resuming_it_does_nothing(stopped):
+    tracker, cfg = stopped
+    client = tracker.client
+    run_ = client.get_run(tracker.run_id)
+    assert run_.info.status == "FINISHED"
+    assert run_.data.tags["fedlm.stopped_at_round"] == "2"
+    assert run_.data.params["training.stop_at.metric"] == "eval/num_tokens"
+    table = metric_table(client, tracker.run_id)
+    assert table["stop/round"] == {2: 2.0}
+    assert sorted(table["train/loss"]) == [1, 2]
+    assert sorted(table["eval/loss"]) == [0, 2]
+    assert tracker.checkpoints.rounds() == [1, 2]
+
+    lines = []
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    assert "eval/num_tokens >= 1 was reached at round 2: no round to train" in lines
+    assert not any(line.startswith("round ") for line in lines)
+    assert metric_table(client, tracker.run_id) == table
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+    assert tracker.checkpoints.rounds() == [1, 2]
+
+
+def test_a_run_resumed_before_its_target_goes_on_to_stop_where_it_would_have(
+    tmp_path, stopped, store_uri
+):
+    """Crashed after logging round 2 (where it reaches the target), before checkpointing it:
+    resumed from round 1, it trains round 2 again and stops there, as the uninterrupted run."""
+    cfg = small_config(tmp_path / "crashed", f"tracking.uri={store_uri}", *STOP_AT_ROUND_2)
+    crashed = build_tracker(cfg, {})
+    with pytest.raises(Interrupt):
+        run(cfg, crashed, say=crash_after_logging_round(2))
+    assert crashed.checkpoints.rounds() == [1]
+    assert "fedlm.stopped_at_round" not in crashed.client.get_run(crashed.run_id).data.tags
+
+    lines = []
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    assert "resuming after round 1 of 3" in lines
+    assert "eval/num_tokens >= 1 reached at round 2: training stops" in lines
+    client = crashed.client
+    run_ = client.get_run(crashed.run_id)
+    assert run_.info.status == "FINISHED"
+    assert run_.data.tags["fedlm.stopped_at_round"] == "2"
+    expected = metric_table(client, stopped[0].run_id)
+    assert_same_metrics(metric_table(client, crashed.run_id), expected)
+
+
+def test_a_run_that_crashed_after_its_target_checkpoint_resumes_to_its_end_without_training(
+    tmp_path, stopped, store_uri
+):
+    def crash_when_stopping(line: str) -> None:
+        if "training stops" in line:  # after the stopping round's checkpoint, before the end
+            raise Interrupt(line)
+
+    cfg = small_config(tmp_path / "crashed", f"tracking.uri={store_uri}", *STOP_AT_ROUND_2)
+    crashed = build_tracker(cfg, {})
+    with pytest.raises(Interrupt):
+        run(cfg, crashed, say=crash_when_stopping)
+    assert crashed.checkpoints.rounds() == [1, 2]
+
+    lines = []
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    assert "eval/num_tokens >= 1 was reached at round 2: no round to train" in lines
+    assert not any(line.startswith("round ") for line in lines)
+    client = crashed.client
+    run_ = client.get_run(crashed.run_id)
+    assert run_.info.status == "FINISHED"
+    assert run_.data.tags["fedlm.stopped_at_round"] == "2"
+    expected = metric_table(client, stopped[0].run_id)
+    assert_same_metrics(metric_table(client, crashed.run_id), expected)
