@@ -297,6 +297,13 @@ def test_single_runs_without_override_tags_group_by_the_params_that_differ(uri):
     assert groups[1].missing_seeds == ["1"]
 
 
+def test_a_key_one_run_logged_as_null_and_another_left_out_is_no_setting():
+    """Runs logged before the params were cut to the chosen keys hold the others as null."""
+    old = RunRecord("a", "a", "FINISHED", params={"seed": "0", "server_optimizer.beta_1": "null"})
+    new = RunRecord("b", "b", "FINISHED", params={"seed": "1"})
+    assert [(g.label, len(g.runs)) for g in group_runs([old, new])] == [("all runs", 2)]
+
+
 def test_first_round_at_target_is_counted_in_rounds(uri):
     client, eid = experiment(uri, "target")
     make_run(client, eid, 0, params={"seed": "0"}, accuracy=(0.6, 0.3, 0.55, 0.5, 0.7))
