@@ -30,6 +30,8 @@ MAY_CHANGE = (
 )
 # Keys left out of a run's name: they change where a run runs or is recorded, not its result.
 NOT_IN_NAME = ("tracking", "runtime", "hydra", "data.cache_dir")
+# Config groups whose choice a run's name shows even so: a remote run's times are not a local one's.
+NAMED_CHOICES = ("runtime",)
 # MLflow's own tag names, which its UI shows in the run's header.
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 RUN_NAME_TAG = "mlflow.runName"
@@ -269,7 +271,9 @@ def sweep_name(swept_keys: Sequence[str], started: float | None = None) -> str:
 
 
 def _changes_result(key: str) -> bool:
-    """Whether an override of ``key`` can change what a run computes (see NOT_IN_NAME)."""
+    """Whether an override of ``key`` belongs in a run's name (see NOT_IN_NAME, NAMED_CHOICES)."""
     if key in NOT_PARAMS:
         return False
+    if key in NAMED_CHOICES:
+        return True
     return not any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in NOT_IN_NAME)
