@@ -21,6 +21,7 @@ import mlflow
 from mlflow.entities import Metric, Param, Run
 
 from fedlm.tracking import run_info, store, summary
+from fedlm.tracking.runs import REPORT_TAG
 
 PARENT_TAG = "fedlm.sweep.parent"
 KEYS_TAG = "fedlm.sweep.keys"  # on the parent: the keys the sweep varies
@@ -89,9 +90,11 @@ def end_sweep(
     if parent is None:
         return None
     parent_id = parent.info.run_id
-    children = client.search_runs(
+    nested = client.search_runs(
         [experiment_id], filter_string=f"tags.`{run_info.PARENT_RUN_TAG}` = '{parent_id}'"
     )
+    # A report of the sweep (fedlm-report) is nested under it too, but is not one of its jobs.
+    children = [run for run in nested if run.data.tags.get(REPORT_TAG) != "true"]
     ok = not failed and all(run.info.status == "FINISHED" for run in children)
     status = "FINISHED" if ok else "FAILED"
     try:

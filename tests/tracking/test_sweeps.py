@@ -131,6 +131,8 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
     single.start(dataclasses.asdict(single.cfg))
     summary = log_report(None, "sweeps", tmp_path / "report", [job_ids[0], single.run_id])
     assert run_info.PARENT_RUN_TAG not in client.get_run(summary).data.tags
+    callback.on_multirun_end(multirun_config(sweep_dir))  # the sweep resumed and ended again
+    assert client.get_run(parent.info.run_id).data.metrics["sweep/jobs"] == 2  # not the report
 
 
 def test_a_failed_sweep_is_summarised_too(tmp_path):
