@@ -288,7 +288,7 @@ class MlflowTracker(Tracker):
         if not self.store_lost:
             try:
                 with store.mlflow_environment(**self.retries):
-                    self._log_summary()
+                    self._log_summary(finished=status == "FINISHED")
             except Exception as error:  # never hide the error that ended the run
                 _warn(f"could not log the summary of MLflow run {self.run_id}: {error}")
         # A store that has stopped answering gets one quick try (it may be back), not another
@@ -328,15 +328,17 @@ class MlflowTracker(Tracker):
             for key in run.data.metrics
         }
 
-    def _log_summary(self) -> None:
-        """The summary metrics (fedlm.tracking.summary) at the last round, and train.log."""
-        history = self.history()
-        metrics = summary.summary_metrics(history)
-        step = max((step for points in history.values() for step, _ in points), default=0)
-        now = int(time.time() * 1000)
-        batch = [Metric(key, value, now, step) for key, value in metrics.items()]
-        if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+    def _log_summary(self, finished: bool) -> None:
+        """train.log, and, for a finished run, the summary metrics (fedlm.tracking.summary) at
+        its last round (once: a run that stopped and is resumed logs them when it finishes)."""
+        if finished:
+            history = self.history()
+            metrics = summary.summary_metrics(history)
+            step = max((step for points in history.values() for step, _ in points), default=0)
+            now = int(time.time() * 1000)
+            batch = [Metric(key, value, now, step) for key, value in metrics.items()]
+            if batch:
+                self.client.log_batch(self.run_id, metrics=batch)
         log = Path(self.cfg.output_dir) / "train.log"  # fedlm.cli.joblog writes it
         if log.is_file():
             for stream in (sys.stdout, sys.stderr):

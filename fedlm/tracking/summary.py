@@ -1,7 +1,7 @@
 """A run's result in a few numbers, under fixed names that the MLflow runs table can sort by.
 
-Logged when a run ends (``fedlm.tracking.mlflow_tracker``) and read by a sweep's parent run to
-compare its children (``fedlm.tracking.sweeps``):
+Logged when a run finishes (``fedlm.tracking.mlflow_tracker``), and computed the same way by a
+sweep's parent run for each of its children, finished or not (``fedlm.tracking.sweeps``):
 
 - ``summary/final_eval_accuracy``: ``eval/accuracy`` at the last evaluated round;
 - ``summary/best_eval_accuracy`` and ``summary/best_round``: its highest value, and the round;

@@ -289,9 +289,14 @@ def test_failed_run_is_marked_failed_and_its_checkpoint_stays(tmp_path, make_sta
     tracker = build_tracker(cfg, {})
     tracker.start(dataclasses.asdict(cfg))
     play_rounds(tracker, [0, 1], make_state, checkpoint_after=(1,))
+    (tmp_path / "out" / "train.log").write_text("Traceback ...\n")
     tracker.finish("FAILED")
     tracker.finish("FINISHED")  # a second finish changes nothing
-    assert tracker.client.get_run(tracker.run_id).info.status == "FAILED"
+    run = tracker.client.get_run(tracker.run_id)
+    assert run.info.status == "FAILED"
+    assert "train.log" in artifacts(tracker.client, tracker.run_id)  # what went wrong
+    # Summary metrics once, when the run finishes (a resumed run logs every step once).
+    assert not any(key.startswith("summary/") for key in run.data.metrics)
     assert tracker.checkpoints.load(make_state())[0].round_num == 1
 
 
