@@ -300,6 +300,13 @@ def test_single_runs_without_override_tags_group_by_the_params_that_differ(uri):
     assert groups[1].missing_seeds == ["1"]
 
 
+def test_a_key_one_run_logged_as_null_and_another_left_out_is_no_setting():
+    """Runs logged before the params were cut to the chosen keys hold the others as null."""
+    old = RunRecord("a", "a", "FINISHED", params={"seed": "0", "server_optimizer.beta_1": "null"})
+    new = RunRecord("b", "b", "FINISHED", params={"seed": "1"})
+    assert [(g.label, len(g.runs)) for g in group_runs([old, new])] == [("all runs", 2)]
+
+
 def test_first_round_at_target_is_counted_in_rounds(uri):
     client, eid = experiment(uri, "target")
     make_run(client, eid, 0, params={"seed": "0"}, accuracy=(0.6, 0.3, 0.55, 0.5, 0.7))
@@ -497,7 +504,7 @@ def test_html_report_holds_its_tables_caveat_and_plots(uri, sweep, tmp_path):
     write_report(summarize(group_runs(runs), STUDY), STUDY, tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "<strong>Not comparable with the paper.</strong>" in page
-    assert "<th>paper (not comparable: server_optimizer.learning_rate)</th>" in page
+    assert "<th><span>paper (not comparable: server_optimizer.learning_rate)</span></th>" in page
     assert "<td>server_optimizer=sgdm</td><td>2</td><td>52.0 ± 2.8</td>" in page
     assert page.count('<img src="data:image/png;base64,') == 2  # nothing to fetch beside it
 

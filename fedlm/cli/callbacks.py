@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,17 @@ def swept_keys(overrides: list[str], sweeper_params: Any = None) -> list[str]:
         if key not in keys and key not in fixed:
             keys.append(key)
     return keys
+
+
+def swept_values(overrides: list[str], sweeper_params: Any = None) -> dict[str, str]:
+    """Each swept key (:func:`swept_keys`) with its values as the sweep spells them
+    (``sgd,adam``, ``tag(log, interval(0.001, 10.0))``)."""
+    given = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        given[key] = given[key.lstrip("+~")] = value
+    params = {key: str(value) for key, value in dict(sweeper_params or {}).items()}
+    return {key: given.get(key, params.get(key, "")) for key in swept_keys(overrides, params)}
 
 
 def unusable_dir(path: str | os.PathLike) -> str | None:
@@ -72,6 +84,58 @@ def _check_dir(key: str, config: DictConfig) -> None:
         sys.exit(2)
 
 
+class LauncherCheck(Callback):
+    """Refuse, in one line with exit status 2 before any job or MLflow run, a multirun whose
+    launcher or sweeper cannot start: the SLURM launcher where there is no ``srun`` (submitit
+    raises from deep inside Hydra), an Optuna sweeper whose study storage does not open."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
+        if launcher.endswith("SlurmLauncher") and shutil.which("srun") is None:
+            _refuse(
+                "hydra/launcher=slurm cannot start: no srun on PATH (submitit submits SLURM "
+                "jobs from a cluster's login node); run it there, or pick another launcher "
+                "(hydra/launcher=parallel runs the jobs on this machine)"
+            )
+        sweeper = OmegaConf.select(config, "hydra.sweeper")
+        if "OptunaSweeper" in str(OmegaConf.select(config, "hydra.sweeper._target_") or ""):
+            problem = optuna_study_problem(sweeper)
+            if problem:
+                _refuse(problem)
+
+
+def optuna_study_problem(sweeper: Any) -> str | None:
+    """Why the Optuna sweeper's study cannot be created or loaded, or None when it can (or
+    lives in memory); the study is made now, as the sweeper would make it a moment later."""
+    if not sweeper.get("storage"):
+        return None
+    import optuna
+
+    direction = sweeper.get("direction")
+    directions = [str(d) for d in direction] if OmegaConf.is_list(direction) else [str(direction)]
+    try:
+        optuna.create_study(
+            study_name=sweeper.get("study_name"),
+            storage=sweeper.storage,
+            directions=directions,
+            load_if_exists=True,
+        )
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return (
+            f"hydra.sweeper.storage={sweeper.storage!r} (study {sweeper.get('study_name')!r}) "
+            f"cannot be used ({type(error).__name__}: {reason[:200]}): expected an Optuna "
+            "storage that opens, e.g. sqlite:///results/optuna.db in an existing folder, and a "
+            "study of the same direction"
+        )
+    return None
+
+
+def _refuse(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 class SweptKeys(Callback):
     """Hand the keys a multirun sweeps to its jobs (their console lines are prefixed with their
     values of them)."""
@@ -92,13 +156,15 @@ class MlflowSweepCallback(Callback):
         from fedlm.tracking.sweeps import start_sweep
 
         overrides = list(config.hydra.overrides.task)
+        sweeper_params = OmegaConf.select(config, "hydra.sweeper.params")
         sweep = str(Path(config.hydra.sweep.dir).resolve())
         start_sweep(
             tracking.uri,
             tracking.experiment_name,
             sweep,
             overrides,
-            swept_keys(overrides, OmegaConf.select(config, "hydra.sweeper.params")),
+            swept_keys(overrides, sweeper_params),
+            swept_values(overrides, sweeper_params),
         )
         _open_sweeps.append((tracking.uri, tracking.experiment_name, sweep))
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TextIO
 
 from fedlm.cli.callbacks import SWEPT_KEYS_ENV
+from fedlm.tracking.run_info import short_value
 
 
 class Tee(io.TextIOBase):
@@ -60,10 +61,10 @@ class Tee(io.TextIOBase):
 
 def job_prefix(overrides: Mapping[str, str], keys: Sequence[str] | None = None) -> str:
     """``[key=value ...] `` for the swept ``keys`` (default: the sweep's, from the environment)
-    that this job's ``overrides`` set; empty when there are none."""
+    that this job's ``overrides`` set, floats to 3 significant digits; empty when there are none."""
     if keys is None:
         keys = os.environ.get(SWEPT_KEYS_ENV, "").split()
-    shown = [f"{key}={overrides[key]}" for key in keys if key in overrides]
+    shown = [f"{key}={short_value(overrides[key])}" for key in keys if key in overrides]
     return f"[{' '.join(shown)}] " if shown else ""
 
 

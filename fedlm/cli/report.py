@@ -7,14 +7,14 @@
 EXPERIMENT is the MLflow experiment the study logs to (its ``tracking.experiment_name``, e.g.
 ``reddi2021``). The runs are grouped by the settings they sweep (``--by`` names them instead), and
 the report (report.md, report.html, report.csv, plots, and the runs behind it as runs.csv and
-histories.csv) goes to ``experiments/EXPERIMENT/report/`` (for a study there) or
-``results/reports/EXPERIMENT/``, and into a summary run of the experiment (``--no-log``: not).
-``--runs-from`` makes the report from report folders' runs.csv and histories.csv instead of the
-store; ``--and-store`` adds the store's runs to theirs (a run in both: its longer history), so a
-committed report grows by the runs made since on this machine. ``--include-unfinished`` counts runs
-still running, killed or failed (a seed's newest, where it has no finished run) in an interim
-report, to follow a long run. Plain argparse: no config composition is needed for a handful of
-flags.
+histories.csv) goes to ``results/reports/EXPERIMENT/`` under the results folder (a study's
+committed ``experiments/EXPERIMENT/report/`` only when ``--out`` names it), and into a summary run
+of the experiment (``--no-log``: not). ``--runs-from`` makes the report from report folders'
+runs.csv and histories.csv instead of the store; ``--and-store`` adds the store's runs to theirs (a
+run in both: its longer history), so a committed report grows by the runs made since on this
+machine. ``--include-unfinished`` counts runs still running, killed or failed (a seed's newest,
+where it has no finished run) in an interim report, to follow a long run. Plain argparse: no config
+composition is needed for a handful of flags.
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="MLflow store or server (default: the SQLite store under the results directory)",
     )
-    p.add_argument("--out", default=None, help="folder for the report (default: see above)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for the report (default: results/reports/EXPERIMENT under the results "
+        "folder; a study's committed report is written only when named here)",
+    )
     p.add_argument(
         "--study",
         default=None,
@@ -100,10 +105,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def default_out_dir(experiment: str) -> Path:
-    study_dir = paths.PROJECT_ROOT / "experiments" / experiment
-    if study_dir.is_dir():
-        return study_dir / "report"
+    """Under the results folder, never a study's committed report (that takes ``--out``)."""
     return paths.results_dir() / "reports" / experiment
+
+
+def relative_store(uri: str) -> str:
+    """A SQLite store's URI with its path relative to the working directory, or else to the
+    project, where it lies inside one (a committed report names no machine's folders)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = Path(uri[len(prefix) :])
+    for base in (Path.cwd(), paths.PROJECT_ROOT):
+        if path.is_absolute() and path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return uri
 
 
 def metric_keys(names: list[str] | None, default: str) -> list[str]:
@@ -143,7 +159,7 @@ def run(args: argparse.Namespace) -> None:
     if args.and_store or not args.runs_from:
         stored, shown_uri = load_runs(args.tracking_uri, args.experiment, args.filter, metrics)
         sources.append(stored)
-        places.append(f"MLflow experiment `{args.experiment}` in `{shown_uri}`")
+        places.append(f"MLflow experiment `{args.experiment}` in `{relative_store(shown_uri)}`")
     runs, where = merge_runs(*sources), " and ".join(places)
     if not runs:
         raise FedlmError(

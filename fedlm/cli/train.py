@@ -8,6 +8,7 @@ then are TensorFlow and TFF imported (10-20 s).
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from fedlm.cli import callbacks
 from fedlm.cli.common import CONFIG_DIR, quiet_libraries, register_resolvers, report_errors
 from fedlm.cli.joblog import job_log, job_prefix
 from fedlm.config import TrainConfig, check_key, check_keys
-from fedlm.tracking.run_info import overrides_of
+from fedlm.tracking.run_info import override_list, overrides_of, resume_command
 
 PROG = "fedlm-train"
 register_resolvers()
@@ -71,7 +72,7 @@ def run_context() -> dict[str, str]:
         "hydra.output_dir": hydra_cfg.runtime.output_dir,
         "hydra.sweep_dir": hydra_cfg.sweep.dir,
         "hydra.job_num": str(hydra_cfg.job.get("num", 0)),
-        "hydra.overrides": " ".join(hydra_cfg.overrides.task),
+        "hydra.overrides": shlex.join(hydra_cfg.overrides.task),
         "hydra.choices": OmegaConf.to_yaml(hydra_cfg.runtime.choices),
     }
 
@@ -94,6 +95,11 @@ def train(cfg: DictConfig, context: dict[str, str]) -> float | None:
     tracker = build_tracker(train_cfg, context)
     try:
         result = run(train_cfg, tracker)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM/SIGHUP (install_signal_handlers)
+        if tracker.run_id is not None:
+            command = resume_command(override_list(context), tracker.run_id)
+            print(f"stopped: continue with\n  {command}", file=sys.stderr)
+        raise
     finally:
         print(f"output folder: {output_dir}")
     where = tracker.where()

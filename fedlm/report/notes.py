@@ -28,6 +28,7 @@ from fedlm.report.summary import (
     stopped_at,
 )
 from fedlm.tracking.runs import RESUMED_FROM_TAG, RunRecord
+from fedlm.tracking.summary import RECENT, STOPPED_FACTOR
 
 
 def metrics_of(rows: Sequence[Row], study: Study) -> list[str]:
@@ -197,11 +198,22 @@ def time_notes(rows: Sequence[Row]) -> list[str]:
         "last logged point), interruptions included; training time, the rounds' training "
         "(`round/seconds`); running time, training and evaluation (`round/seconds` + "
         "`eval/seconds`), without start-up or the time between an interruption and its "
-        "resumption. The plots against time show "
+        f"resumption; in both, a round or evaluation that took more than {STOPPED_FACTOR} times "
+        f"the median of the {RECENT} before it counts as that median (a stopped process; each is "
+        "named below). "
+        "The plots against time show "
         f"{times.axis_name(counted_runs(rows))}."
     ]
     for row in rows:
         for run in row.group.runs:
+            for key, step, logged, counted in times.stopped_points(run):
+                what = "round" if key == times.ROUND_SECONDS else "the evaluation after round"
+                lines.append(
+                    f"Stopped: in {run_name(row, run)} (run {run.run_id}), {what} {step} took "
+                    f"{logged:,.0f} s (`{key}`), more than {STOPPED_FACTOR} times the median of "
+                    f"the {RECENT} before it ({counted:.1f} s): taken as a stopped process, it "
+                    "counts as that median in training and running time."
+                )
             if run.resumes:
                 plural = "s" if run.resumes > 1 else ""
                 since = run.tags.get(RESUMED_FROM_TAG, "")

@@ -1,7 +1,9 @@
 """A study's curves: one metric against round and against the runs' running time (minutes of
 training and evaluation, interruptions excluded: :mod:`fedlm.report.times`), one line per setting
 (the mean over seeds, shaded one standard deviation either side), and, for runs with a DP
-aggregator, against the epsilon spent, as PNG files."""
+aggregator, against the epsilon spent, as PNG files. Where a setting is comparable with the paper
+and the paper's number is a level of the plotted metric (its accuracy, not rounds to a target),
+the number is drawn as a dashed line in the setting's colour."""
 
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ def curve(runs: Sequence[RunRecord], metric: str) -> tuple[list, list, list, lis
     return rounds, minutes, means, stds
 
 
-def figure(rows: Sequence[Row], metric: str, x_axis: str):
-    """``metric`` against ``x_axis`` ("round": whole rounds on the axis, or "time")."""
+def figure(rows: Sequence[Row], metric: str, x_axis: str, paper: bool = False):
+    """``metric`` against ``x_axis`` ("round": whole rounds on the axis, or "time"); ``paper``:
+    the paper's number of each comparable row as a horizontal line (in ``metric``'s percent)."""
     # A bare Figure (no pyplot): no display needed, and no global backend switched.
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -52,6 +55,14 @@ def figure(rows: Sequence[Row], metric: str, x_axis: str):
         low = [m - s for m, s in zip(mean, std, strict=True)]
         high = [m + s for m, s in zip(mean, std, strict=True)]
         ax.fill_between(data[x_index], low, high, color=line.get_color(), alpha=0.15)
+        if paper and row.paper is not None and row.comparable:
+            ax.axhline(
+                row.paper.value,
+                color=line.get_color(),
+                linestyle="--",
+                linewidth=1,
+                label=f"paper: {row.paper.label} {row.paper}",
+            )
     if x_axis == "round":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no round 0.5
         ax.set_xlabel("round")
@@ -65,11 +76,14 @@ def figure(rows: Sequence[Row], metric: str, x_axis: str):
     return fig
 
 
-def plot_metric(rows: Sequence[Row], metric: str, out_dir: str | Path) -> list[Path]:
-    """``metric`` against round and against the runs' time, as two PNG files in ``out_dir``."""
+def plot_metric(
+    rows: Sequence[Row], metric: str, out_dir: str | Path, paper: bool = False
+) -> list[Path]:
+    """``metric`` against round and against the runs' time, as two PNG files in ``out_dir``
+    (``paper``: with the paper's numbers, see :func:`figure`)."""
     written = []
     for name, x_axis in zip(plot_files(metric), ("round", "time"), strict=True):
-        fig = figure(rows, metric, x_axis)
+        fig = figure(rows, metric, x_axis, paper)
         with atomic_path(Path(out_dir) / name, suffix=".png") as tmp:
             fig.savefig(tmp, format="png")
         written.append(Path(out_dir) / name)

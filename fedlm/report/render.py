@@ -43,6 +43,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f0f0f0; }
+th span { display: inline-block; max-width: 16em; overflow-wrap: break-word; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 """
@@ -70,7 +71,8 @@ def to_html(blocks: Sequence[Block], folder: str | Path) -> str:
         elif isinstance(block, Paragraph):
             parts.append(f"<p>{inline(block.text)}</p>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{inline(h)}</th>" for h in block.header)
+            # A long header ("paper (not comparable: ...)") wraps instead of widening the table.
+            head = "".join(f"<th><span>{inline(h)}</span></th>" for h in block.header)
             body = "".join(
                 "<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>"
                 for row in block.rows

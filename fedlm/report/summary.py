@@ -64,7 +64,9 @@ def swept_keys(runs: Sequence[RunRecord]) -> list[str]:
     for run in runs:
         keys.update(run.overrides if use_overrides else run.params)
     keys = {k for k in keys if not k.startswith(NOT_SETTINGS)}
-    return sorted(k for k in keys if len({run.setting(k) for run in runs}) > 1)
+    # A key a run did not log is null to it: runs logged before fedlm left out the keys of choices
+    # not made (server_optimizer.beta_1 of an SGD run) hold them as null.
+    return sorted(k for k in keys if len({run.setting(k) or "null" for run in runs}) > 1)
 
 
 def group_runs(

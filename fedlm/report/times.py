@@ -8,6 +8,11 @@
 - **Wall time**: from the run's start to its end (to its last logged point while it has no end),
   interruptions included.
 
+A round or evaluation that took more than 10 times the median of the 20 before it is taken as a
+stopped process (SIGSTOP, a suspended machine: the pause lands in that round's seconds) and counts
+as that median in running and training time (:func:`fedlm.tracking.summary.stopped`); the report's
+notes name each one.
+
 The plots' time axis is running time. A run that logged no ``round/seconds`` falls back to wall
 time since its start; one that logged ``round/seconds`` but no ``eval/seconds`` (made before fedlm
 logged it) to training time. The axis is labelled with what it shows.
@@ -20,6 +25,7 @@ import itertools
 from collections.abc import Callable, Sequence
 
 from fedlm.tracking.runs import RunRecord
+from fedlm.tracking.summary import stopped
 
 ROUND_SECONDS, EVAL_SECONDS = "round/seconds", "eval/seconds"
 # What a run's time axis measures: (short name, axis label).
@@ -43,6 +49,24 @@ def axis_of(run: RunRecord) -> str:
     return "running" if run.history.get(EVAL_SECONDS) else "training"
 
 
+def seconds_of(run: RunRecord, key: str) -> list[tuple[int, float]]:
+    """``run``'s (step, seconds) of ``key`` (round/seconds or eval/seconds), a stopped point
+    counted as the median of the points before it."""
+    points = [(step, value) for step, value, _ in run.history.get(key, [])]
+    left_out = stopped(points)
+    return [(step, left_out[step][1] if step in left_out else value) for step, value in points]
+
+
+def stopped_points(run: RunRecord) -> list[tuple[str, int, float, float]]:
+    """(key, step, seconds logged, seconds counted) of each stopped point of ``run``."""
+    found = []
+    for key in (ROUND_SECONDS, EVAL_SECONDS):
+        points = [(step, value) for step, value, _ in run.history.get(key, [])]
+        for step, (logged, counted) in stopped(points).items():
+            found.append((key, step, logged, counted))
+    return found
+
+
 def clock(run: RunRecord) -> Callable[[int, float], float]:
     """``run``'s time in seconds at a logged point (round, timestamp): its running time up to and
     including that round, or, without ``round/seconds``, wall-clock seconds since its start."""
@@ -51,7 +75,7 @@ def clock(run: RunRecord) -> Callable[[int, float], float]:
         return lambda step, timestamp: timestamp - start
     per_round: dict[int, float] = {}
     for key in (ROUND_SECONDS, EVAL_SECONDS):
-        for step, value, _ in run.history.get(key, []):
+        for step, value in seconds_of(run, key):
             per_round[step] = per_round.get(step, 0.0) + value
     steps = sorted(per_round)
     totals = list(itertools.accumulate(per_round[s] for s in steps))
@@ -64,16 +88,16 @@ def clock(run: RunRecord) -> Callable[[int, float], float]:
 
 
 def running_minutes(run: RunRecord) -> float | None:
-    """Minutes of training and evaluation (None: no round/seconds logged)."""
+    """Minutes of training and evaluation, stopped time left out (None: no round/seconds)."""
     if not run.history.get(ROUND_SECONDS):
         return None
-    points = [*run.history.get(ROUND_SECONDS, []), *run.history.get(EVAL_SECONDS, [])]
-    return sum(value for _, value, _ in points) / 60.0
+    points = [*seconds_of(run, ROUND_SECONDS), *seconds_of(run, EVAL_SECONDS)]
+    return sum(value for _, value in points) / 60.0
 
 
 def training_minutes(run: RunRecord) -> float | None:
-    """Minutes of training (None: no round/seconds logged)."""
-    seconds = [value for _, value, _ in run.history.get(ROUND_SECONDS, [])]
+    """Minutes of training, stopped time left out (None: no round/seconds logged)."""
+    seconds = [value for _, value in seconds_of(run, ROUND_SECONDS)]
     return sum(seconds) / 60.0 if seconds else None
 
 

@@ -11,13 +11,20 @@ from pathlib import Path
 from fedlm.io import atomic_path, write_text
 from fedlm.report.document import blocks
 from fedlm.report.histories import write_runs
-from fedlm.report.notes import has_privacy, metrics_of
+from fedlm.report.notes import has_privacy, is_percent, metrics_of
 from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon
 from fedlm.report.ranking import ranking
 from fedlm.report.render import to_html, to_markdown
 from fedlm.report.study import Study
 from fedlm.report.summary import METRIC_STATISTICS, RUN_KEYS, Row
 from fedlm.tracking.runs import RunRecord
+
+
+def paper_line(study: Study, metric: str) -> bool:
+    """Whether the study's paper numbers are levels of ``metric`` in its plots' units: the
+    study's own metric, a percentage, judged by its final value or its mean over the last
+    rounds (rounds to a target are no level)."""
+    return metric == study.metric and is_percent(metric) and study.statistic != "first_at_target"
 
 
 def write_report(
@@ -35,7 +42,7 @@ def write_report(
     out_dir = Path(out_dir)
     plots = []
     for metric in metrics_of(rows, study):
-        plots += plot_metric(rows, metric, out_dir)
+        plots += plot_metric(rows, metric, out_dir, paper_line(study, metric))
         if has_privacy(rows):
             plots.append(plot_metric_vs_epsilon(rows, metric, out_dir))
     document = blocks(rows, study, source)

@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, FedlmError
-from fedlm.tracking import run_info, store, sweeps
+from fedlm.tracking import run_info, store, summary, sweeps
 from fedlm.tracking.base import Checkpoint, Tracker
 from fedlm.tracking.checkpoints import CheckpointStore
 from fedlm.tracking.plots import plot_learning_curves
@@ -152,6 +152,10 @@ class MlflowTracker(Tracker):
             "fedlm.output_dir": str(Path(self.cfg.output_dir).resolve()),
             run_info.CHECKPOINT_DIR_TAG: str(self.checkpoints.directory.resolve()),
         }
+        if "hydra.overrides" in self.context:  # started by fedlm-train: how to run it again
+            tags[run_info.DESCRIPTION_TAG] = run_info.description(
+                run_info.override_list(self.context)
+            )
         parent = self._sweep_parent()
         swept_keys = []
         if parent is not None:
@@ -281,6 +285,12 @@ class MlflowTracker(Tracker):
                     self._log_plots()
             except Exception as error:  # plots are a convenience: never fail a finished run
                 _warn(f"could not plot the learning curves of MLflow run {self.run_id}: {error}")
+        if not self.store_lost:
+            try:
+                with store.mlflow_environment(**self.retries):
+                    self._log_summary(finished=status == "FINISHED")
+            except Exception as error:  # never hide the error that ended the run
+                _warn(f"could not log the summary of MLflow run {self.run_id}: {error}")
         # A store that has stopped answering gets one quick try (it may be back), not another
         # full round of retries.
         retries = retry_settings(0) if self.store_lost else self.retries
@@ -317,6 +327,23 @@ class MlflowTracker(Tracker):
             key: [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)]
             for key in run.data.metrics
         }
+
+    def _log_summary(self, finished: bool) -> None:
+        """train.log, and, for a finished run, the summary metrics (fedlm.tracking.summary) at
+        its last round (once: a run that stopped and is resumed logs them when it finishes)."""
+        if finished:
+            history = self.history()
+            metrics = summary.summary_metrics(history)
+            step = max((step for points in history.values() for step, _ in points), default=0)
+            now = int(time.time() * 1000)
+            batch = [Metric(key, value, now, step) for key, value in metrics.items()]
+            if batch:
+                self.client.log_batch(self.run_id, metrics=batch)
+        log = Path(self.cfg.output_dir) / "train.log"  # fedlm.cli.joblog writes it
+        if log.is_file():
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            self.client.log_artifact(self.run_id, str(log))
 
     def _log_plots(self) -> None:
         with tempfile.TemporaryDirectory() as folder:

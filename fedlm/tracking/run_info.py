@@ -6,11 +6,13 @@ import json
 import shlex
 import socket
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fedlm import paths
+from fedlm.config import AGGREGATOR_FIELDS, OPTIMIZER_FIELDS
 
 # Older tracking servers cut param values at 500 characters and refuse longer ones; the whole
 # config is logged as config.yaml anyway.
@@ -29,12 +31,22 @@ MAY_CHANGE = (
 )
 # Keys left out of a run's name: they change where a run runs or is recorded, not its result.
 NOT_IN_NAME = ("tracking", "runtime", "hydra", "data.cache_dir")
+# Config groups whose choice a run's name shows even so: a remote run's times are not a local one's.
+NAMED_CHOICES = ("runtime",)
 # MLflow's own tag names, which its UI shows in the run's header.
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 RUN_NAME_TAG = "mlflow.runName"
+DESCRIPTION_TAG = "mlflow.note.content"  # the run page's description (markdown)
 PARENT_RUN_TAG = "mlflow.parentRunId"
 SWEEP_TAG = "fedlm.sweep"
 CHECKPOINT_DIR_TAG = "fedlm.checkpoint_dir"
+PROG = "uv run fedlm-train"
+# Words of config keys shortened in run names.
+SHORT_WORDS = {"learning_rate": "lr"}
+# Keys that only one choice of a config group takes (the others leave them null): logged only for
+# that choice, so that a run's params hold what its choices use.
+PIPELINE_FIELDS = {"data.pad": "tutorial", "data.loss_on_padding": "paper"}
+SAMPLER_FIELDS = {"sampler.client_ids": "fixed"}
 
 
 def param_value(value: Any) -> str:
@@ -65,7 +77,29 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def params(config: Mapping[str, Any]) -> dict[str, str]:
-    return {k: v for k, v in flatten(config).items() if k not in NOT_PARAMS}
+    """The config's keys as params, without those that the chosen optimizers, aggregator, sampler
+    and pipeline do not take (null then, by validation). Runs logged before this kept them all:
+    resuming compares only the keys both have (:func:`fedlm.tracking.resume.check_same_config`)."""
+    flat = flatten(config)
+    return {k: v for k, v in flat.items() if k not in NOT_PARAMS and _used(k, flat)}
+
+
+def _used(key: str, flat: Mapping[str, str]) -> bool:
+    """Whether the config's choices (``flat``'s ``*.name`` and ``data.pipeline``) take ``key``."""
+    group, _, field = key.partition(".")
+    if group in ("client_optimizer", "server_optimizer") and field in _OPTIONAL_OPTIMIZER_FIELDS:
+        return field in OPTIMIZER_FIELDS.get(flat.get(f"{group}.name"), ())
+    if group == "aggregator" and field in _OPTIONAL_AGGREGATOR_FIELDS:
+        return field in AGGREGATOR_FIELDS.get(flat.get("aggregator.name"), ())
+    if key in PIPELINE_FIELDS:
+        return flat.get("data.pipeline") == PIPELINE_FIELDS[key]
+    if key in SAMPLER_FIELDS:
+        return flat.get("sampler.name") == SAMPLER_FIELDS[key]
+    return True
+
+
+_OPTIONAL_OPTIMIZER_FIELDS = {f for fields in OPTIMIZER_FIELDS.values() for f in fields}
+_OPTIONAL_AGGREGATOR_FIELDS = {f for fields in AGGREGATOR_FIELDS.values() for f in fields}
 
 
 def git_state(root: Path = paths.PROJECT_ROOT) -> dict[str, str]:
@@ -108,18 +142,24 @@ def versions() -> dict[str, str]:
 
 def overrides_of(context: Mapping[str, str]) -> dict[str, str]:
     """The job's command-line overrides, key -> value (``+key``/``~key`` keep their sign off)."""
-    overrides = context.get("hydra.overrides") or []
-    if isinstance(overrides, str):
-        try:
-            overrides = shlex.split(overrides)  # quoted values may hold spaces
-        except ValueError:
-            overrides = overrides.split()
     found = {}
-    for override in overrides:
+    for override in override_list(context):
         key, sep, value = override.partition("=")
         if sep:
             found[key.lstrip("+~")] = value
     return found
+
+
+def override_list(context: Mapping[str, str]) -> list[str]:
+    """The job's command-line overrides as given (``+key=value`` included); quoted values may
+    hold spaces."""
+    overrides = context.get("hydra.overrides") or []
+    if isinstance(overrides, str):
+        try:
+            return shlex.split(overrides)
+        except ValueError:
+            return overrides.split()
+    return list(overrides)
 
 
 def sweep_id(context: Mapping[str, str]) -> str | None:
@@ -131,12 +171,13 @@ def sweep_id(context: Mapping[str, str]) -> str | None:
 
 def context_tags(context: Mapping[str, str]) -> dict[str, str]:
     """Tags from Hydra's facts about the job: mode, output dir, overrides, sweep and job number."""
+    sweep = sweep_id(context)
+    left_out = {"hydra.choices"} if sweep else {"hydra.choices", "hydra.sweep_dir", "hydra.job_num"}
     tags = {
         f"fedlm.{key}": " ".join(value) if isinstance(value, list) else str(value)
         for key, value in context.items()
-        if key != "hydra.choices" and value not in (None, "", [])
+        if key not in left_out and value not in (None, "", [])
     }
-    sweep = sweep_id(context)
     if sweep is not None:
         tags[SWEEP_TAG] = sweep
         tags["fedlm.sweep.job"] = str(context.get("hydra.job_num", ""))
@@ -145,21 +186,95 @@ def context_tags(context: Mapping[str, str]) -> dict[str, str]:
     return tags
 
 
+def command(overrides: Sequence[str], multirun: bool = False) -> str:
+    """The shell command that runs fedlm-train with ``overrides``."""
+    return " ".join([PROG, *(["-m"] if multirun else []), *map(shlex.quote, overrides)])
+
+
+def resume_command(overrides: Sequence[str], run_id: str) -> str:
+    """The command that continues run ``run_id`` where it stopped: its overrides, with
+    ``resume=<run id>`` for any ``resume=`` it had."""
+    kept = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "resume"]
+    return command([*kept, f"resume={run_id}"])
+
+
+def description(overrides: Sequence[str], multirun: bool = False, note: str = "") -> str:
+    """A run's description (markdown, shown on its page): the command that reproduces it and
+    every override it was given."""
+    listed = "\n".join(f"- `{o}`" for o in overrides) or "none (conf/train.yaml's defaults)"
+    text = f"Reproduce with:\n\n    {command(overrides, multirun)}\n\nOverrides:\n{listed}\n"
+    return f"{note}\n\n{text}" if note else text
+
+
+def short_value(value: str) -> str:
+    """A value as a run name shows it: a float to 3 significant digits (``0.316``)."""
+    text = str(value)
+    if any(c in text for c in ".eE"):
+        try:
+            return f"{float(text):.3g}"
+        except ValueError:
+            pass
+    return text
+
+
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Each key as a run name shows it: its last part (``learning_rate`` as ``lr``), prefixed
+    with the first word of its group where two keys would look the same (``client.lr``)."""
+
+    def last(key: str) -> str:
+        word = key.split(".")[-1]
+        return SHORT_WORDS.get(word, word)
+
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[last(key)] = counts.get(last(key), 0) + 1
+    return {
+        key: last(key)
+        if counts[last(key)] == 1 or "." not in key
+        else f"{key.split('.')[0].split('_')[0]}.{last(key)}"
+        for key in keys
+    }
+
+
+def short_name(overrides: Mapping[str, str]) -> str:
+    """``adam lr=0.01 seed=0``: a config group's choice as its value alone, any other key by its
+    short name, floats to 3 significant digits."""
+    names = short_keys(list(overrides))
+    shown = [
+        short_value(value) if _is_group(key) else f"{names[key]}={short_value(value)}"
+        for key, value in overrides.items()
+    ]
+    return " ".join(shown)
+
+
+def _is_group(key: str) -> bool:
+    return "." not in key and (paths.PROJECT_ROOT / "conf" / key).is_dir()
+
+
 def run_name(context: Mapping[str, str], swept_keys: Sequence[str] = ()) -> str | None:
-    """The run's name: the job's values of the swept keys when its sweep names them, else its
-    overrides of keys that change the result (not ``tracking.*``, ``runtime.*``, ``hydra.*``,
-    ``data.cache_dir``, ``resume``, ``output_dir``); MLflow picks a random name when none is
-    left."""
+    """The run's name (:func:`short_name`): the job's values of the swept keys when its sweep
+    names them, else its overrides of keys that change the result (not ``tracking.*``,
+    ``runtime.*``, ``hydra.*``, ``data.cache_dir``, ``resume``, ``output_dir``); MLflow picks a
+    random name when none is left."""
     overrides = overrides_of(context)
     if any(key in overrides for key in swept_keys):
-        shown = [f"{key}={overrides[key]}" for key in swept_keys if key in overrides]
+        shown = {key: overrides[key] for key in swept_keys if key in overrides}
     else:
-        shown = [f"{key}={value}" for key, value in overrides.items() if _changes_result(key)]
-    return " ".join(shown)[:250] or None
+        shown = {key: value for key, value in overrides.items() if _changes_result(key)}
+    return short_name(shown)[:250] or None
+
+
+def sweep_name(swept_keys: Sequence[str], started: float | None = None) -> str:
+    """A sweep's parent run: ``sweep server_optimizer seed 2026-12-02 07:10``."""
+    names = short_keys(list(swept_keys))
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+    return " ".join(["sweep", *(names[k] for k in swept_keys), when])[:250]
 
 
 def _changes_result(key: str) -> bool:
-    """Whether an override of ``key`` can change what a run computes (see NOT_IN_NAME)."""
+    """Whether an override of ``key`` belongs in a run's name (see NOT_IN_NAME, NAMED_CHOICES)."""
     if key in NOT_PARAMS:
         return False
+    if key in NAMED_CHOICES:
+        return True
     return not any(key == k or key.startswith((f"{k}.", f"{k}/")) for k in NOT_IN_NAME)

@@ -186,11 +186,14 @@ def log_report(
     """Log ``folder`` as the artifacts (under ``report/``) of a new summary run; return its id.
 
     The summary run is tagged ``fedlm.report=true`` (so reports never read it back as a training
-    run) and records which runs it summarises.
+    run) and records which runs it summarises; it is nested under their sweep's parent run when
+    they all belong to one sweep.
     """
     from fedlm.tracking import store
 
     client, experiment_id = store.prepare_store(uri, experiment_name)
+    parents = {client.get_run(run_id).data.tags.get(run_info.PARENT_RUN_TAG) for run_id in run_ids}
+    nested = {run_info.PARENT_RUN_TAG: parents.pop()} if len(parents) == 1 else {}
     run = client.create_run(
         experiment_id,
         run_name=f"report {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -198,6 +201,7 @@ def log_report(
             REPORT_TAG: "true",
             "fedlm.report.runs": " ".join(run_ids)[:5000],
             **run_info.git_state(),
+            **{k: v for k, v in nested.items() if v},
             **dict(tags or {}),
         },
     )

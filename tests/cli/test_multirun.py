@@ -60,6 +60,40 @@ def check_sweep(uri, client, tmp_path, optimizers=("sgd", "adam"), seeds=("0", "
     assert sorted(r.data.tags["fedlm.sweep.job"] for r in jobs) == [
         str(i) for i in range(len(jobs))
     ]
+    names = {
+        (r.data.tags["override.server_optimizer"], r.data.tags["override.seed"]): r for r in jobs
+    }
+    for (optimizer, seed), run in names.items():
+        assert run.info.run_name == f"{optimizer} seed={seed}"
+        assert run.data.tags["mlflow.note.content"].startswith(
+            "Reproduce with:\n\n    uv run fedlm-train data=synthetic model=tiny "
+        )
+        assert (
+            f" server_optimizer={optimizer} seed={seed}\n\n" in run.data.tags["mlflow.note.content"]
+        )
+        # adam's beta_1 (null: TFF's default) is a param of adam's runs only
+        assert ("server_optimizer.beta_1" in run.data.params) == (optimizer == "adam")
+        artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert "train.log" in artifacts
+        summary = sorted(k for k in run.data.metrics if k.startswith("summary/"))
+        assert summary == [
+            "summary/best_eval_accuracy",
+            "summary/best_round",
+            "summary/final_eval_accuracy",
+            "summary/rounds",
+            "summary/running_minutes",
+        ]
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("sweep server_optimizer seed ")
+    assert parent.data.params == {"server_optimizer": "sgd,adam", "seed": "0,1"}
+    finals = {r.info.run_id: r.data.metrics["summary/final_eval_accuracy"] for r in jobs}
+    best = parent.data.tags["fedlm.sweep.best_run"]
+    assert finals[best] == max(finals.values())  # the first job of those tied
+    assert parent.data.metrics["summary/final_eval_accuracy"] == finals[best]
+    report = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/report.md")
+    for run in jobs:
+        final = run.data.metrics["summary/final_eval_accuracy"]
+        assert f"| {run.info.run_name} | FINISHED | {final:.4f} |" in report
     groups = group_runs(load_runs(uri, "multirun")[0])
     assert [(g.label, len(g.runs)) for g in groups] == [
         (f"server_optimizer={o}", len(seeds)) for o in optimizers
@@ -81,17 +115,32 @@ def test_a_2x2_multirun_logs_four_runs_with_their_swept_values(monkeypatch, tmp_
         assert log[0] == f"output folder: {tmp_path / 'sweep' / str(job)} (checkpoints, train.log)"
 
 
-def test_a_sweep_whose_launcher_fails_marks_its_parent_run_failed(monkeypatch, tmp_path):
-    """Hydra calls no callback when the launcher raises (here SLURM's, with no sbatch)."""
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["hydra/launcher=slurm"],
+            "fedlm-train: error: hydra/launcher=slurm cannot start: no srun on PATH ",
+        ),
+        (
+            ["hydra/sweeper=optuna_lr", "hydra.sweeper.storage=sqlite:///{tmp}/no/optuna.db"],
+            "fedlm-train: error: hydra.sweeper.storage='sqlite:///{tmp}/no/optuna.db' (study "
+            "'fedlm_learning_rates') cannot be used (OperationalError: ",
+        ),
+    ],
+)
+def test_a_launcher_that_cannot_start_is_one_line_and_exit_status_2(
+    monkeypatch, tmp_path, capfd, overrides, message
+):
+    """Without the check, submitit raises from inside Hydra (a traceback, exit status 1)."""
     monkeypatch.setenv("PATH", str(tmp_path / "no_slurm_here"))
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
     with pytest.raises(SystemExit) as exit_info:
-        multirun(monkeypatch, tmp_path, "hydra/launcher=slurm", "seed=0,1")
-    assert exit_info.value.code != 0
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results'}/mlflow.db")
-    experiment = client.get_experiment_by_name("multirun")
-    (parent,) = client.search_runs([experiment.experiment_id])
-    assert parent.data.tags["fedlm.sweep.parent"] == "true"
-    assert parent.info.status == "FAILED"
+        multirun(monkeypatch, tmp_path, *overrides, "seed=0,1")
+    assert exit_info.value.code == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message.format(tmp=tmp_path)), err
+    assert not (tmp_path / "results" / "mlflow.db").exists()  # no parent run, no store
 
 
 @pytest.mark.slow  # two Hydra jobs in joblib processes, each importing TFF: 1.5 min on 2 cores

@@ -270,3 +270,44 @@ def test_a_run_prints_its_output_folder_keeps_its_log_and_writes_nothing_elsewhe
     log = (run_dir / "train.log").read_text().splitlines()
     assert [line for line in out if line in log] == out  # every line printed is in train.log
     assert list(work.iterdir()) == []  # no ./mlruns, nothing else
+
+
+@pytest.mark.slow  # a real run in its own process, stopped after round 2: about a minute
+def test_a_stopped_run_prints_the_command_that_resumes_it(tmp_path):
+    """SIGTERM (as a scheduler or `kill` sends it) mid-run: the run ends KILLED, and the last
+    lines say how to continue it, with its own overrides and resume=<its run id>."""
+    import signal
+    import time
+
+    overrides = [o for o in TINY_RUN if not o.startswith("training.rounds=")]
+    overrides += ["training.rounds=500", "eval.prompt=To be"]
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")}
+    # Files, not pipes: nothing here may wait for the end of TFF's worker's output.
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fedlm.cli.train", *overrides, f"hydra.run.dir={run_dir}"],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            log = run_dir / "train.log"
+            while "round 2/500 " not in (log.read_text() if log.exists() else ""):
+                assert process.poll() is None and time.monotonic() < deadline, err.name
+                time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=120) == 128 + signal.SIGTERM
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    run_id = json.loads((run_dir / "checkpoints" / "run.json").read_text())["run_id"]
+    lines = (tmp_path / "err").read_text().splitlines()
+    assert lines[-2:] == [
+        "stopped: continue with",
+        "  uv run fedlm-train "
+        + " ".join(overrides[:-1])
+        + f" 'eval.prompt=To be' resume={run_id}",
+    ]

@@ -7,6 +7,7 @@ import time
 import mlflow
 import numpy as np
 import pytest
+from mlflow.entities import Param
 from urllib3.util.retry import Retry
 
 from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
@@ -75,6 +76,7 @@ def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_
     tracker.start(dataclasses.asdict(cfg))
     assert tracker.restore(make_state()) is None
     play_rounds(tracker, range(0, 5), make_state, checkpoint_after=(2, 4))
+    (tmp_path / "out" / "train.log").write_text("round 4/4 | train: loss=3.600\n")
     tracker.finish("FINISHED")
 
     client = tracker.client
@@ -86,8 +88,8 @@ def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_
     assert params["tracking.uri"] == "null"
     assert params["eval.prompt"] == cfg.eval.prompt
     assert "resume" not in params and "output_dir" not in params
-    flat = run_info.flatten(dataclasses.asdict(cfg))
-    assert params == {k: v for k, v in flat.items() if k not in ("resume", "output_dir")}
+    assert params == run_info.params(dataclasses.asdict(cfg))
+    assert "server_optimizer.beta_1" not in params  # sgd takes no beta_1
     tags = run.data.tags
     for key in (
         "mlflow.source.git.commit",
@@ -96,23 +98,37 @@ def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_
         "fedlm.tff_version",
         "fedlm.tf_version",
         "fedlm.host",
-        "fedlm.hydra.sweep_dir",
-        "fedlm.hydra.job_num",
+        "fedlm.hydra.output_dir",
     ):
         assert tags[key], key
+    assert "fedlm.hydra.sweep_dir" not in tags and "fedlm.hydra.job_num" not in tags  # one run
+    assert tags["mlflow.note.content"] == (
+        "Reproduce with:\n\n    uv run fedlm-train training.rounds=4\n\n"
+        "Overrides:\n- `training.rounds=4`\n"
+    )
     assert tags["fedlm.data.pipeline"] == "tutorial"
     assert tags["fedlm.checkpoint_dir"] == str((tmp_path / "out" / "checkpoints").resolve())
     assert tags["fedlm.checkpoint_round"] == "4"
-    assert tags["mlflow.runName"] == "training.rounds=4"
+    assert tags["mlflow.runName"] == "rounds=4"
     for key in round_metrics(0):
         assert steps(client, tracker.run_id, key) == [0, 1, 2, 3, 4]
     assert client.get_metric_history(tracker.run_id, "eval/loss")[3].value == pytest.approx(3.8)
+    summary = {k: v for k, v in run.data.metrics.items() if k.startswith("summary/")}
+    assert summary == {
+        "summary/final_eval_accuracy": pytest.approx(4 / 90),
+        "summary/best_eval_accuracy": pytest.approx(4 / 90),
+        "summary/best_round": 4.0,
+    }
+    assert steps(client, tracker.run_id, "summary/best_round") == [4]
     assert artifacts(client, tracker.run_id) == [
         "config.yaml",
         *[f"generated_text/round_{r:04d}.txt" for r in range(5)],
         "plots/accuracy.png",
         "plots/loss.png",
+        "train.log",
     ]
+    log = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/train.log")
+    assert log == "round 4/4 | train: loss=3.600\n"
     text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/generated_text/round_0003.txt")
     assert text == "text 3"
     assert tracker.checkpoints.rounds() == [2, 4]
@@ -121,6 +137,7 @@ def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_
 
 def test_params_come_in_batches_of_at_most_100(tmp_path):
     cfg = config(tmp_path)
+    cfg.sampler.name = "fixed"
     cfg.sampler.client_ids = [f"CLIENT_{i}" for i in range(200)]  # a long value is cut, not refused
     tracker = build_tracker(cfg, {})
     config_dict = dataclasses.asdict(cfg)
@@ -171,6 +188,31 @@ def test_resume_true_continues_the_same_run_and_logs_every_step_once(tmp_path, m
     assert run.data.tags["fedlm.resumes"] == "1"
     assert run.data.tags["fedlm.resumed_from_round"] == "2"
     assert tracker.checkpoints.rounds() == [2, 4]  # keep_checkpoints=2
+
+
+def test_a_run_logged_with_every_key_resumes_after_the_params_were_cut(tmp_path, make_state):
+    """Runs started before fedlm left out the keys of choices not made (the reddi2021 runs) hold
+    every config key as a param, nulls included; they resume, and keep their params."""
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    client = mlflow.MlflowClient(MlflowTracker(cfg).uri)
+    flat = run_info.flatten(dataclasses.asdict(cfg))
+    every_key = {k: v for k, v in flat.items() if k not in run_info.NOT_PARAMS}
+    client.log_batch(run_id, params=[Param(k, v) for k, v in every_key.items()][:100])
+    client.log_batch(run_id, params=[Param(k, v) for k, v in every_key.items()][100:])
+    assert client.get_run(run_id).data.params["server_optimizer.beta_1"] == "null"
+
+    tracker = build_tracker(dataclasses.replace(cfg, resume=run_id), {})
+    tracker.start(dataclasses.asdict(cfg))
+    assert tracker.restore(make_state()).round_num == 2
+    play_rounds(tracker, [3, 4], make_state, checkpoint_after=(4,))
+    tracker.finish("FINISHED")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == every_key
+
+    changed = dataclasses.replace(cfg, resume=run_id, seed=5)
+    with pytest.raises(ConfigError, match="seed: 0 -> 5"):
+        build_tracker(changed, {}).start(dataclasses.asdict(changed))
 
 
 def test_resume_by_run_id_from_another_output_dir(tmp_path, make_state):
@@ -247,9 +289,14 @@ def test_failed_run_is_marked_failed_and_its_checkpoint_stays(tmp_path, make_sta
     tracker = build_tracker(cfg, {})
     tracker.start(dataclasses.asdict(cfg))
     play_rounds(tracker, [0, 1], make_state, checkpoint_after=(1,))
+    (tmp_path / "out" / "train.log").write_text("Traceback ...\n")
     tracker.finish("FAILED")
     tracker.finish("FINISHED")  # a second finish changes nothing
-    assert tracker.client.get_run(tracker.run_id).info.status == "FAILED"
+    run = tracker.client.get_run(tracker.run_id)
+    assert run.info.status == "FAILED"
+    assert "train.log" in artifacts(tracker.client, tracker.run_id)  # what went wrong
+    # Summary metrics once, when the run finishes (a resumed run logs every step once).
+    assert not any(key.startswith("summary/") for key in run.data.metrics)
     assert tracker.checkpoints.load(make_state())[0].round_num == 1
 
 

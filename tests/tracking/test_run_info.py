@@ -1,6 +1,9 @@
+import dataclasses
 import subprocess
+import time
 
 from fedlm import paths
+from fedlm.config import AggregatorConfig, OptimizerConfig, TrainConfig
 from fedlm.tracking import run_info
 
 
@@ -61,9 +64,7 @@ def test_multirun_job_is_tagged_with_its_sweep_and_overrides():
     assert tags["override.training.rounds"] == "2"
     assert tags["fedlm.hydra.output_dir"] == "/w/multirun/x/3"
     assert "fedlm.hydra.choices" not in tags
-    assert (
-        run_info.run_name(MULTIRUN) == "server_optimizer=adam eval.prompt=To be training.rounds=2"
-    )
+    assert run_info.run_name(MULTIRUN) == "adam prompt=To be rounds=2"
 
 
 def test_single_run_has_no_sweep_tags():
@@ -71,14 +72,119 @@ def test_single_run_has_no_sweep_tags():
     tags = run_info.context_tags(context)
     assert run_info.SWEEP_TAG not in tags
     assert not any(k.startswith("override.") for k in tags)
+    assert "fedlm.hydra.sweep_dir" not in tags and "fedlm.hydra.job_num" not in tags
     assert run_info.run_name(context) is None
 
 
-def test_a_single_runs_name_leaves_out_where_it_runs_and_is_recorded():
+def test_a_single_runs_name_leaves_out_where_it_runs_and_is_recorded_but_the_runtime():
     overrides = (
         "server_optimizer=adam tracking.uri=sqlite:////r/mlflow.db tracking.experiment_name=gru "
         "tracking=mlflow data.cache_dir=/data runtime=remote 'runtime.workers=[a:1]' "
         "hydra.run.dir=/out hydra/launcher=parallel resume=true seed=3"
     )
     context = {**MULTIRUN, "hydra.mode": "RUN", "hydra.overrides": overrides}
-    assert run_info.run_name(context) == "server_optimizer=adam seed=3"
+    assert run_info.run_name(context) == "adam remote seed=3"  # remote: its times differ
+
+
+def test_names_show_values_first_and_floats_to_three_digits():
+    """Optuna's trials carry values such as 0.0031622776601683794."""
+    context = {
+        **MULTIRUN,
+        "hydra.overrides": "client_optimizer.learning_rate=0.0031622776601683794 "
+        "server_optimizer.learning_rate=1.0 +experiment=reddi2021 reddi2021=fedadam seed=1 "
+        "training.rounds=1200 eval.temperature=1e-3",
+    }
+    keys = ["client_optimizer.learning_rate", "server_optimizer.learning_rate", "seed"]
+    assert run_info.run_name(context, keys) == "client.lr=0.00316 server.lr=1 seed=1"
+    assert run_info.run_name({**context, "hydra.mode": "RUN"}) == (
+        "client.lr=0.00316 server.lr=1 reddi2021 fedadam seed=1 rounds=1200 temperature=0.001"
+    )
+    only_server = {
+        **context,
+        "hydra.overrides": "server_optimizer=adam server_optimizer.learning_rate=0.01 seed=0",
+    }
+    assert run_info.run_name(only_server) == "adam lr=0.01 seed=0"
+
+
+def test_a_sweep_is_named_by_its_swept_keys_and_start_time():
+    started = time.mktime((2026, 12, 2, 7, 10, 0, 0, 0, -1))
+    keys = ["server_optimizer", "server_optimizer.learning_rate", "seed"]
+    assert run_info.sweep_name(keys, started) == "sweep server_optimizer lr seed 2026-12-02 07:10"
+
+
+def test_the_description_holds_the_command_and_every_override():
+    overrides = ["server_optimizer=adam", "eval.prompt=To be", "+experiment=reddi2021"]
+    assert run_info.description(overrides) == (
+        "Reproduce with:\n\n"
+        "    uv run fedlm-train server_optimizer=adam 'eval.prompt=To be' +experiment=reddi2021\n\n"
+        "Overrides:\n- `server_optimizer=adam`\n- `eval.prompt=To be`\n"
+        "- `+experiment=reddi2021`\n"
+    )
+    assert run_info.description([], multirun=True) == (
+        "Reproduce with:\n\n    uv run fedlm-train -m\n\n"
+        "Overrides:\nnone (conf/train.yaml's defaults)\n"
+    )
+
+
+def test_the_resume_command_keeps_the_overrides_and_names_the_run():
+    overrides = ["seed=1", "resume=true", "'eval.prompt=To be'"[1:-1]]
+    assert run_info.resume_command(overrides, "abc123") == (
+        "uv run fedlm-train seed=1 'eval.prompt=To be' resume=abc123"
+    )
+
+
+def test_params_leave_out_the_keys_of_choices_not_made():
+    cfg = TrainConfig()
+    cfg.server_optimizer = OptimizerConfig(name="adam", learning_rate=0.01, beta_1=0.9)
+    cfg.aggregator = AggregatorConfig(name="dp_fixed", noise_multiplier=0.1, clip=1.0)
+    params = run_info.params(dataclasses.asdict(cfg))
+    chosen = {k: v for k, v in params.items() if k.startswith(GROUPS)}
+    assert chosen == {
+        "client_optimizer.name": "sgd",
+        "client_optimizer.learning_rate": "1.0",
+        "client_optimizer.momentum": "null",
+        "server_optimizer.name": "adam",
+        "server_optimizer.learning_rate": "0.01",
+        "server_optimizer.beta_1": "0.9",
+        "server_optimizer.beta_2": "null",
+        "server_optimizer.epsilon": "null",
+        "aggregator.name": "dp_fixed",
+        "aggregator.noise_multiplier": "0.1",
+        "aggregator.clip": "1.0",
+        "aggregator.delta": "null",
+        "sampler.name": "uniform",
+        "data.pipeline": "tutorial",
+        "data.pad": "false",
+    }
+    cfg.data.pipeline, cfg.sampler.name = "paper", "fixed"
+    params = run_info.params(dataclasses.asdict(cfg))
+    assert {
+        k: params.get(k) for k in ("data.pad", "data.loss_on_padding", "sampler.client_ids")
+    } == {
+        "data.pad": None,
+        "data.loss_on_padding": "false",
+        "sampler.client_ids": "[]",
+    }
+    left_out = set(run_info.flatten(dataclasses.asdict(cfg))) - set(params)
+    assert left_out == {
+        "resume",
+        "output_dir",
+        *(f"client_optimizer.{k}" for k in ("beta_1", "beta_2", "epsilon")),
+        "client_optimizer.initial_preconditioner_value",
+        "server_optimizer.momentum",
+        "server_optimizer.initial_preconditioner_value",
+        *(f"aggregator.{k}" for k in ("initial_clip", "target_quantile", "clip_learning_rate")),
+        *(f"aggregator.{k}" for k in ("clipped_count_stddev", "zeroing", "clipping")),
+        "data.pad",
+    }
+
+
+GROUPS = (
+    "client_optimizer.",
+    "server_optimizer.",
+    "aggregator.",
+    "sampler.",
+    "data.pipeline",
+    "data.pad",
+    "data.loss_on_padding",
+)

@@ -56,6 +56,7 @@ TIMING = (
     "round/examples_per_second",
     "round/tokens_per_second",
     "eval/seconds",
+    "summary/running_minutes",
 )
 
 
