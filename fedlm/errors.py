@@ -48,3 +48,7 @@ class DataError(FedlmError):
 
 class ModelError(FedlmError):
     """A model or weights file that does not fit the configured architecture."""
+
+
+class RunInUseError(FedlmError):
+    """A run (or output folder) that another process is writing: a run has one writer."""

@@ -9,7 +9,8 @@ TFF ignores and :meth:`CheckpointStore.open` removes. Old versions are removed o
 one is in place (the last ``keep`` are kept), so a crash never costs the last good checkpoint.
 
 ``run.json`` (written atomically once, when the run starts) names the MLflow run the folder
-belongs to, so ``resume=true`` finds the run before any state is loaded.
+belongs to, so ``resume=true`` finds the run before any state is loaded. ``run.lock`` is held by
+the one process writing the run (:meth:`CheckpointStore.hold`), and records its pid.
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow_federated as tff
 
-from fedlm.io import write_text
+from fedlm.errors import RunInUseError
+from fedlm.io import hold_lock, release_lock, write_text
 from fedlm.tracking.base import Checkpoint
+
+if TYPE_CHECKING:
+    import tensorflow_federated as tff
 
 PREFIX = "round_"
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
 
 
 class CheckpointStore:
@@ -41,16 +47,38 @@ class CheckpointStore:
 
     @property
     def manager(self) -> tff.program.FileProgramStateManager:
+        import tensorflow_federated as tff  # only here: finding and locking a run needs no TFF
+
         if self._manager is None:  # TFF creates the folder: not before a run needs it
             self._manager = tff.program.FileProgramStateManager(
                 str(self.directory), prefix=PREFIX, keep_total=self.keep, keep_first=False
             )
         return self._manager
 
+    def hold(self, what: str, then: str) -> None:
+        """Take this run's lock for this process, or raise :class:`RunInUseError` naming ``what``
+        (the run), the process that holds it and ``then`` (what to do once it has ended)."""
+        lock = self.directory / LOCK_FILE
+        holder = hold_lock(lock)
+        if holder is None:
+            return
+        pid, host = holder
+        process = f"process {pid}" if pid else "another process"
+        if host and host != socket.gethostname():
+            process += f" on {host}"
+        stop = f" (kill {pid})" if pid and process == f"process {pid}" else ""
+        raise RunInUseError(
+            f"{what} is being written by {process} (lock {lock}): a run has one writer. Wait for "
+            f"that process to end, or stop it{stop}, then {then}"
+        )
+
+    def release(self) -> None:
+        release_lock(self.directory / LOCK_FILE)
+
     def rounds(self) -> list[int]:
         """The rounds with a complete checkpoint, oldest first."""
-        if not self.directory.is_dir():
-            return []
+        if not any(self.directory.glob(f"{PREFIX}*")):
+            return []  # (without importing TFF)
         return _run(self.manager.get_versions()) or []
 
     def latest_round(self) -> int | None:

@@ -89,7 +89,7 @@ def _bounded(what: str):
         @functools.wraps(method)
         def wrapper(self: MlflowTracker, *args, **kwargs):
             try:
-                with store.mlflow_environment(**self.retries):
+                with store.quiet_retries(), store.mlflow_environment(**self.retries):
                     return method(self, *args, **kwargs)
             except (MlflowException, requests.RequestException) as error:
                 raise self._unreachable(what, error) from error
@@ -114,19 +114,45 @@ class MlflowTracker(Tracker):
         self.logged: set[tuple[str, int]] = set()  # (metric, step) pairs the run already holds
         self.finished = False
         self.already_finished = False  # resume of a run that had finished: changes nothing
+        self._claimed = False  # claim() found the run and took its lock
+        self._run: Run | None = None  # the run a resume continues, as claim() found it
         self.retries = retry_settings(cfg.tracking.give_up_after_s)
         self.store_lost = False  # a call gave up on the store: finish() tries once, briefly
 
     # -- starting and resuming -------------------------------------------------------------
 
-    @_bounded("starting the run")
-    def start(self, config: Mapping[str, Any]) -> None:
+    @_bounded("opening the run")
+    def claim(self) -> bool:
+        if self._claimed:
+            return not self.already_finished
         self.client, self.experiment_id = store.prepare_store(
             self.cfg.tracking.uri, self.cfg.tracking.experiment_name
         )
         # MLflow resolves a server's proxied artifact URIs (mlflow-artifacts:/) and logs models
         # through the process-wide tracking URI, whatever the client was given.
         mlflow.set_tracking_uri(self.uri)
+        if self.cfg.resume is False:
+            output_dir = Path(self.cfg.output_dir).resolve()
+            self.checkpoints.hold(f"the output folder {output_dir}", "start this run again")
+        else:
+            resume = self.cfg.resume
+            run_id = run_id_to_resume(resume, self.checkpoints)
+            self._run = get_run(self.client, self.uri, resume, run_id)
+            self.checkpoints = checkpoints_of(self._run, self.checkpoints, resume)
+            if self._run.info.status == "FINISHED":
+                # Nothing to do, and nothing written: not an error, so that resuming a sweep
+                # skips the jobs that had finished.
+                self.already_finished = True
+                _warn(f"MLflow run {run_id} finished all its rounds: nothing to resume")
+            else:
+                shown = "true" if resume is True else resume
+                self.checkpoints.hold(f"MLflow run {run_id}", f"resume={shown} again")
+        self._claimed = True
+        return not self.already_finished
+
+    @_bounded("starting the run")
+    def start(self, config: Mapping[str, Any]) -> None:
+        self.claim()
         if self.cfg.resume is False:
             self._create_run(config)
         else:
@@ -173,20 +199,14 @@ class MlflowTracker(Tracker):
         self.client.log_text(self.run_id, yaml.safe_dump(shown, sort_keys=False), "config.yaml")
 
     def _reopen_run(self, config: Mapping[str, Any]) -> None:
-        resume = self.cfg.resume
-        run_id = run_id_to_resume(resume, self.checkpoints)
-        run = get_run(self.client, self.uri, resume, run_id)
-        self.checkpoints = checkpoints_of(run, self.checkpoints, resume)
+        run = self._run
+        run_id = run.info.run_id
         current = self._params(config)
-        check_same_config(run.data.params, current, resume)
+        check_same_config(run.data.params, current, self.cfg.resume)
         self.run_id = run_id
         self.resuming = True
         self.logged = logged_steps(self.client, run)
-        if run.info.status == "FINISHED":
-            # Nothing to do (the loop gets the last round's checkpoint and runs no round); not an
-            # error, so that resuming a sweep skips the jobs that had finished.
-            self.already_finished = True
-            _warn(f"MLflow run {run_id} finished all its rounds: nothing to resume")
+        if self.already_finished:  # the loop gets the last round's checkpoint and runs no round
             return
         self.checkpoints.remove_partial()
         self._log_params({k: v for k, v in current.items() if k not in run.data.params})
@@ -285,13 +305,15 @@ class MlflowTracker(Tracker):
         # full round of retries.
         retries = retry_settings(0) if self.store_lost else self.retries
         try:
-            with store.quiet_urls(), store.mlflow_environment(**retries):
+            with store.quiet_urls(), store.quiet_retries(), store.mlflow_environment(**retries):
                 self.client.set_terminated(self.run_id, status)
         except Exception as error:
             if status == "FINISHED":
                 raise self._unreachable(f"marking the run {status}", error) from error
             # Never hide the error that ended the run behind one from the tracking store.
             _warn(f"could not mark MLflow run {self.run_id} {status}: {store.first_line(error)}")
+        finally:
+            self.checkpoints.release()  # another process may now resume the run
 
     def where(self) -> str | None:
         if self.run_id is None:

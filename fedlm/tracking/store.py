@@ -111,6 +111,19 @@ def mlflow_environment(**values: str):
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def quiet_retries():
+    """No urllib3 warning for each retry of a call to a tracking server ("Retrying (Retry(total=
+    ...")) in this block: a server that is gone is one line (:class:`TrackingError`), not seven."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def quiet_urls():
     """No "View run at <url>" on stdout from MLflow: it prints the URI's password unmasked."""
     return mlflow_environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")

@@ -1,6 +1,7 @@
 """``fedlm-train`` refuses a bad config in one line, before it imports TensorFlow or TFF."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -59,7 +60,8 @@ def fedlm_train_errors(tmp_path, *command_lines):
         env=env,
     )
     assert done.returncode == 0, done.stderr
-    return [(code, (lines or [""])[0], heavy) for code, lines, heavy in json.loads(done.stdout)]
+    results = json.loads(done.stdout.splitlines()[-1])  # after what the runs printed
+    return [(code, (lines or [""])[0], heavy) for code, lines, heavy in results]
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +218,68 @@ def test_a_run_prints_its_output_folder_keeps_its_log_and_writes_nothing_elsewhe
     log = (run_dir / "train.log").read_text().splitlines()
     assert [line for line in out if line in log] == out  # every line printed is in train.log
     assert list(work.iterdir()) == []  # no ./mlruns, nothing else
+
+
+# Takes the MLflow run argv[2] (output dir argv[1]) for this process, says so, and holds it until
+# stdin closes.
+HOLDER = """
+import sys
+from fedlm.config import TrainConfig
+from fedlm.tracking import build_tracker
+assert build_tracker(TrainConfig(output_dir=sys.argv[1], resume=sys.argv[2]), {}).claim()
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_resuming_a_finished_run_or_one_being_written_stops_before_tensorflow(
+    monkeypatch, tmp_path, tiny_data
+):
+    from fedlm.config import TrainConfig
+    from fedlm.tracking import build_tracker
+
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))  # as fedlm_train_errors
+    runs = {}
+    for name, status in [("finished", "FINISHED"), ("busy", "KILLED")]:
+        cfg = TrainConfig(output_dir=str(tmp_path / name))
+        tracker = build_tracker(cfg, {})
+        tracker.start(dataclasses.asdict(cfg))
+        tracker.log_metrics({"train/loss": 1.0}, step=1)
+        tracker.finish(status)
+        runs[name] = tracker.client.get_run(tracker.run_id)
+    finished, busy = (runs[name].info.run_id for name in ("finished", "busy"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "busy"), busy],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        tiny = [f"data.cache_dir={tiny_data}", "data.source=null"]
+        tiny += ["training.seq_len=2", "training.batch_size=1", "training.clients_per_round=2"]
+        results = fedlm_train_errors(
+            tmp_path, [*tiny, f"resume={finished}"], [*tiny, f"resume={busy}"]
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = tmp_path / "busy" / "checkpoints" / "run.lock"
+    assert results == [
+        (
+            0,
+            f"fedlm: warning: MLflow run {finished} finished all its rounds: nothing to resume",
+            ["mlflow"],
+        ),
+        (
+            2,
+            f"fedlm-train: error: MLflow run {busy} is being written by process {holder.pid} "
+            f"(lock {lock}): a run has one writer. Wait for that process to end, or stop it "
+            f"(kill {holder.pid}), then resume={busy} again",
+            ["mlflow"],
+        ),
+    ]
+    for run in runs.values():  # neither run changed: no status, no metric, no tag
+        after = tracker.client.get_run(run.info.run_id)
+        assert (after.info.status, after.info.end_time) == (run.info.status, run.info.end_time)
+        assert (after.data.metrics, after.data.tags) == (run.data.metrics, run.data.tags)

@@ -2,6 +2,8 @@
 
 import dataclasses
 import socket
+import subprocess
+import sys
 import time
 
 import mlflow
@@ -10,7 +12,7 @@ import pytest
 from urllib3.util.retry import Retry
 
 from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
-from fedlm.errors import ConfigError
+from fedlm.errors import ConfigError, RunInUseError
 from fedlm.tracking import Checkpoint, Tracker, build_tracker, run_info
 from fedlm.tracking.mlflow_tracker import MlflowTracker, retry_settings
 from fedlm.tracking.store import TrackingError
@@ -229,6 +231,56 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, make_state, capfd):
     assert after.data.tags == before.data.tags
 
 
+# Takes the run that argv[2] names (output dir argv[1]) for this process, says so, and holds it
+# until stdin closes.
+HOLDER = """
+import sys
+from fedlm.config import TrackingConfig, TrainConfig
+from fedlm.tracking import build_tracker
+cfg = TrainConfig(output_dir=sys.argv[1], resume=sys.argv[2])
+cfg.tracking = TrackingConfig(experiment_name="tests", keep_checkpoints=2)
+assert build_tracker(cfg, {}).claim()
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_run_that_another_process_writes_is_refused_and_left_as_it_was(tmp_path, make_state):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    client = mlflow.MlflowClient(MlflowTracker(cfg).uri)
+    before = client.get_run(run_id)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, cfg.output_dir, run_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        resumed_cfg = dataclasses.replace(cfg, resume=True)
+        with pytest.raises(RunInUseError) as refused:
+            build_tracker(resumed_cfg, {}).start(dataclasses.asdict(resumed_cfg))
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases the lock
+        holder.wait()
+    lock = tmp_path / "out" / "checkpoints" / "run.lock"
+    assert str(refused.value) == (
+        f"MLflow run {run_id} is being written by process {holder.pid} (lock {lock}): a run has "
+        f"one writer. Wait for that process to end, or stop it (kill {holder.pid}), then "
+        "resume=true again"
+    )
+    after = client.get_run(run_id)
+    assert (after.info.status, after.info.end_time) == ("KILLED", before.info.end_time)
+    assert after.data.tags == before.data.tags
+    for key in round_metrics(0):
+        assert steps(client, run_id, key) == [0, 1, 2, 3]
+
+    resumed = build_tracker(resumed_cfg, {})  # the holder is gone: the run can be resumed
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    assert client.get_run(run_id).info.status == "RUNNING"
+    resumed.finish("KILLED")
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path, make_state):
     cfg, run_id = crashed_run(tmp_path, make_state)
     changed = dataclasses.replace(cfg, resume=True, seed=5)
@@ -307,7 +359,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(tmp_path, make_state):
+def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(
+    tmp_path, make_state, caplog
+):
     cfg = config(tmp_path, tracking=TrackingConfig(experiment_name="tests", give_up_after_s=2))
     tracker = build_tracker(cfg, CONTEXT)
     tracker.start(dataclasses.asdict(cfg))
@@ -329,3 +383,4 @@ def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(tmp_pat
     tracker.finish("FAILED")  # one quick try, not another round of retries
     assert time.monotonic() - started < 15
     assert tracker.checkpoints.rounds() == [1]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
