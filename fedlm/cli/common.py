@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from fedlm import paths
 from fedlm.errors import FedlmError
+from fedlm.io import is_disk_full
 
 CONFIG_DIR = str(paths.PROJECT_ROOT / "conf")
 
@@ -42,7 +43,8 @@ def quiet_libraries() -> None:
 
 
 def report_errors(prog: str) -> Callable:
-    """Turn fedlm's own errors into one clear line on stderr and exit status 2, no traceback."""
+    """Turn fedlm's own errors, and a full disk, into one clear line on stderr and exit status 2,
+    no traceback."""
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -51,6 +53,12 @@ def report_errors(prog: str) -> Callable:
                 return fn(*args, **kwargs)
             except FedlmError as error:
                 print(f"{prog}: error: {error}", file=sys.stderr)
+                sys.exit(2)
+            except OSError as error:  # a full disk that no fedlm writer named: still one line
+                if not is_disk_full(error):
+                    raise
+                where = error.filename or "a file"
+                print(f"{prog}: error: writing {where}: No space left on device", file=sys.stderr)
                 sys.exit(2)
 
         return wrapper

@@ -5,8 +5,9 @@ SavedModel) holding the whole learning-process state (model weights and server o
 the round number, the sampler's state and RNG (as JSON) and the MLflow run id. TFF 0.87 writes a
 version into a temporary folder beside it and renames the folder into place, so a version either
 exists whole or not at all; an interrupted write leaves only a ``round_<n>_temp<k>`` folder, which
-TFF ignores and :meth:`CheckpointStore.open` removes. Old versions are removed only after the new
-one is in place (the last ``keep`` are kept), so a crash never costs the last good checkpoint.
+TFF ignores and :meth:`CheckpointStore.remove_partial` removes (at once when a write fails). Old
+versions are removed only after the new one is in place (the last ``keep`` are kept), so a crash
+never costs the last good checkpoint.
 
 ``run.json`` (written atomically once, when the run starts) names the MLflow run the folder
 belongs to, so ``resume=true`` finds the run before any state is loaded. ``run.lock`` is held by
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedlm.errors import RunInUseError
-from fedlm.io import hold_lock, release_lock, write_text
+from fedlm.errors import DiskFullError, RunInUseError
+from fedlm.io import hold_lock, is_disk_full, release_lock, write_text
 from fedlm.tracking.base import Checkpoint
 
 if TYPE_CHECKING:
@@ -102,8 +103,25 @@ class CheckpointStore:
             "sampler_state": json.dumps(checkpoint.sampler_state),
             "extra": json.dumps(checkpoint.extra),
         }
-        _run(self.manager.save(state, checkpoint.round_num))
-        return self.directory / f"{PREFIX}{checkpoint.round_num}"
+        path = self.directory / f"{PREFIX}{checkpoint.round_num}"
+        try:
+            _run(self.manager.save(state, checkpoint.round_num))
+        except Exception as error:
+            self.remove_partial()  # TFF leaves its temporary folder behind
+            if is_disk_full(error):
+                kept = ", ".join(f"{PREFIX}{n}" for n in self.rounds()) or "none"
+                raise DiskFullError(path, "writing the checkpoint", f"kept: {kept}") from error
+            raise
+        return path
+
+    def set_aside(self, round_num: int) -> Path:
+        """Move the checkpoint of ``round_num`` out of TFF's sight (``unreadable_round_<n>``),
+        so that the round can be checkpointed again."""
+        path = self.directory / f"{PREFIX}{round_num}"
+        target = self.directory / f"unreadable_{path.name}"
+        shutil.rmtree(target, ignore_errors=True)
+        path.rename(target)
+        return target
 
     def load(self, template_state: Any, round_num: int | None = None) -> tuple[Checkpoint, str]:
         """The checkpoint of ``round_num`` (default: the latest) and the run id it belongs to.

@@ -30,7 +30,8 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
-from fedlm.errors import ConfigError, FedlmError
+from fedlm.errors import ConfigError, DiskFullError, FedlmError
+from fedlm.io import is_disk_full
 from fedlm.tracking import run_info, store, sweeps
 from fedlm.tracking.base import Checkpoint, Tracker
 from fedlm.tracking.checkpoints import CheckpointStore
@@ -92,6 +93,8 @@ def _bounded(what: str):
                 with store.quiet_retries(), store.mlflow_environment(**self.retries):
                     return method(self, *args, **kwargs)
             except (MlflowException, requests.RequestException) as error:
+                if is_disk_full(error):
+                    raise self._store_full(what) from error
                 raise self._unreachable(what, error) from error
 
         return wrapper
@@ -228,12 +231,35 @@ class MlflowTracker(Tracker):
         return sweeps.find_parent(self.client, self.experiment_id, sweep)
 
     def restore(self, template_state: Any) -> Checkpoint | None:
+        """The newest checkpoint that can be read; one that cannot (truncated files, say) is
+        reported and, once an older one is read, set aside (``unreadable_round_<n>``)."""
         if not self.resuming:
             return None
-        round_num = self.checkpoints.latest_round()
-        if round_num is None:
+        unreadable = []
+        for round_num in reversed(self.checkpoints.rounds()):
+            path = self.checkpoints.directory / f"round_{round_num}"
+            try:
+                checkpoint, run_id = self.checkpoints.load(template_state, round_num)
+                break
+            except Exception as error:  # TensorFlow's errors for damaged files vary
+                _warn(
+                    f"checkpoint {path} cannot be read ({type(error).__name__}: "
+                    f"{store.first_line(error)})"
+                )
+                unreadable.append(round_num)
+        else:
+            if unreadable:
+                raise FedlmError(
+                    f"no checkpoint of MLflow run {self.run_id} in {self.checkpoints.directory} "
+                    "can be read (see above): start a new run"
+                )
             return None  # crashed before its first checkpoint: start again, in the same run
-        checkpoint, run_id = self.checkpoints.load(template_state, round_num)
+        if unreadable:
+            aside = [str(self.checkpoints.set_aside(n)) for n in unreadable]
+            _warn(
+                f"resuming from {path}, the newest readable checkpoint (set aside: "
+                f"{', '.join(aside)})"
+            )
         if run_id != self.run_id:
             raise FedlmError(
                 f"checkpoint {self.checkpoints.directory}/round_{round_num} belongs to MLflow "
@@ -360,6 +386,15 @@ class MlflowTracker(Tracker):
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
+
+    def _store_full(self, what: str) -> DiskFullError:
+        where = store.sqlite_path(self.uri) or store.mask_uri(self.uri)
+        return DiskFullError(
+            where,
+            f"MLflow run {self.run_id}: {what} failed: the tracking store",
+            f"the run's checkpoints in {self.checkpoints.directory} are kept: once there is "
+            f"space, continue with resume=true hydra.run.dir={Path(self.cfg.output_dir).resolve()}",
+        )
 
     def _unreachable(self, what: str, error: BaseException) -> store.TrackingError:
         self.store_lost = True

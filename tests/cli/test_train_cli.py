@@ -283,3 +283,22 @@ def test_resuming_a_finished_run_or_one_being_written_stops_before_tensorflow(
         after = tracker.client.get_run(run.info.run_id)
         assert (after.info.status, after.info.end_time) == (run.info.status, run.info.end_time)
         assert (after.data.metrics, after.data.tags) == (run.data.metrics, run.data.tags)
+
+
+def test_a_full_disk_under_the_output_folder_is_one_line_and_exit_status_2(tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.log").symlink_to("/dev/full")  # every write fails with ENOSPC
+    tiny = [f"data.cache_dir={tiny_data}", "data.source=null", "training.seq_len=2"]
+    tiny += ["training.batch_size=1", "training.clients_per_round=2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "fedlm.cli.train", *tiny, f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")},
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"fedlm-train: error: writing the job's log {run_dir}/train.log: No space left on device\n",
+    )

@@ -1,6 +1,8 @@
 """The MLflow tracker against a temporary SQLite store, driven as the round loop drives it."""
 
 import dataclasses
+import errno
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pytest
 from urllib3.util.retry import Retry
 
 from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
-from fedlm.errors import ConfigError, RunInUseError
+from fedlm.errors import ConfigError, DiskFullError, RunInUseError
 from fedlm.tracking import Checkpoint, Tracker, build_tracker, run_info
 from fedlm.tracking.mlflow_tracker import MlflowTracker, retry_settings
 from fedlm.tracking.store import TrackingError
@@ -279,6 +281,65 @@ def test_a_run_that_another_process_writes_is_refused_and_left_as_it_was(tmp_pat
     resumed.start(dataclasses.asdict(resumed_cfg))
     assert client.get_run(run_id).info.status == "RUNNING"
     resumed.finish("KILLED")
+
+
+def test_an_unreadable_newest_checkpoint_is_named_and_resume_falls_back(
+    tmp_path, make_state, capfd
+):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    folder = tmp_path / "out" / "checkpoints"
+    for file in (folder / "round_2").rglob("*"):
+        if file.is_file():  # every file of the newest checkpoint cut to half its size
+            os.truncate(file, file.stat().st_size // 2)
+    capfd.readouterr()
+
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    resumed = build_tracker(resumed_cfg, {})
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    checkpoint = resumed.restore(make_state())
+    assert checkpoint.round_num == 1
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith(f"fedlm: warning: checkpoint {folder}/round_2 cannot be read (")
+    assert err[1] == (
+        f"fedlm: warning: resuming from {folder}/round_1, the newest readable checkpoint "
+        f"(set aside: {folder}/unreadable_round_2)"
+    )
+    play_rounds(resumed, [2, 3, 4], make_state, checkpoint_after=(2, 4))  # round 2 again
+    resumed.finish("FINISHED")
+    assert resumed.checkpoints.rounds() == [2, 4]
+    assert steps(resumed.client, run_id, "train/loss") == [0, 1, 2, 3, 4]
+
+
+def test_a_full_disk_under_the_checkpoints_is_one_line_and_leaves_no_temporary_folder(
+    tmp_path, make_state, monkeypatch
+):
+    import tensorflow as tf
+
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    folder = tmp_path / "out" / "checkpoints"
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    resumed = build_tracker(resumed_cfg, {})
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    save = tf.saved_model.save
+
+    def save_until_the_disk_is_full(module, path, **kwargs):  # the OS boundary, half-way
+        save(module, path, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{path}/saved_model.pb")
+
+    monkeypatch.setattr(tf.saved_model, "save", save_until_the_disk_is_full)
+    with pytest.raises(DiskFullError) as full:
+        resumed.save_checkpoint(Checkpoint(3, make_state(3), {"rng": {"state": 3}}))
+    assert str(full.value) == (
+        f"writing the checkpoint {folder}/round_3: No space left on device (kept: round_1, round_2)"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "round_1",
+        "round_2",
+        "run.json",
+        "run.lock",
+    ]
+    assert resumed.checkpoints.load(make_state())[0].round_num == 2
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path, make_state):
