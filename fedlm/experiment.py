@@ -24,6 +24,7 @@ from fedlm.config import TrainConfig, TrainingConfig, validate
 from fedlm.data.clients import client_snippets, load_client_data
 from fedlm.data.inmemory import ClientSequences, snippet_dataset
 from fedlm.data.sizes import eligible_clients
+from fedlm.errors import ModelError
 from fedlm.federated import runtime
 from fedlm.federated.aggregators import AggregatorMetrics
 from fedlm.federated.evaluation import (
@@ -84,6 +85,13 @@ def initial_weights(cfg: TrainConfig, task: Task, say: Callable[[str], None]) ->
     if spec in (None, "", "none"):
         return None
     if spec == "dickens" and not pretrained_available(spec, cfg.model.name):
+        if cfg.model.pretrained_required:
+            raise ModelError(
+                "model.pretrained='dickens': this study starts from the pre-trained Dickens "
+                "model, and there is none: make one with `uv run fedlm-pretrain` (about 45 "
+                "minutes, see the README), or run online so that TFF's published model is "
+                "downloaded, or set model.pretrained=none to start from random weights"
+            )
         say(
             "No pre-trained Dickens model: none in fedlm's cache, and downloading TFF's published "
             "one failed (no network?): starting from random weights (`uv run fedlm-pretrain` "

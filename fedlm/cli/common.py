@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -64,3 +67,42 @@ def report_errors(prog: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def run_hydra(prog: str, hydra_main: Callable[[], Any]) -> Any:
+    """Call a ``@hydra.main`` function so that Hydra's own refusals (a config group option that
+    does not exist, an override it cannot parse or merge) are one line and exit status 2, as
+    fedlm's are; Hydra itself prints several lines and exits 1. ``HYDRA_FULL_ERROR=1`` adds
+    the traceback."""
+    from hydra.errors import CompactHydraException
+
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
+    try:
+        return hydra_main()
+    except CompactHydraException as error:
+        if full_error == "1":
+            traceback.print_exc()
+        print(f"{prog}: error: {hydra_error_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+
+
+def hydra_error_line(error: Exception) -> str:
+    """One line from a Hydra error: its first line, the options it lists, its cause's first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    line = lines[0] if lines else type(error).__name__
+    override = getattr(error, "override", None)
+    if override:
+        line = f"the override {override!r} cannot be parsed: {line}"
+    options = getattr(error, "options", None)
+    if options:
+        line += f": expected one of {', '.join(options)}"
+    cause = error.__cause__
+    if cause is not None and str(cause).strip():
+        line += f": {str(cause).strip().splitlines()[0]}"
+    return line

@@ -6,7 +6,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors
+from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors, run_hydra
 from fedlm.config import PretrainConfig, check_keys
 
 register_resolvers()
@@ -15,7 +15,7 @@ ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pretrain")
 @report_errors("fedlm-pretrain")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     check_keys(OmegaConf.to_container(cfg, resolve=False), PretrainConfig)  # `+key=` included
     from fedlm.models.pretrain import pretrain  # TensorFlow loads after the config is checked
 
@@ -25,6 +25,10 @@ def main(cfg: DictConfig) -> None:
     print(f"shakespeare test data: {result.shakespeare_source}")
     print(f"time: {result.wall_seconds:.0f} s wall, {result.cpu_seconds:.0f} s CPU")
     print(f"saved: {result.path}")
+
+
+def main() -> None:
+    run_hydra("fedlm-pretrain", _main)
 
 
 if __name__ == "__main__":

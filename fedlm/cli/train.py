@@ -19,7 +19,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from fedlm.cli import callbacks
-from fedlm.cli.common import CONFIG_DIR, quiet_libraries, register_resolvers, report_errors
+from fedlm.cli.common import (
+    CONFIG_DIR,
+    quiet_libraries,
+    register_resolvers,
+    report_errors,
+    run_hydra,
+)
 from fedlm.cli.joblog import job_log, job_prefix
 from fedlm.config import TrainConfig, check_key, check_keys
 from fedlm.tracking.run_info import overrides_of
@@ -127,7 +133,7 @@ def main() -> None:
     check_command_line(sys.argv[1:])
     install_signal_handlers()
     try:
-        _main()
+        run_hydra(PROG, _main)
     finally:
         callbacks.end_unfinished_sweeps()
 

@@ -95,6 +95,11 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         ["aggregator=dp_adaptive", "aggregator.noise_multipler=0.5"],
         ["aggregator=dp_adaptive", "+aggregator.noise_multipler=0.5"],
         ["aggregator=dp_adaptive", "aggregator.clip=1.0"],
+        ["model=nope"],  # Hydra's own errors: one line, status 2 too
+        ["training.rounds=abc"],
+        ["training.rounds=["],
+        ["tracking=none", "tracking.uri=http://127.0.0.1:5000"],
+        ["model.pretrained=/nonexistent/model.h5"],
     )
     training_keys = (
         "expected one of the keys of training: rounds, clients_per_round, local_epochs, "
@@ -136,6 +141,16 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         "aggregator.clip=1.0 is not allowed: expected null: aggregator.name='dp_adaptive' takes "
         "only noise_multiplier, initial_clip, target_quantile, clip_learning_rate, "
         "clipped_count_stddev, delta, zeroing (aggregator=<name> picks one)",
+        "In 'train': Could not find 'model/nope': expected one of dickens_gru, lstm_2x256, tiny",
+        "Error merging override training.rounds=abc: Value 'abc' of type 'str' could not be "
+        "converted to Integer",
+        "the override 'training.rounds=[' cannot be parsed: no viable alternative at input '['",
+        "tracking.uri='http://127.0.0.1:5000' is not allowed: expected null with "
+        "tracking.enabled=false (tracking=none logs nothing anywhere; tracking=mlflow logs to "
+        "the URI)",
+        "model.pretrained='/nonexistent/model.h5': no such file or directory "
+        "(/nonexistent/model.h5); expected none, dickens, an http(s) URL or the path of a saved "
+        "Keras model",
     ]
     assert [(code, line) for code, line, _ in results] == [
         (2, f"fedlm-train: error: {message}") for message in expected
