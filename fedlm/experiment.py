@@ -161,6 +161,7 @@ def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
     t = cfg.training
     tf.keras.utils.set_random_seed(cfg.seed)
     pretrained = initial_weights(cfg, task, say)
+    say(f"data: reading the {cfg.data.name} clients' text")  # with a first build, 15-30 s
     train_data, test_data = load_client_data(cfg.data.name, cfg.data.cache_dir, cfg.data.source)
     # Every client's text is read once, here; the rounds and the evaluation use it from memory.
     train_snippets = client_snippets(train_data, cfg.data, "train")
@@ -249,6 +250,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
         with runtime.execution_context(cfg.runtime, say=say) as rt:
             element_spec = pipeline.train(snippet_dataset(train_snippets[next(iter(eligible))]))
             element_spec = element_spec.element_spec
+            say(f"process: building TFF's {cfg.algorithm.name} learning process")  # 10-30 s
             process = build_learning_process(
                 task.model_fn(element_spec),
                 cfg.algorithm,
@@ -283,6 +285,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
             remaining = RemainingTime()
             for round_num in range(first_round, t.rounds + 1):
+                if round_num == first_round:  # TFF traces its computations first: 10-30 s
+                    say(f"training: round {round_num} of {t.rounds} started")
                 round_start = time.monotonic()
                 client_ids = sampler.sample()
                 datasets = round_datasets(
