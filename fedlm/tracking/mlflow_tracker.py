@@ -92,10 +92,14 @@ def _bounded(what: str):
             try:
                 with store.quiet_retries(), store.mlflow_environment(**self.retries):
                     return method(self, *args, **kwargs)
-            except (MlflowException, requests.RequestException) as error:
-                if is_disk_full(error):
-                    raise self._store_full(what) from error
-                raise self._unreachable(what, error) from error
+            except FedlmError:
+                raise
+            except Exception as error:
+                if is_disk_full(error):  # SQLite's error may come unwrapped by MLflow
+                    raise self._store_full(what, error) from error
+                if isinstance(error, (MlflowException, requests.RequestException)):
+                    raise self._unreachable(what, error) from error
+                raise
 
         return wrapper
 
@@ -336,8 +340,11 @@ class MlflowTracker(Tracker):
         except Exception as error:
             if status == "FINISHED":
                 raise self._unreachable(f"marking the run {status}", error) from error
-            # Never hide the error that ended the run behind one from the tracking store.
-            _warn(f"could not mark MLflow run {self.run_id} {status}: {store.first_line(error)}")
+            # Never hide the error that ended the run behind one from the tracking store; when
+            # the store is what ended it, that error says so already.
+            if not self.store_lost:
+                why = store.first_line(error)
+                _warn(f"could not mark MLflow run {self.run_id} {status}: {why}")
         finally:
             self.checkpoints.release()  # another process may now resume the run
 
@@ -387,11 +394,11 @@ class MlflowTracker(Tracker):
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 
-    def _store_full(self, what: str) -> DiskFullError:
-        where = store.sqlite_path(self.uri) or store.mask_uri(self.uri)
+    def _store_full(self, what: str, error: BaseException) -> DiskFullError:
+        where = getattr(error, "filename", None) or store.sqlite_path(self.uri) or self.uri
         return DiskFullError(
             where,
-            f"MLflow run {self.run_id}: {what} failed: the tracking store",
+            f"MLflow run {self.run_id}: {what} failed: the tracking store at",
             f"the run's checkpoints in {self.checkpoints.directory} are kept: once there is "
             f"space, continue with resume=true hydra.run.dir={Path(self.cfg.output_dir).resolve()}",
         )
