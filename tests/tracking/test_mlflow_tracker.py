@@ -421,7 +421,7 @@ def free_port() -> int:
 
 
 def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(
-    tmp_path, make_state, caplog
+    tmp_path, make_state, caplog, capfd
 ):
     cfg = config(tmp_path, tracking=TrackingConfig(experiment_name="tests", give_up_after_s=2))
     tracker = build_tracker(cfg, CONTEXT)
@@ -445,3 +445,4 @@ def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(
     assert time.monotonic() - started < 15
     assert tracker.checkpoints.rounds() == [1]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
+    assert capfd.readouterr().err == ""  # the error above is the one line
