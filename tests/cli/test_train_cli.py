@@ -4,6 +4,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -317,3 +319,53 @@ def test_a_full_disk_under_the_output_folder_is_one_line_and_exit_status_2(tmp_p
         2,
         f"fedlm-train: error: writing the job's log {run_dir}/train.log: No space left on device\n",
     )
+
+
+def tmpfs_allowed(folder) -> bool:
+    """Whether this user may mount a tmpfs in a mount namespace of its own (``unshare -rm``)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "-rm", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+@pytest.mark.slow  # two real runs of the tiny model: about 2 minutes on 2 busy cores
+def test_a_real_full_disk_ends_the_run_in_one_line_and_the_run_resumes_once_there_is_space(
+    tmp_path,
+):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not tmpfs_allowed(disk):
+        pytest.skip("no tmpfs: unshare -rm is not allowed here")
+    run = [sys.executable, "-m", "fedlm.cli.train", *TINY_RUN, "training.rounds=5"]
+    run += ["tracking.keep_checkpoints=2", f"hydra.run.dir={disk}/run"]
+    # 200 KiB hold two checkpoints of the tiny model (76 KiB each) but not a third beside them.
+    script = f"""
+    mount -t tmpfs -o size=200k tmpfs {disk}
+    {shlex.join(run)} > {tmp_path}/full.out 2> {tmp_path}/full.err; echo $? > {tmp_path}/full.rc
+    ls -A {disk}/run/checkpoints > {tmp_path}/full.ls
+    mount -o remount,size=4m {disk}
+    {shlex.join([*run, "resume=true"])} > {tmp_path}/resumed.out 2> {tmp_path}/resumed.err
+    echo $? > {tmp_path}/resumed.rc
+    """
+    env = {**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, timeout=900, check=True)
+
+    def read(name):
+        return (tmp_path / name).read_text()
+
+    checkpoints = f"{disk}/run/checkpoints"
+    assert (read("full.rc"), read("full.err")) == (
+        "2\n",
+        f"fedlm-train: error: writing the checkpoint {checkpoints}/round_3: No space left on "
+        "device (kept: round_1, round_2)\n",
+    )
+    assert read("full.ls").split() == ["round_1", "round_2", "run.json", "run.lock"]
+    assert read("resumed.rc") == "0\n", read("resumed.err")
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/results/mlflow.db")
+    (found,) = client.search_runs(client.get_experiment_by_name("cli").experiment_id)
+    assert found.info.status == "FINISHED"
+    history = client.get_metric_history(found.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]  # each round once
