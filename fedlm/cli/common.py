@@ -60,9 +60,7 @@ def report_errors(prog: str) -> Callable:
             except OSError as error:  # a full disk that no fedlm writer named: still one line
                 if not is_disk_full(error):
                     raise
-                where = error.filename or "a file"
-                print(f"{prog}: error: writing {where}: No space left on device", file=sys.stderr)
-                sys.exit(2)
+                exit_disk_full(prog, error)
 
         return wrapper
 
@@ -85,11 +83,31 @@ def run_hydra(prog: str, hydra_main: Callable[[], Any]) -> Any:
             traceback.print_exc()
         print(f"{prog}: error: {hydra_error_line(error)}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:  # Hydra writing the job's files (.hydra/*.yaml) to a full disk
+        if not is_disk_full(error):
+            raise
+        exit_disk_full(prog, error)
     finally:
         if full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = full_error
+
+
+def exit_disk_full(prog: str, error: OSError) -> None:
+    """Say in one line that a write found the disk full, naming the file (or the job's output
+    folder when the error does not name it), and exit with status 2."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from fedlm.cli.callbacks import output_dirs
+
+    where = error.filename
+    if where is None and HydraConfig.initialized():
+        where = f"the output folder {HydraConfig.get().runtime.output_dir}"
+    if where is None and output_dirs:
+        where = f"the output folder {output_dirs[0]}"
+    print(f"{prog}: error: writing {where or 'a file'}: No space left on device", file=sys.stderr)
+    sys.exit(2)
 
 
 def hydra_error_line(error: Exception) -> str:

@@ -369,3 +369,30 @@ def test_a_real_full_disk_ends_the_run_in_one_line_and_the_run_resumes_once_ther
     assert found.info.status == "FINISHED"
     history = client.get_metric_history(found.info.run_id, "train/loss")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]  # each round once
+
+
+def test_an_output_folder_on_a_full_disk_is_one_line_before_or_while_hydra_writes_it(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not tmpfs_allowed(disk):
+        pytest.skip("no tmpfs: unshare -rm is not allowed here")
+    run = shlex.join([sys.executable, "-m", "fedlm.cli.train", f"hydra.run.dir={disk}/run"])
+    # Full, then one page (4 KiB) free: room for Hydra's config.yaml, not for its hydra.yaml.
+    script = f"""
+    mount -t tmpfs -o size=64k tmpfs {disk}
+    dd if=/dev/zero of={disk}/fill bs=4k 2> /dev/null
+    {run} 2> {tmp_path}/full.err; echo $? >> {tmp_path}/rc
+    rm {disk}/fill; dd if=/dev/zero of={disk}/fill bs=4k count=15 2> /dev/null
+    {run} 2> {tmp_path}/almost.err; echo $? >> {tmp_path}/rc
+    """
+    env = {**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, timeout=300, check=True)
+    assert (tmp_path / "rc").read_text() == "2\n2\n"
+    assert (tmp_path / "full.err").read_text() == (
+        f"fedlm-train: error: hydra.run.dir='{disk}/run' cannot be used ({disk}, where it would "
+        "be created, is on a full file system: No space left on device): expected a folder this "
+        "user can create and write to\n"
+    )
+    assert (tmp_path / "almost.err").read_text() == (
+        f"fedlm-train: error: writing the output folder {disk}/run: No space left on device\n"
+    )
