@@ -90,7 +90,7 @@ def _bounded(what: str):
         @functools.wraps(method)
         def wrapper(self: MlflowTracker, *args, **kwargs):
             try:
-                with store.quiet_retries(), store.mlflow_environment(**self.retries):
+                with store.quiet_repeats(), store.mlflow_environment(**self.retries):
                     return method(self, *args, **kwargs)
             except FedlmError:
                 raise
@@ -335,7 +335,7 @@ class MlflowTracker(Tracker):
         # full round of retries.
         retries = retry_settings(0) if self.store_lost else self.retries
         try:
-            with store.quiet_urls(), store.quiet_retries(), store.mlflow_environment(**retries):
+            with store.quiet_urls(), store.quiet_repeats(), store.mlflow_environment(**retries):
                 self.client.set_terminated(self.run_id, status)
         except Exception as error:
             if status == "FINISHED":
@@ -395,6 +395,7 @@ class MlflowTracker(Tracker):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 
     def _store_full(self, what: str, error: BaseException) -> DiskFullError:
+        self.store_lost = True  # finish() tries once, quietly
         where = getattr(error, "filename", None) or store.sqlite_path(self.uri) or self.uri
         return DiskFullError(
             where,

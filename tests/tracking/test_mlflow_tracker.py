@@ -3,6 +3,8 @@
 import dataclasses
 import errno
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -446,3 +448,46 @@ def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(
     assert tracker.checkpoints.rounds() == [1]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
     assert capfd.readouterr().err == ""  # the error above is the one line
+
+
+# Logs 50 metrics a step to the store at argv[1] (output dir argv[2]) until the store's disk is
+# full; prints the error, then ends the run as the loop would.
+FILL_THE_STORE = """
+import dataclasses, sys
+from fedlm.config import TrackingConfig, TrainConfig
+from fedlm.errors import DiskFullError
+from fedlm.tracking import build_tracker
+cfg = TrainConfig(output_dir=sys.argv[2])
+cfg.tracking = TrackingConfig(uri=f"sqlite:///{sys.argv[1]}", experiment_name="tests")
+tracker = build_tracker(cfg, {})
+tracker.start(dataclasses.asdict(cfg))
+try:
+    for step in range(100000):
+        tracker.log_metrics({f"m{i}": float(i) for i in range(50)}, step=step)
+except DiskFullError as error:
+    print(tracker.run_id, error, sep="\\n")
+    tracker.finish("FAILED")
+"""
+
+
+def test_a_store_on_a_full_disk_ends_the_run_in_one_line(tmp_path, empty_store):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare here")
+    logger = [sys.executable, "-c", FILL_THE_STORE, f"{disk}/mlflow.db", f"{tmp_path}/out"]
+    script = f"""
+    mount -t tmpfs -o size=1m tmpfs {disk} || exit 99
+    cp {empty_store} {disk}/mlflow.db
+    {shlex.join(logger)} > {tmp_path}/out.txt 2> {tmp_path}/err.txt
+    """
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], timeout=300)
+    if done.returncode == 99:
+        pytest.skip("no tmpfs: mounting is not allowed here")
+    run_id, message = (tmp_path / "out.txt").read_text().splitlines()
+    assert message == (
+        f"MLflow run {run_id}: logging metrics failed: the tracking store at {disk}/mlflow.db: No "
+        f"space left on device (the run's checkpoints in {tmp_path}/out/checkpoints are kept: once "
+        f"there is space, continue with resume=true hydra.run.dir={tmp_path}/out)"
+    )
+    assert (tmp_path / "err.txt").read_text() == ""  # no traceback, no retry, no second line
