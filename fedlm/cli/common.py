@@ -83,10 +83,13 @@ def run_hydra(prog: str, hydra_main: Callable[[], Any]) -> Any:
             traceback.print_exc()
         print(f"{prog}: error: {hydra_error_line(error)}", file=sys.stderr)
         sys.exit(2)
-    except OSError as error:  # Hydra writing the job's files (.hydra/*.yaml) to a full disk
-        if not is_disk_full(error):
+    except Exception as error:
+        if isinstance(error, OSError) and is_disk_full(error):  # Hydra writing .hydra/*.yaml
+            exit_disk_full(prog, error)
+        if full_error == "1":
             raise
-        exit_disk_full(prog, error)
+        traceback.print_exc()  # what Hydra does with any other error (a crash: a bug)
+        sys.exit(1)
     finally:
         if full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
