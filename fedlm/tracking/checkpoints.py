@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedlm.errors import DiskFullError, RunInUseError
+from fedlm.errors import DiskFullError, FedlmError, RunInUseError
 from fedlm.io import hold_lock, is_disk_full, release_lock, write_text
 from fedlm.tracking.base import Checkpoint
 
@@ -60,7 +60,15 @@ class CheckpointStore:
         """Take this run's lock for this process, or raise :class:`RunInUseError` naming ``what``
         (the run), the process that holds it and ``then`` (what to do once it has ended)."""
         lock = self.directory / LOCK_FILE
-        holder = hold_lock(lock)
+        try:
+            holder = hold_lock(lock)
+        except OSError as error:
+            if is_disk_full(error):
+                raise DiskFullError(lock, "writing the lock of the run") from error
+            raise FedlmError(
+                f"{what} cannot be taken by this process: {lock}: {error.strerror} (its "
+                "checkpoint folder must be a folder this user can write)"
+            ) from error
         if holder is None:
             return
         pid, host = holder
