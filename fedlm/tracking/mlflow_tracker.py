@@ -10,6 +10,11 @@ some of which may already be logged (a crash between logging a round and checkpo
 tracker reads which (metric, step) pairs the run holds and does not log those again, so every
 step is logged exactly once. The loop is deterministic for a seed, so the values repeated rounds
 would have logged are the ones already there.
+
+A run has one writer: :meth:`MlflowTracker.claim` (called by ``fedlm-train`` before TensorFlow
+is imported, and by :meth:`start` otherwise) finds the run and takes the lock in its checkpoint
+folder for this process; a second process is refused in one line and writes nothing. A resume
+of a run that finished is found there too, and does nothing.
 """
 
 from __future__ import annotations
