@@ -2,29 +2,47 @@
 about a second instead of after 10-20 s of imports (or minutes into a run).
 
 :func:`fedlm.config.validate` checks every value on its own; :func:`check_data` checks them
-against the data: the pipeline's options, ``data.cache_dir`` and ``data.source`` (fetched from
-``data.source_url`` when it is not at hand and the database is not built yet), and, when the
-federated Shakespeare database is already built, that enough training clients have a full batch
-at this ``seq_len`` and batch size for the sampler (``training.clients_per_round``,
-``sampler.client_ids``). :func:`fedlm.experiment.run` checks the same things again where it uses
-them, so a library caller is never without them.
+against the files and the data: a ``model.pretrained`` path, the pipeline's options,
+``data.cache_dir`` and ``data.source`` (fetched from ``data.source_url`` when it is not at hand and
+the database is not built yet), and, when the federated Shakespeare database is already built, that
+enough training clients have a full batch at this ``seq_len`` and batch size for the sampler
+(``training.clients_per_round``, ``sampler.client_ids``). :func:`fedlm.experiment.run` checks the
+same things again where it uses them, so a library caller is never without them.
 """
 
 from __future__ import annotations
 
-from fedlm.config import TrainConfig
+from pathlib import Path
+
+from fedlm.config import ModelConfig, TrainConfig
 from fedlm.data import pipelines
 from fedlm.data.build import check_cache_dir, database_path
 from fedlm.data.clients import read_snippets
 from fedlm.data.fetch import complete_works_path
 from fedlm.data.sizes import BatchCounter, eligible_clients
+from fedlm.errors import ModelError
 from fedlm.federated.samplers import build_sampler
+
+
+def check_pretrained(model: ModelConfig) -> None:
+    """Raise :class:`ModelError` for a ``model.pretrained`` path that is not there (``none``,
+    ``dickens`` and URLs are looked up when the run loads the weights)."""
+    spec = str(model.pretrained or "").strip()
+    if spec.lower() in ("", "none", "null", "dickens") or spec.startswith(("http://", "https://")):
+        return
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelError(
+            f"model.pretrained={spec!r}: no such file or directory ({path}); expected none, "
+            "dickens, an http(s) URL or the path of a saved Keras model"
+        )
 
 
 def check_data(cfg: TrainConfig) -> None:
     """Raise :class:`fedlm.errors.ConfigError` or :class:`fedlm.errors.DataError` for what in
     ``cfg`` does not fit the data; pure Python (sqlite3), about a second for the full dataset."""
     data, t = cfg.data, cfg.training
+    check_pretrained(cfg.model)
     pipelines.check_options(data.pipeline, data.unknown_chars, data.pad, data.loss_on_padding)
     if data.name != "shakespeare":
         return  # TFF's synthetic data: three clients, checked when the run loads them

@@ -69,6 +69,9 @@ class ModelConfig:
     # a longer first trace, and for the papers' LSTM a faster small-batch step on a CPU (README,
     # Performance). Each conf/model/ file says which it takes.
     unroll: bool = False
+    # A study that starts from the pre-trained model (seed_tutorial, finetune) stops when there is
+    # none, instead of going on from random weights (model.pretrained=none: random on purpose).
+    pretrained_required: bool = False
 
 
 @dataclass
@@ -555,6 +558,13 @@ def validate(cfg: TrainConfig) -> None:
     _at_least("tracking.checkpoint_every", cfg.tracking.checkpoint_every, 0)
     _at_least("tracking.keep_checkpoints", cfg.tracking.keep_checkpoints, 1)
     _at_least("tracking.give_up_after_s", cfg.tracking.give_up_after_s, 0)
+    if not cfg.tracking.enabled and cfg.tracking.uri not in (None, ""):
+        raise ConfigError(
+            "tracking.uri",
+            cfg.tracking.uri,
+            "null with tracking.enabled=false (tracking=none logs nothing anywhere; "
+            "tracking=mlflow logs to the URI)",
+        )
     validate_aggregator(cfg)
 
 

@@ -48,3 +48,15 @@ class DataError(FedlmError):
 
 class ModelError(FedlmError):
     """A model or weights file that does not fit the configured architecture."""
+
+
+class RunInUseError(FedlmError):
+    """A run (or output folder) that another process is writing: a run has one writer."""
+
+
+class DiskFullError(FedlmError):
+    """A write that found its file system full; the message names the path."""
+
+    def __init__(self, path: object, what: str, then: str = ""):
+        self.path = path
+        super().__init__(f"{what} {path}: No space left on device" + (f" ({then})" if then else ""))

@@ -28,6 +28,7 @@ from fedlm.config import TrainConfig, TrainingConfig, validate
 from fedlm.data.clients import build_stamp, client_snippets, load_client_data
 from fedlm.data.inmemory import ClientSequences, snippet_dataset
 from fedlm.data.sizes import eligible_clients
+from fedlm.errors import ModelError
 from fedlm.federated import runtime
 from fedlm.federated.aggregators import AggregatorMetrics
 from fedlm.federated.evaluation import (
@@ -98,6 +99,13 @@ def initial_weights(cfg: TrainConfig, task: Task, say: Callable[[str], None]) ->
     if spec in (None, "", "none"):
         return None
     if spec == "dickens" and not pretrained_available(spec, cfg.model.name):
+        if cfg.model.pretrained_required:
+            raise ModelError(
+                "model.pretrained='dickens': this study starts from the pre-trained Dickens "
+                "model, and there is none: make one with `uv run fedlm-pretrain` (about 45 "
+                "minutes, see the README), or run online so that TFF's published model is "
+                "downloaded, or set model.pretrained=none to start from random weights"
+            )
         say(
             "No pre-trained Dickens model: none in fedlm's cache, and downloading TFF's published "
             "one failed (no network?): starting from random weights (`uv run fedlm-pretrain` "
@@ -192,6 +200,7 @@ def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
     t = cfg.training
     tf.keras.utils.set_random_seed(cfg.seed)
     pretrained = initial_weights(cfg, task, say)
+    say(f"data: reading the {cfg.data.name} clients' text")  # with a first build, 15-30 s
     train_data, test_data = load_client_data(
         cfg.data.name, cfg.data.cache_dir, cfg.data.source, cfg.data.source_url
     )
@@ -287,6 +296,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
         with runtime.execution_context(cfg.runtime, say=say) as rt:
             element_spec = pipeline.train(snippet_dataset(train_snippets[next(iter(eligible))]))
             element_spec = element_spec.element_spec
+            say(f"process: building TFF's {cfg.algorithm.name} learning process")  # 10-30 s
             process = build_learning_process(
                 task.model_fn(element_spec),
                 cfg.algorithm,
@@ -326,6 +336,8 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
 
             remaining = RemainingTime()
             for round_num in range(first_round, t.rounds + 1):
+                if round_num == first_round:  # TFF traces its computations first: 10-30 s
+                    say(f"training: round {round_num} of {t.rounds} started")
                 round_start = time.monotonic()
                 client_ids = sampler.sample()
                 # A Poisson draw may be empty. With DP the round still runs, on no clients, so

@@ -1,5 +1,7 @@
 """The round loop, on the real shipped config shrunk to the tiny model and synthetic data."""
 
+import socket
+
 import dp_accounting
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ from omegaconf import OmegaConf
 from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import TrainConfig
-from fedlm.errors import ConfigError
-from fedlm.experiment import RemainingTime, run
+from fedlm.errors import ConfigError, ModelError
+from fedlm.experiment import RemainingTime, prepare, run
 from fedlm.federated import runtime, workers
 from fedlm.federated.process import build_learning_process
 from fedlm.federated.task import Task, build_pipeline
@@ -439,3 +441,25 @@ def test_evaluation_changes_nothing_in_training(tmp_path):
 def test_a_final_window_outside_the_run_is_refused(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         run(config(tmp_path, override), say=lambda line: None)
+
+
+@pytest.mark.parametrize("study", ["seed_tutorial", "finetune"])
+def test_a_study_that_starts_from_the_pretrained_model_stops_without_one(
+    tmp_path, monkeypatch, study
+):
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))  # no pre-trained model
+
+    def offline(*args, **kwargs):  # the network boundary: TFF's published model is out of reach
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"+experiment={study}", f"output_dir={tmp_path}"])
+    with pytest.raises(ModelError) as refused:
+        prepare(OmegaConf.to_object(cfg), say=print)
+    assert str(refused.value) == (
+        "model.pretrained='dickens': this study starts from the pre-trained Dickens model, and "
+        "there is none: make one with `uv run fedlm-pretrain` (about 45 minutes, see the "
+        "README), or run online so that TFF's published model is downloaded, or set "
+        "model.pretrained=none to start from random weights"
+    )

@@ -55,9 +55,11 @@ def unusable_dir(path: str | os.PathLike) -> str | None:
         existing = existing.parent
     if not existing.is_dir():
         return f"{existing} is not a folder"
+    what = "it" if existing == path else f"{existing}, where it would be created,"
     if not os.access(existing, os.W_OK | os.X_OK):
-        what = "it" if existing == path else f"{existing}, where it would be created,"
         return f"{what} cannot be written by this user"
+    if os.statvfs(existing).f_bavail == 0:
+        return f"{what} is on a full file system: No space left on device"
     return None
 
 
@@ -72,8 +74,13 @@ class OutputDirCheck(Callback):
         _check_dir("hydra.sweep.dir", config)
 
 
+# The output folder of this process's run or sweep, for errors that name no file.
+output_dirs: list[str] = []
+
+
 def _check_dir(key: str, config: DictConfig) -> None:
     folder = str(OmegaConf.select(config, key))
+    output_dirs[:] = [folder]
     problem = unusable_dir(folder)
     if problem is not None:
         print(

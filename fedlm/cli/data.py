@@ -96,8 +96,15 @@ def fetch(args: argparse.Namespace) -> int:
 
 @report_errors(PROG)
 def build(args: argparse.Namespace) -> int:
-    from fedlm.data.build import build_shakespeare, database_path, describe_build
+    from fedlm.data.build import (
+        build_difference,
+        build_shakespeare,
+        check_cache_dir,
+        database_path,
+        describe_build,
+    )
     from fedlm.data.clients import default_cache_dir, default_source
+    from fedlm.errors import DataError
     from fedlm.federated.workers import install_signal_handlers
 
     install_signal_handlers()  # SIGTERM and SIGHUP clean up the temporary files, as Ctrl-C does
@@ -109,6 +116,18 @@ def build(args: argparse.Namespace) -> int:
             "or give its path with --source"
         )
     cache_dir = args.cache_dir or default_cache_dir()
+    database = database_path(check_cache_dir(cache_dir))
+    if database.exists() and not args.force:
+        different = build_difference(database, source, args.test_fraction, args.min_examples)
+        if different is None:
+            print(
+                f"{database} is already built from {source} with these options "
+                f"({describe_build(database)}): nothing to do (--force rebuilds it)"
+            )
+            return 0
+        raise DataError(
+            f"{database} already exists and {different}: expected --force to rebuild it"
+        )
     start = time.perf_counter()
     clients = build_shakespeare(
         source, cache_dir, args.force, args.test_fraction, args.min_examples, log=print

@@ -9,7 +9,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors
+from fedlm.cli.common import CONFIG_DIR, register_resolvers, report_errors, run_hydra
 from fedlm.config import GenerateConfig, check_keys
 
 register_resolvers()
@@ -18,7 +18,7 @@ ConfigStore.instance().store(name="generate_schema", node=GenerateConfig)
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
 @report_errors("fedlm-generate")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     check_keys(OmegaConf.to_container(cfg, resolve=False), GenerateConfig)  # `+key=` included
     from fedlm.data.paper import VOCAB_SIZE as PAPER_VOCAB_SIZE
     from fedlm.models.generate import (
@@ -56,6 +56,10 @@ def main(cfg: DictConfig) -> None:
             id_offset=1 if vocab_size == PAPER_VOCAB_SIZE else 0,
         )
     )
+
+
+def main() -> None:
+    run_hydra("fedlm-generate", _main)
 
 
 if __name__ == "__main__":

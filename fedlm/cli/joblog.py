@@ -16,21 +16,42 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from fedlm.cli.callbacks import SWEPT_KEYS_ENV
 from fedlm.tracking.run_info import short_value
+from fedlm.errors import DiskFullError
+from fedlm.io import is_disk_full
+
+
+class LogFile:
+    """A job's log file, written unbuffered. Writing stops at the first write that fails (the
+    console goes on, so that the error is still shown); a full disk raises
+    :class:`DiskFullError` naming the file."""
+
+    def __init__(self, file: BinaryIO, path: str | os.PathLike):
+        self.file, self.path, self.failed = file, path, False
+
+    def write(self, text: str) -> None:
+        if self.failed or not text:
+            return
+        try:
+            self.file.write(text.encode("utf-8", "replace"))
+        except OSError as error:
+            self.failed = True
+            if is_disk_full(error):
+                raise DiskFullError(self.path, "writing the job's log") from error
+            raise
 
 
 class Tee(io.TextIOBase):
     """A text stream writing to ``console`` (each line after ``prefix``) and to ``log``."""
 
-    def __init__(self, console: TextIO, log: TextIO, prefix: str = ""):
+    def __init__(self, console: TextIO, log: LogFile, prefix: str = ""):
         self.console, self.log, self.prefix = console, log, prefix
         self._line_start = True
 
     def write(self, text: str) -> int:
-        self.log.write(text)
         shown = text
         if self.prefix and text:
             pieces = []
@@ -39,11 +60,11 @@ class Tee(io.TextIOBase):
                 self._line_start = piece.endswith(("\n", "\r"))
             shown = "".join(pieces)
         self.console.write(shown)
+        self.log.write(text)
         return len(text)
 
     def flush(self) -> None:
-        self.console.flush()
-        self.log.flush()
+        self.console.flush()  # the log is unbuffered
 
     def fileno(self) -> int:  # child processes (TFF's worker) write to the console directly
         return self.console.fileno()
@@ -70,17 +91,23 @@ def job_prefix(overrides: Mapping[str, str], keys: Sequence[str] | None = None) 
 
 @contextlib.contextmanager
 def job_log(path: str | os.PathLike, prefix: str = "") -> Iterator[None]:
-    """Write everything printed in this block to ``path`` (appended) as well as to the console."""
+    """Write everything printed in this block to ``path`` (appended) as well as to the console.
+
+    However the block ends (a full disk under the log included), the console streams are back in
+    place before anything else is reported.
+    """
     stdout, stderr = sys.stdout, sys.stderr
-    with open(path, "a", encoding="utf-8", buffering=1) as log:
-        sys.stdout = Tee(stdout, log, prefix)
-        sys.stderr = Tee(stderr, log, prefix)
+    with open(path, "ab", buffering=0) as file:
+        log = LogFile(file, path)
+        sys.stdout, sys.stderr = Tee(stdout, log, prefix), Tee(stderr, log, prefix)
         try:
             yield
         except Exception:  # Hydra shows the traceback on the console; the log keeps it too
-            log.write(traceback.format_exc())
+            with contextlib.suppress(Exception):
+                log.write(traceback.format_exc())
             raise
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
             sys.stdout, sys.stderr = stdout, stderr
+            with contextlib.suppress(Exception):  # never hide the error that ended the block
+                stdout.flush()
+                stderr.flush()

@@ -2,8 +2,9 @@
 
 Everything that can be checked without TensorFlow is checked first, in about a second: the keys
 on the command line and in the composed config against the typed config (``+key=...`` included),
-every value, and the training clients that the data has at this ``seq_len`` and batch size. Only
-then are TensorFlow and TFF imported (10-20 s).
+every value, and the training clients that the data has at this ``seq_len`` and batch size; then
+the MLflow run is found and taken for this process (a run has one writer). Only then are
+TensorFlow and TFF imported (10-20 s).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from fedlm.cli import callbacks
-from fedlm.cli.common import CONFIG_DIR, quiet_libraries, register_resolvers, report_errors
+from fedlm.cli.common import (
+    CONFIG_DIR,
+    quiet_libraries,
+    register_resolvers,
+    report_errors,
+    run_hydra,
+)
 from fedlm.cli.joblog import job_log, job_prefix
 from fedlm.config import TrainConfig, check_key, check_keys
 from fedlm.tracking.run_info import override_list, overrides_of, resume_command
@@ -85,14 +92,19 @@ def train(cfg: DictConfig, context: dict[str, str]) -> float | None:
     check_data(train_cfg)
     output_dir = Path(context["hydra.output_dir"])
     print(f"output folder: {output_dir} (checkpoints, train.log)")
-    # TensorFlow, TFF and MLflow only now that the config is known to be good.
-    from fedlm.experiment import run
-    from fedlm.federated.workers import install_signal_handlers
-    from fedlm.tracking import build_tracker
+    from fedlm.tracking import build_tracker  # MLflow, no TensorFlow yet
 
     quiet_libraries()
-    install_signal_handlers()  # in this job's process (joblib runs jobs in worker processes)
     tracker = build_tracker(train_cfg, context)
+    # The run taken for this process (one writer per run) before 10-60 s of setup, which a
+    # resume of a finished run does not need.
+    if not tracker.claim():
+        return None
+    # TensorFlow and TFF only now that the config is known to be good.
+    from fedlm.experiment import run
+    from fedlm.federated.workers import install_signal_handlers
+
+    install_signal_handlers()  # in this job's process (joblib runs jobs in worker processes)
     try:
         result = run(train_cfg, tracker)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM/SIGHUP (install_signal_handlers)
@@ -127,7 +139,7 @@ def main() -> None:
     check_command_line(sys.argv[1:])
     install_signal_handlers()
     try:
-        _main()
+        run_hydra(PROG, _main)
     finally:
         callbacks.end_unfinished_sweeps()
 

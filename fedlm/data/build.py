@@ -230,6 +230,30 @@ def _all_clients_from(database: Path, titles: Sequence[str]) -> bool:
     return bool(ids) and all(cid.startswith(prefixes) for (cid,) in ids)
 
 
+def build_difference(
+    database: str | os.PathLike,
+    source: str | os.PathLike,
+    test_fraction: float = 0.2,
+    min_examples: int = 2,
+) -> str | None:
+    """How ``database`` differs from what building ``source`` with these options would give now
+    (a phrase: "was built by ..."), or None when it is that build (its stamp says so)."""
+    stamp = read_stamp(database)
+    if stamp is None:
+        return "has no fedlm build stamp"
+    if stamp.get("parser_version") != str(PARSER_VERSION):
+        return f"was built by fedlm's parser version {stamp.get('parser_version')}"
+    source = Path(source).expanduser()
+    text_sha256 = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+    if text_sha256 is not None and stamp.get("source_sha256") != text_sha256:
+        return f"was built from another text ({stamp.get('source')})"
+    if stamp.get("test_fraction") != repr(test_fraction):
+        return f"was built with test fraction {stamp.get('test_fraction')}"
+    if stamp.get("min_examples") != str(min_examples):
+        return f"was built with at least {stamp.get('min_examples')} examples a client"
+    return None
+
+
 def stale_reason(database: str | os.PathLike, source: str | os.PathLike | None) -> str | None:
     """Why ``database`` is not this fedlm's build of ``source`` (a phrase: "was built by ..."),
     or None if it is, or if it is not fedlm's to judge (no stamp, and clients that are not all

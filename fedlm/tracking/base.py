@@ -26,6 +26,11 @@ class Tracker:
 
     run_id: str | None = None
 
+    def claim(self) -> bool:
+        """Before any TensorFlow work: find the run, and take it for this process (one writer
+        per run). False when there is nothing to do (a resume of a run that finished)."""
+        return True
+
     def start(self, config: Mapping[str, Any]) -> None:
         """Begin (or, when resuming, re-open) the run; ``config`` is the resolved config."""
 

@@ -5,11 +5,13 @@ SavedModel) holding the whole learning-process state (model weights and server o
 the round number, the sampler's state and RNG (as JSON) and the MLflow run id. TFF 0.87 writes a
 version into a temporary folder beside it and renames the folder into place, so a version either
 exists whole or not at all; an interrupted write leaves only a ``round_<n>_temp<k>`` folder, which
-TFF ignores and :meth:`CheckpointStore.open` removes. Old versions are removed only after the new
-one is in place (the last ``keep`` are kept), so a crash never costs the last good checkpoint.
+TFF ignores and :meth:`CheckpointStore.remove_partial` removes (at once when a write fails). Old
+versions are removed only after the new one is in place (the last ``keep`` are kept), so a crash
+never costs the last good checkpoint.
 
 ``run.json`` (written atomically once, when the run starts) names the MLflow run the folder
-belongs to, so ``resume=true`` finds the run before any state is loaded.
+belongs to, so ``resume=true`` finds the run before any state is loaded. ``run.lock`` is held by
+the one process writing the run (:meth:`CheckpointStore.hold`), and records its pid.
 """
 
 from __future__ import annotations
@@ -17,18 +19,23 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow_federated as tff
 
-from fedlm.io import write_text
+from fedlm.errors import DiskFullError, FedlmError, RunInUseError
+from fedlm.io import hold_lock, is_disk_full, release_lock, write_text
 from fedlm.tracking.base import Checkpoint
+
+if TYPE_CHECKING:
+    import tensorflow_federated as tff
 
 PREFIX = "round_"
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
 
 
 class CheckpointStore:
@@ -41,16 +48,46 @@ class CheckpointStore:
 
     @property
     def manager(self) -> tff.program.FileProgramStateManager:
+        import tensorflow_federated as tff  # only here: finding and locking a run needs no TFF
+
         if self._manager is None:  # TFF creates the folder: not before a run needs it
             self._manager = tff.program.FileProgramStateManager(
                 str(self.directory), prefix=PREFIX, keep_total=self.keep, keep_first=False
             )
         return self._manager
 
+    def hold(self, what: str, then: str) -> None:
+        """Take this run's lock for this process, or raise :class:`RunInUseError` naming ``what``
+        (the run), the process that holds it and ``then`` (what to do once it has ended)."""
+        lock = self.directory / LOCK_FILE
+        try:
+            holder = hold_lock(lock)
+        except OSError as error:
+            if is_disk_full(error):
+                raise DiskFullError(lock, "writing the lock of the run") from error
+            raise FedlmError(
+                f"{what} cannot be taken by this process: {lock}: {error.strerror} (its "
+                "checkpoint folder must be a folder this user can write)"
+            ) from error
+        if holder is None:
+            return
+        pid, host = holder
+        process = f"process {pid}" if pid else "another process"
+        if host and host != socket.gethostname():
+            process += f" on {host}"
+        stop = f" (kill {pid})" if pid and process == f"process {pid}" else ""
+        raise RunInUseError(
+            f"{what} is being written by {process} (lock {lock}): a run has one writer. Wait for "
+            f"that process to end, or stop it{stop}, then {then}"
+        )
+
+    def release(self) -> None:
+        release_lock(self.directory / LOCK_FILE)
+
     def rounds(self) -> list[int]:
         """The rounds with a complete checkpoint, oldest first."""
-        if not self.directory.is_dir():
-            return []
+        if not any(self.directory.glob(f"{PREFIX}*")):
+            return []  # (without importing TFF)
         return _run(self.manager.get_versions()) or []
 
     def latest_round(self) -> int | None:
@@ -74,8 +111,25 @@ class CheckpointStore:
             "sampler_state": json.dumps(checkpoint.sampler_state),
             "extra": json.dumps(checkpoint.extra),
         }
-        _run(self.manager.save(state, checkpoint.round_num))
-        return self.directory / f"{PREFIX}{checkpoint.round_num}"
+        path = self.directory / f"{PREFIX}{checkpoint.round_num}"
+        try:
+            _run(self.manager.save(state, checkpoint.round_num))
+        except Exception as error:
+            self.remove_partial()  # TFF leaves its temporary folder behind
+            if is_disk_full(error):
+                kept = ", ".join(f"{PREFIX}{n}" for n in self.rounds()) or "none"
+                raise DiskFullError(path, "writing the checkpoint", f"kept: {kept}") from error
+            raise
+        return path
+
+    def set_aside(self, round_num: int) -> Path:
+        """Move the checkpoint of ``round_num`` out of TFF's sight (``unreadable_round_<n>``),
+        so that the round can be checkpointed again."""
+        path = self.directory / f"{PREFIX}{round_num}"
+        target = self.directory / f"unreadable_{path.name}"
+        shutil.rmtree(target, ignore_errors=True)
+        path.rename(target)
+        return target
 
     def load(self, template_state: Any, round_num: int | None = None) -> tuple[Checkpoint, str]:
         """The checkpoint of ``round_num`` (default: the latest) and the run id it belongs to.

@@ -10,6 +10,11 @@ some of which may already be logged (a crash between logging a round and checkpo
 tracker reads which (metric, step) pairs the run holds and does not log those again, so every
 step is logged exactly once. The loop is deterministic for a seed, so the values repeated rounds
 would have logged are the ones already there.
+
+A run has one writer: :meth:`MlflowTracker.claim` (called by ``fedlm-train`` before TensorFlow
+is imported, and by :meth:`start` otherwise) finds the run and takes the lock in its checkpoint
+folder for this process; a second process is refused in one line and writes nothing. A resume
+of a run that finished is found there too, and does nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
-from fedlm.errors import ConfigError, FedlmError
+from fedlm.errors import ConfigError, DiskFullError, FedlmError
+from fedlm.io import is_disk_full
 from fedlm.tracking import run_info, store, summary, sweeps
 from fedlm.tracking.base import Checkpoint, Tracker
 from fedlm.tracking.checkpoints import CheckpointStore
@@ -89,10 +95,16 @@ def _bounded(what: str):
         @functools.wraps(method)
         def wrapper(self: MlflowTracker, *args, **kwargs):
             try:
-                with store.mlflow_environment(**self.retries):
+                with store.quiet_repeats(), store.mlflow_environment(**self.retries):
                     return method(self, *args, **kwargs)
-            except (MlflowException, requests.RequestException) as error:
-                raise self._unreachable(what, error) from error
+            except FedlmError:
+                raise
+            except Exception as error:
+                if is_disk_full(error):  # SQLite's error may come unwrapped by MLflow
+                    raise self._store_full(what, error) from error
+                if isinstance(error, (MlflowException, requests.RequestException)):
+                    raise self._unreachable(what, error) from error
+                raise
 
         return wrapper
 
@@ -114,19 +126,45 @@ class MlflowTracker(Tracker):
         self.logged: set[tuple[str, int]] = set()  # (metric, step) pairs the run already holds
         self.finished = False
         self.already_finished = False  # resume of a run that had finished: changes nothing
+        self._claimed = False  # claim() found the run and took its lock
+        self._run: Run | None = None  # the run a resume continues, as claim() found it
         self.retries = retry_settings(cfg.tracking.give_up_after_s)
         self.store_lost = False  # a call gave up on the store: finish() tries once, briefly
 
     # -- starting and resuming -------------------------------------------------------------
 
-    @_bounded("starting the run")
-    def start(self, config: Mapping[str, Any]) -> None:
+    @_bounded("opening the run")
+    def claim(self) -> bool:
+        if self._claimed:
+            return not self.already_finished
         self.client, self.experiment_id = store.prepare_store(
             self.cfg.tracking.uri, self.cfg.tracking.experiment_name
         )
         # MLflow resolves a server's proxied artifact URIs (mlflow-artifacts:/) and logs models
         # through the process-wide tracking URI, whatever the client was given.
         mlflow.set_tracking_uri(self.uri)
+        if self.cfg.resume is False:
+            output_dir = Path(self.cfg.output_dir).resolve()
+            self.checkpoints.hold(f"the output folder {output_dir}", "start this run again")
+        else:
+            resume = self.cfg.resume
+            run_id = run_id_to_resume(resume, self.checkpoints)
+            self._run = get_run(self.client, self.uri, resume, run_id)
+            self.checkpoints = checkpoints_of(self._run, self.checkpoints, resume)
+            if self._run.info.status == "FINISHED":
+                # Nothing to do, and nothing written: not an error, so that resuming a sweep
+                # skips the jobs that had finished.
+                self.already_finished = True
+                _warn(f"MLflow run {run_id} finished all its rounds: nothing to resume")
+            else:
+                shown = "true" if resume is True else resume
+                self.checkpoints.hold(f"MLflow run {run_id}", f"resume={shown} again")
+        self._claimed = True
+        return not self.already_finished
+
+    @_bounded("starting the run")
+    def start(self, config: Mapping[str, Any]) -> None:
+        self.claim()
         if self.cfg.resume is False:
             self._create_run(config)
         else:
@@ -177,20 +215,14 @@ class MlflowTracker(Tracker):
         self.client.log_text(self.run_id, yaml.safe_dump(shown, sort_keys=False), "config.yaml")
 
     def _reopen_run(self, config: Mapping[str, Any]) -> None:
-        resume = self.cfg.resume
-        run_id = run_id_to_resume(resume, self.checkpoints)
-        run = get_run(self.client, self.uri, resume, run_id)
-        self.checkpoints = checkpoints_of(run, self.checkpoints, resume)
+        run = self._run
+        run_id = run.info.run_id
         current = self._params(config)
-        check_same_config(run.data.params, current, resume)
+        check_same_config(run.data.params, current, self.cfg.resume)
         self.run_id = run_id
         self.resuming = True
         self.logged = logged_steps(self.client, run)
-        if run.info.status == "FINISHED":
-            # Nothing to do (the loop gets the last round's checkpoint and runs no round); not an
-            # error, so that resuming a sweep skips the jobs that had finished.
-            self.already_finished = True
-            _warn(f"MLflow run {run_id} finished all its rounds: nothing to resume")
+        if self.already_finished:  # the loop gets the last round's checkpoint and runs no round
             return
         self.checkpoints.remove_partial()
         self._log_params({k: v for k, v in current.items() if k not in run.data.params})
@@ -212,12 +244,35 @@ class MlflowTracker(Tracker):
         return sweeps.find_parent(self.client, self.experiment_id, sweep)
 
     def restore(self, template_state: Any) -> Checkpoint | None:
+        """The newest checkpoint that can be read; one that cannot (truncated files, say) is
+        reported and, once an older one is read, set aside (``unreadable_round_<n>``)."""
         if not self.resuming:
             return None
-        round_num = self.checkpoints.latest_round()
-        if round_num is None:
+        unreadable = []
+        for round_num in reversed(self.checkpoints.rounds()):
+            path = self.checkpoints.directory / f"round_{round_num}"
+            try:
+                checkpoint, run_id = self.checkpoints.load(template_state, round_num)
+                break
+            except Exception as error:  # TensorFlow's errors for damaged files vary
+                _warn(
+                    f"checkpoint {path} cannot be read ({type(error).__name__}: "
+                    f"{store.first_line(error)})"
+                )
+                unreadable.append(round_num)
+        else:
+            if unreadable:
+                raise FedlmError(
+                    f"no checkpoint of MLflow run {self.run_id} in {self.checkpoints.directory} "
+                    "can be read (see above): start a new run"
+                )
             return None  # crashed before its first checkpoint: start again, in the same run
-        checkpoint, run_id = self.checkpoints.load(template_state, round_num)
+        if unreadable:
+            aside = [str(self.checkpoints.set_aside(n)) for n in unreadable]
+            _warn(
+                f"resuming from {path}, the newest readable checkpoint (set aside: "
+                f"{', '.join(aside)})"
+            )
         if run_id != self.run_id:
             raise FedlmError(
                 f"checkpoint {self.checkpoints.directory}/round_{round_num} belongs to MLflow "
@@ -295,13 +350,18 @@ class MlflowTracker(Tracker):
         # full round of retries.
         retries = retry_settings(0) if self.store_lost else self.retries
         try:
-            with store.quiet_urls(), store.mlflow_environment(**retries):
+            with store.quiet_urls(), store.quiet_repeats(), store.mlflow_environment(**retries):
                 self.client.set_terminated(self.run_id, status)
         except Exception as error:
             if status == "FINISHED":
                 raise self._unreachable(f"marking the run {status}", error) from error
-            # Never hide the error that ended the run behind one from the tracking store.
-            _warn(f"could not mark MLflow run {self.run_id} {status}: {store.first_line(error)}")
+            # Never hide the error that ended the run behind one from the tracking store; when
+            # the store is what ended it, that error says so already.
+            if not self.store_lost:
+                why = store.first_line(error)
+                _warn(f"could not mark MLflow run {self.run_id} {status}: {why}")
+        finally:
+            self.checkpoints.release()  # another process may now resume the run
 
     def where(self) -> str | None:
         if self.run_id is None:
@@ -365,6 +425,16 @@ class MlflowTracker(Tracker):
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
+
+    def _store_full(self, what: str, error: BaseException) -> DiskFullError:
+        self.store_lost = True  # finish() tries once, quietly
+        where = getattr(error, "filename", None) or store.sqlite_path(self.uri) or self.uri
+        return DiskFullError(
+            where,
+            f"MLflow run {self.run_id}: {what} failed: the tracking store at",
+            f"the run's checkpoints in {self.checkpoints.directory} are kept: once there is "
+            f"space, continue with resume=true hydra.run.dir={Path(self.cfg.output_dir).resolve()}",
+        )
 
     def _unreachable(self, what: str, error: BaseException) -> store.TrackingError:
         self.store_lost = True

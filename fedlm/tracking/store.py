@@ -111,6 +111,26 @@ def mlflow_environment(**values: str):
                 os.environ[key] = value
 
 
+# Loggers that repeat, in lines of their own, what the tracker reports as one error: urllib3's
+# warning at each retry of a tracking server ("Retrying (Retry(total=..."), MLflow's traceback of
+# each SQL error before it raises it.
+REPEATING_LOGGERS = {"urllib3.connectionpool": logging.ERROR, "mlflow.store.db.utils": 100}
+
+
+@contextlib.contextmanager
+def quiet_repeats():
+    """Those loggers silenced for a block (the tracker's calls to the store)."""
+    loggers = {logging.getLogger(name): level for name, level in REPEATING_LOGGERS.items()}
+    saved = {logger: logger.level for logger in loggers}
+    for logger, level in loggers.items():
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, level in saved.items():
+            logger.setLevel(level)
+
+
 def quiet_urls():
     """No "View run at <url>" on stdout from MLflow: it prints the URI's password unmasked."""
     return mlflow_environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")

@@ -55,14 +55,19 @@ def test_build_prints_the_counts(built):
     ]
 
 
-def test_build_refuses_to_overwrite_without_force(built, capsys):
+def test_build_of_a_current_build_says_so_and_a_different_one_needs_force(built, capsys):
     source, cache_dir, _ = built
     argv = ["build", "--source", str(source), "--cache-dir", str(cache_dir)]
 
-    assert _error_of(capsys, argv) == (
-        f"fedlm-data: error: {cache_dir}/shakespeare.sqlite already exists (built by fedlm's "
-        f"parser version {PARSER_VERSION} from {source.resolve()}): expected force=True (--force) "
-        "to rebuild it"
+    assert main(argv) == 0
+    assert capsys.readouterr().out == (
+        f"{cache_dir}/shakespeare.sqlite is already built from {source} with these options "
+        f"(built by fedlm's parser version {PARSER_VERSION} from {source.resolve()}): nothing to "
+        "do (--force rebuilds it)\n"
+    )
+    assert _error_of(capsys, [*argv, "--test-fraction", "0.5"]) == (
+        f"fedlm-data: error: {cache_dir}/shakespeare.sqlite already exists and was built with "
+        "test fraction 0.2: expected --force to rebuild it"
     )
     assert main([*argv, "--force", "--test-fraction", "0.5"]) == 0
 

@@ -80,3 +80,14 @@ def test_a_key_added_with_plus_is_refused_in_one_line(monkeypatch, capfd):
         "fedlm-generate: error: lenght is not a config key (did you mean length?): expected one "
         "of the top-level keys: model, prompt, length, temperature, top_k, seed, vocab_size"
     )
+
+
+def test_an_option_hydra_cannot_find_is_one_line_and_exit_status_2(monkeypatch, capfd):
+    monkeypatch.setattr(sys, "argv", ["fedlm-generate", "model=nope"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert capfd.readouterr().err == (
+        "fedlm-generate: error: In 'generate': Could not find 'model/nope': expected one of "
+        "dickens_gru, lstm_2x256, tiny\n"
+    )

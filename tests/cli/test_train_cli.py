@@ -1,8 +1,11 @@
 """``fedlm-train`` refuses a bad config in one line, before it imports TensorFlow or TFF."""
 
 import contextlib
+import dataclasses
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -95,6 +98,11 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         ["aggregator=dp_adaptive", "+aggregator.noise_multipler=0.5"],
         ["aggregator=dp_adaptive", "aggregator.clip=1.0"],
         ["training.stop_at.metric=eval/loss"],
+        ["model=nope"],  # Hydra's own errors: one line, status 2 too
+        ["training.rounds=abc"],
+        ["training.rounds=["],
+        ["tracking=none", "tracking.uri=http://127.0.0.1:5000"],
+        ["model.pretrained=/nonexistent/model.h5"],
     )
     training_keys = (
         "expected one of the keys of training: rounds, clients_per_round, local_epochs, "
@@ -138,6 +146,16 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         "clipped_count_stddev, delta, zeroing (aggregator=<name> picks one)",
         "training.stop_at.value=None is not allowed: expected a number: "
         "training.stop_at.metric=eval/loss stops the run once it is <= the value",
+        "In 'train': Could not find 'model/nope': expected one of dickens_gru, lstm_2x256, tiny",
+        "Error merging override training.rounds=abc: Value 'abc' of type 'str' could not be "
+        "converted to Integer",
+        "the override 'training.rounds=[' cannot be parsed: no viable alternative at input '['",
+        "tracking.uri='http://127.0.0.1:5000' is not allowed: expected null with "
+        "tracking.enabled=false (tracking=none logs nothing anywhere; tracking=mlflow logs to "
+        "the URI)",
+        "model.pretrained='/nonexistent/model.h5': no such file or directory "
+        "(/nonexistent/model.h5); expected none, dickens, an http(s) URL or the path of a saved "
+        "Keras model",
     ]
     assert [(code, line) for code, line, _ in results] == [
         (2, f"fedlm-train: error: {message}") for message in expected
@@ -311,3 +329,164 @@ def test_a_stopped_run_prints_the_command_that_resumes_it(tmp_path):
         + " ".join(overrides[:-1])
         + f" 'eval.prompt=To be' resume={run_id}",
     ]
+
+
+# Takes the MLflow run argv[2] (output dir argv[1]) for this process, says so, and holds it until
+# stdin closes.
+HOLDER = """
+import sys
+from fedlm.config import TrainConfig
+from fedlm.tracking import build_tracker
+assert build_tracker(TrainConfig(output_dir=sys.argv[1], resume=sys.argv[2]), {}).claim()
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_resuming_a_finished_run_or_one_being_written_stops_before_tensorflow(
+    monkeypatch, tmp_path, tiny_data
+):
+    from fedlm.config import TrainConfig
+    from fedlm.tracking import build_tracker
+
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))  # as fedlm_train_errors
+    runs = {}
+    for name, status in [("finished", "FINISHED"), ("busy", "KILLED")]:
+        cfg = TrainConfig(output_dir=str(tmp_path / name))
+        tracker = build_tracker(cfg, {})
+        tracker.start(dataclasses.asdict(cfg))
+        tracker.log_metrics({"train/loss": 1.0}, step=1)
+        tracker.finish(status)
+        runs[name] = tracker.client.get_run(tracker.run_id)
+    finished, busy = (runs[name].info.run_id for name in ("finished", "busy"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "busy"), busy],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        tiny = [f"data.cache_dir={tiny_data}", "data.source=null"]
+        tiny += ["training.seq_len=2", "training.batch_size=1", "training.clients_per_round=2"]
+        results = fedlm_train_errors(
+            tmp_path, [*tiny, f"resume={finished}"], [*tiny, f"resume={busy}"]
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = tmp_path / "busy" / "checkpoints" / "run.lock"
+    assert results == [
+        (
+            0,
+            f"fedlm: warning: MLflow run {finished} finished all its rounds: nothing to resume",
+            ["mlflow"],
+        ),
+        (
+            2,
+            f"fedlm-train: error: MLflow run {busy} is being written by process {holder.pid} "
+            f"(lock {lock}): a run has one writer. Wait for that process to end, or stop it "
+            f"(kill {holder.pid}), then resume={busy} again",
+            ["mlflow"],
+        ),
+    ]
+    for run in runs.values():  # neither run changed: no status, no metric, no tag
+        after = tracker.client.get_run(run.info.run_id)
+        assert (after.info.status, after.info.end_time) == (run.info.status, run.info.end_time)
+        assert (after.data.metrics, after.data.tags) == (run.data.metrics, run.data.tags)
+
+
+def test_a_full_disk_under_the_output_folder_is_one_line_and_exit_status_2(tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.log").symlink_to("/dev/full")  # every write fails with ENOSPC
+    tiny = [f"data.cache_dir={tiny_data}", "data.source=null", "training.seq_len=2"]
+    tiny += ["training.batch_size=1", "training.clients_per_round=2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "fedlm.cli.train", *tiny, f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")},
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"fedlm-train: error: writing the job's log {run_dir}/train.log: No space left on device\n",
+    )
+
+
+def tmpfs_allowed(folder) -> bool:
+    """Whether this user may mount a tmpfs in a mount namespace of its own (``unshare -rm``)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "-rm", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+@pytest.mark.slow  # two real runs of the tiny model: about 2 minutes on 2 busy cores
+def test_a_real_full_disk_ends_the_run_in_one_line_and_the_run_resumes_once_there_is_space(
+    tmp_path,
+):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not tmpfs_allowed(disk):
+        pytest.skip("no tmpfs: unshare -rm is not allowed here")
+    run = [sys.executable, "-m", "fedlm.cli.train", *TINY_RUN, "training.rounds=5"]
+    run += ["tracking.keep_checkpoints=2", f"hydra.run.dir={disk}/run"]
+    # 200 KiB hold two checkpoints of the tiny model (76 KiB each) but not a third beside them.
+    script = f"""
+    mount -t tmpfs -o size=200k tmpfs {disk}
+    {shlex.join(run)} > {tmp_path}/full.out 2> {tmp_path}/full.err; echo $? > {tmp_path}/full.rc
+    ls -A {disk}/run/checkpoints > {tmp_path}/full.ls
+    mount -o remount,size=4m {disk}
+    {shlex.join([*run, "resume=true"])} > {tmp_path}/resumed.out 2> {tmp_path}/resumed.err
+    echo $? > {tmp_path}/resumed.rc
+    """
+    env = {**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, timeout=900, check=True)
+
+    def read(name):
+        return (tmp_path / name).read_text()
+
+    checkpoints = f"{disk}/run/checkpoints"
+    assert (read("full.rc"), read("full.err")) == (
+        "2\n",
+        f"fedlm-train: error: writing the checkpoint {checkpoints}/round_3: No space left on "
+        "device (kept: round_1, round_2)\n",
+    )
+    assert read("full.ls").split() == ["round_1", "round_2", "run.json", "run.lock"]
+    assert read("resumed.rc") == "0\n", read("resumed.err")
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/results/mlflow.db")
+    (found,) = client.search_runs(client.get_experiment_by_name("cli").experiment_id)
+    assert found.info.status == "FINISHED"
+    history = client.get_metric_history(found.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]  # each round once
+
+
+def test_an_output_folder_on_a_full_disk_is_one_line_before_or_while_hydra_writes_it(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not tmpfs_allowed(disk):
+        pytest.skip("no tmpfs: unshare -rm is not allowed here")
+    run = shlex.join([sys.executable, "-m", "fedlm.cli.train", f"hydra.run.dir={disk}/run"])
+    # Full, then one page (4 KiB) free: room for Hydra's config.yaml, not for its hydra.yaml.
+    script = f"""
+    mount -t tmpfs -o size=64k tmpfs {disk}
+    dd if=/dev/zero of={disk}/fill bs=4k 2> /dev/null
+    {run} 2> {tmp_path}/full.err; echo $? >> {tmp_path}/rc
+    rm {disk}/fill; dd if=/dev/zero of={disk}/fill bs=4k count=15 2> /dev/null
+    {run} 2> {tmp_path}/almost.err; echo $? >> {tmp_path}/rc
+    """
+    env = {**os.environ, "FEDLM_RESULTS_DIR": str(tmp_path / "results")}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, timeout=300, check=True)
+    assert (tmp_path / "rc").read_text() == "2\n2\n"
+    assert (tmp_path / "full.err").read_text() == (
+        f"fedlm-train: error: hydra.run.dir='{disk}/run' cannot be used ({disk}, where it would "
+        "be created, is on a full file system: No space left on device): expected a folder this "
+        "user can create and write to\n"
+    )
+    assert (tmp_path / "almost.err").read_text() == (
+        f"fedlm-train: error: writing the output folder {disk}/run: No space left on device\n"
+    )

@@ -1,7 +1,10 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from fedlm.errors import FedlmError
 from fedlm.tracking.base import Checkpoint
 from fedlm.tracking.checkpoints import CheckpointStore, checkpoint_model_weights, find_checkpoint
 
@@ -49,9 +52,11 @@ def test_an_interrupted_write_leaves_the_last_good_checkpoint(tmp_path, make_sta
         store.save(Checkpoint(2, broken, {}), run_id="r")
 
     assert store.rounds() == [1]
-    leftovers = [p.name for p in (tmp_path / "checkpoints").iterdir() if "_temp" in p.name]
-    assert len(leftovers) == 1  # TFF's temporary folder, never renamed into place
-    assert [p.name for p in store.remove_partial()] == leftovers
+    # TFF's temporary folder, never renamed into place, is removed by the failed save itself; one
+    # that a killed process left is removed by remove_partial.
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["round_1"]
+    (tmp_path / "checkpoints" / "round_2_temp1234" / "variables").mkdir(parents=True)
+    assert [p.name for p in store.remove_partial()] == ["round_2_temp1234"]
     checkpoint, _ = store.load(make_state())
     assert checkpoint.round_num == 1
     assert_same_state(checkpoint.server_state, make_state(1.0))
@@ -91,3 +96,25 @@ def test_model_weights_are_read_from_the_latest_checkpoint_of_a_run_folder(tmp_p
     older = find_checkpoint(tmp_path / "run" / "checkpoints" / "round_2")
     assert checkpoint_model_weights(older)[1] == 2
     assert find_checkpoint(tmp_path) is None
+
+
+def test_a_lock_that_cannot_be_made_is_one_error_naming_it(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    store = CheckpointStore(tmp_path / "a_file" / "checkpoints")
+    with pytest.raises(FedlmError) as refused:
+        store.hold("MLflow run r", "resume=true again")
+    assert str(refused.value) == (
+        f"MLflow run r cannot be taken by this process: {tmp_path}/a_file/checkpoints/run.lock: "
+        "Not a directory (its checkpoint folder must be a folder this user can write)"
+    )
+
+
+def test_this_process_may_take_its_own_lock_again_and_give_it_back(tmp_path):
+    store = CheckpointStore(tmp_path / "checkpoints")
+    store.hold("MLflow run r", "resume=true again")
+    store.hold("MLflow run r", "resume=true again")  # the same process: no error
+    assert (tmp_path / "checkpoints" / "run.lock").read_text().split()[0] == str(os.getpid())
+    store.release()
+    other = CheckpointStore(tmp_path / "checkpoints")
+    other.hold("MLflow run r", "resume=true again")
+    other.release()

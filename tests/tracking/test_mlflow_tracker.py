@@ -1,7 +1,13 @@
 """The MLflow tracker against a temporary SQLite store, driven as the round loop drives it."""
 
 import dataclasses
+import errno
+import os
+import shlex
+import shutil
 import socket
+import subprocess
+import sys
 import time
 
 import mlflow
@@ -11,7 +17,7 @@ from mlflow.entities import Param
 from urllib3.util.retry import Retry
 
 from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
-from fedlm.errors import ConfigError
+from fedlm.errors import ConfigError, DiskFullError, RunInUseError
 from fedlm.tracking import Checkpoint, Tracker, build_tracker, run_info
 from fedlm.tracking.mlflow_tracker import MlflowTracker, retry_settings
 from fedlm.tracking.store import TrackingError
@@ -271,6 +277,115 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, make_state, capfd):
     assert after.data.tags == before.data.tags
 
 
+# Takes the run that argv[2] names (output dir argv[1]) for this process, says so, and holds it
+# until stdin closes.
+HOLDER = """
+import sys
+from fedlm.config import TrackingConfig, TrainConfig
+from fedlm.tracking import build_tracker
+cfg = TrainConfig(output_dir=sys.argv[1], resume=sys.argv[2])
+cfg.tracking = TrackingConfig(experiment_name="tests", keep_checkpoints=2)
+assert build_tracker(cfg, {}).claim()
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_run_that_another_process_writes_is_refused_and_left_as_it_was(tmp_path, make_state):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    client = mlflow.MlflowClient(MlflowTracker(cfg).uri)
+    before = client.get_run(run_id)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, cfg.output_dir, run_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        resumed_cfg = dataclasses.replace(cfg, resume=True)
+        with pytest.raises(RunInUseError) as refused:
+            build_tracker(resumed_cfg, {}).start(dataclasses.asdict(resumed_cfg))
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases the lock
+        holder.wait()
+    lock = tmp_path / "out" / "checkpoints" / "run.lock"
+    assert str(refused.value) == (
+        f"MLflow run {run_id} is being written by process {holder.pid} (lock {lock}): a run has "
+        f"one writer. Wait for that process to end, or stop it (kill {holder.pid}), then "
+        "resume=true again"
+    )
+    after = client.get_run(run_id)
+    assert (after.info.status, after.info.end_time) == ("KILLED", before.info.end_time)
+    assert after.data.tags == before.data.tags
+    for key in round_metrics(0):
+        assert steps(client, run_id, key) == [0, 1, 2, 3]
+
+    resumed = build_tracker(resumed_cfg, {})  # the holder is gone: the run can be resumed
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    assert client.get_run(run_id).info.status == "RUNNING"
+    resumed.finish("KILLED")
+
+
+def test_an_unreadable_newest_checkpoint_is_named_and_resume_falls_back(
+    tmp_path, make_state, capfd
+):
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    folder = tmp_path / "out" / "checkpoints"
+    for file in (folder / "round_2").rglob("*"):
+        if file.is_file():  # every file of the newest checkpoint cut to half its size
+            os.truncate(file, file.stat().st_size // 2)
+    capfd.readouterr()
+
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    resumed = build_tracker(resumed_cfg, {})
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    checkpoint = resumed.restore(make_state())
+    assert checkpoint.round_num == 1
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith(f"fedlm: warning: checkpoint {folder}/round_2 cannot be read (")
+    assert err[1] == (
+        f"fedlm: warning: resuming from {folder}/round_1, the newest readable checkpoint "
+        f"(set aside: {folder}/unreadable_round_2)"
+    )
+    play_rounds(resumed, [2, 3, 4], make_state, checkpoint_after=(2, 4))  # round 2 again
+    resumed.finish("FINISHED")
+    assert resumed.checkpoints.rounds() == [2, 4]
+    assert steps(resumed.client, run_id, "train/loss") == [0, 1, 2, 3, 4]
+
+
+def test_a_full_disk_under_the_checkpoints_is_one_line_and_leaves_no_temporary_folder(
+    tmp_path, make_state, monkeypatch
+):
+    import tensorflow as tf
+
+    cfg, run_id = crashed_run(tmp_path, make_state)
+    folder = tmp_path / "out" / "checkpoints"
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    resumed = build_tracker(resumed_cfg, {})
+    resumed.start(dataclasses.asdict(resumed_cfg))
+    save = tf.saved_model.save
+
+    def save_until_the_disk_is_full(module, path, **kwargs):  # the OS boundary, half-way
+        save(module, path, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{path}/saved_model.pb")
+
+    monkeypatch.setattr(tf.saved_model, "save", save_until_the_disk_is_full)
+    with pytest.raises(DiskFullError) as full:
+        resumed.save_checkpoint(Checkpoint(3, make_state(3), {"rng": {"state": 3}}))
+    assert str(full.value) == (
+        f"writing the checkpoint {folder}/round_3: No space left on device (kept: round_1, round_2)"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "round_1",
+        "round_2",
+        "run.json",
+        "run.lock",
+    ]
+    assert resumed.checkpoints.load(make_state())[0].round_num == 2
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path, make_state):
     cfg, run_id = crashed_run(tmp_path, make_state)
     changed = dataclasses.replace(cfg, resume=True, seed=5)
@@ -354,7 +469,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(tmp_path, make_state):
+def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(
+    tmp_path, make_state, caplog, capfd
+):
     cfg = config(tmp_path, tracking=TrackingConfig(experiment_name="tests", give_up_after_s=2))
     tracker = build_tracker(cfg, CONTEXT)
     tracker.start(dataclasses.asdict(cfg))
@@ -376,3 +493,48 @@ def test_a_tracking_server_that_stops_answering_ends_the_run_in_one_line(tmp_pat
     tracker.finish("FAILED")  # one quick try, not another round of retries
     assert time.monotonic() - started < 15
     assert tracker.checkpoints.rounds() == [1]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
+    assert capfd.readouterr().err == ""  # the error above is the one line
+
+
+# Logs 50 metrics a step to the store at argv[1] (output dir argv[2]) until the store's disk is
+# full; prints the error, then ends the run as the loop would.
+FILL_THE_STORE = """
+import dataclasses, sys
+from fedlm.config import TrackingConfig, TrainConfig
+from fedlm.errors import DiskFullError
+from fedlm.tracking import build_tracker
+cfg = TrainConfig(output_dir=sys.argv[2])
+cfg.tracking = TrackingConfig(uri=f"sqlite:///{sys.argv[1]}", experiment_name="tests")
+tracker = build_tracker(cfg, {})
+tracker.start(dataclasses.asdict(cfg))
+try:
+    for step in range(100000):
+        tracker.log_metrics({f"m{i}": float(i) for i in range(50)}, step=step)
+except DiskFullError as error:
+    print(tracker.run_id, error, sep="\\n")
+    tracker.finish("FAILED")
+"""
+
+
+def test_a_store_on_a_full_disk_ends_the_run_in_one_line(tmp_path, empty_store):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare here")
+    logger = [sys.executable, "-c", FILL_THE_STORE, f"{disk}/mlflow.db", f"{tmp_path}/out"]
+    script = f"""
+    mount -t tmpfs -o size=1m tmpfs {disk} || exit 99
+    cp {empty_store} {disk}/mlflow.db
+    {shlex.join(logger)} > {tmp_path}/out.txt 2> {tmp_path}/err.txt
+    """
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], timeout=300)
+    if done.returncode == 99:
+        pytest.skip("no tmpfs: mounting is not allowed here")
+    run_id, message = (tmp_path / "out.txt").read_text().splitlines()
+    assert message == (
+        f"MLflow run {run_id}: logging metrics failed: the tracking store at {disk}/mlflow.db: No "
+        f"space left on device (the run's checkpoints in {tmp_path}/out/checkpoints are kept: once "
+        f"there is space, continue with resume=true hydra.run.dir={tmp_path}/out)"
+    )
+    assert (tmp_path / "err.txt").read_text() == ""  # no traceback, no retry, no second line
