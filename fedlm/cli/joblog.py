@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import BinaryIO, TextIO
 
 from fedlm.cli.callbacks import SWEPT_KEYS_ENV
-from fedlm.tracking.run_info import short_value
 from fedlm.errors import DiskFullError
 from fedlm.io import is_disk_full
+from fedlm.tracking.run_info import short_value
 
 
 class LogFile:
