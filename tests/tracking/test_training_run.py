@@ -81,6 +81,14 @@ def crash_after_logging_round(round_num: int):
     return say
 
 
+def resume(cfg) -> list[str]:
+    """Run ``cfg`` again with resume=true, with a fresh tracker; the lines it said."""
+    lines = []
+    resumed_cfg = dataclasses.replace(cfg, resume=True)
+    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    return lines
+
+
 def metric_table(client, run_id: str) -> dict[str, dict[int, float]]:
     """key -> {step: value}, failing on any step logged twice."""
     table = {}
@@ -172,9 +180,7 @@ def test_a_run_records_metrics_every_round_artifacts_and_a_reloadable_model(refe
 
 def test_resuming_a_finished_run_says_so_once_and_changes_nothing(reference, capfd):
     tracker, _, cfg = reference
-    lines = []
-    resumed = build_tracker(dataclasses.replace(cfg, resume=True), {})
-    run(dataclasses.replace(cfg, resume=True), resumed, say=lines.append)
+    lines = resume(cfg)
 
     warnings = capfd.readouterr().err.splitlines()
     assert (
@@ -383,9 +389,7 @@ def test_a_run_that_reached_its_target_is_finished_and_resuming_it_does_nothing(
     assert sorted(table["eval/loss"]) == [0, 2]
     assert tracker.checkpoints.rounds() == [1, 2]
 
-    lines = []
-    resumed_cfg = dataclasses.replace(cfg, resume=True)
-    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    lines = resume(cfg)
     assert "eval/num_tokens >= 1 was reached at round 2: no round to train" in lines
     assert not any(line.startswith("round ") for line in lines)
     assert metric_table(client, tracker.run_id) == table
@@ -405,9 +409,7 @@ def test_a_run_resumed_before_its_target_goes_on_to_stop_where_it_would_have(
     assert crashed.checkpoints.rounds() == [1]
     assert "fedlm.stopped_at_round" not in crashed.client.get_run(crashed.run_id).data.tags
 
-    lines = []
-    resumed_cfg = dataclasses.replace(cfg, resume=True)
-    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    lines = resume(cfg)
     assert "resuming after round 1 of 3" in lines
     assert "eval/num_tokens >= 1 reached at round 2: training stops" in lines
     client = crashed.client
@@ -431,9 +433,7 @@ def test_a_run_that_crashed_after_its_target_checkpoint_resumes_to_its_end_witho
         run(cfg, crashed, say=crash_when_stopping)
     assert crashed.checkpoints.rounds() == [1, 2]
 
-    lines = []
-    resumed_cfg = dataclasses.replace(cfg, resume=True)
-    run(resumed_cfg, build_tracker(resumed_cfg, {}), say=lines.append)
+    lines = resume(cfg)
     assert "eval/num_tokens >= 1 was reached at round 2: no round to train" in lines
     assert not any(line.startswith("round ") for line in lines)
     client = crashed.client
