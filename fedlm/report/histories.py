@@ -4,7 +4,8 @@
 (seconds since the epoch), the setting it was grouped under and whether it was counted (or why
 not), then every param (``param.<key>``), the job's overrides (``tag.override.<key>``) and how
 often the run was resumed (``tag.fedlm.resumes``, ``tag.fedlm.resumed_from_round``), the round it
-stopped at its target (``tag.fedlm.stopped_at_round``), and always
+stopped at its target (``tag.fedlm.stopped_at_round``), the runs it continues when it was carried
+from another machine (``tag.fedlm.continues``, fedlm.tracking.carry), and always
 what its result depends on beyond its config: the git commit of the code
 (``tag.mlflow.source.git.commit``, with ``tag.fedlm.git.dirty``), the model's parameter count
 (``tag.fedlm.model.parameters``) and vocabulary size (``tag.fedlm.model.vocab_size``), and the data
@@ -33,6 +34,7 @@ from fedlm.errors import FedlmError
 from fedlm.io import atomic_path
 from fedlm.tracking.runs import (
     COMMAND_LINE_TAG,
+    CONTINUES_TAG,
     OVERRIDE_PREFIX,
     PROVENANCE_TAGS,
     RESUMED_FROM_TAG,
@@ -46,7 +48,7 @@ HISTORIES_CSV = "histories.csv"
 FIXED = ("run_id", "name", "status", "start_time", "end_time", "setting", "counted")
 PARAM, TAG = "param.", "tag."
 # besides the overrides, if logged
-KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, STOPPED_AT_TAG, COMMAND_LINE_TAG)
+KEPT_TAGS = (RESUMES_TAG, RESUMED_FROM_TAG, STOPPED_AT_TAG, COMMAND_LINE_TAG, CONTINUES_TAG)
 
 
 def write_runs(
@@ -124,15 +126,16 @@ def last_round(run: RunRecord) -> int:
 
 
 def merge_runs(*sources: Sequence[RunRecord]) -> list[RunRecord]:
-    """The runs of every source, once each: where several sources hold the same run id (a run
-    committed as a report's CSVs and still going on in the store), the one that reached the
-    latest round, and of equals the later source's. In the order first seen."""
+    """The runs of every source, once each: where several sources hold the same run (a run
+    committed as a report's CSVs and still going on in the store; or carried to another machine,
+    where it goes on under a new id: the same lineage), the one that reached the latest round,
+    and of equals the later source's. In the order first seen."""
     merged: dict[str, RunRecord] = {}
     for runs in sources:
         for run in runs:
-            held = merged.get(run.run_id)
+            held = merged.get(run.lineage)
             if held is None or last_round(run) >= last_round(held):
-                merged[run.run_id] = run
+                merged[run.lineage] = run
     return list(merged.values())
 
 

@@ -37,7 +37,7 @@ from mlflow.exceptions import MlflowException
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, DiskFullError, FedlmError
 from fedlm.io import is_disk_full
-from fedlm.tracking import run_info, store, summary, sweeps
+from fedlm.tracking import carry, run_info, store, summary, sweeps
 from fedlm.tracking.base import Checkpoint, Tracker
 from fedlm.tracking.checkpoints import CheckpointStore
 from fedlm.tracking.plots import plot_learning_curves
@@ -148,7 +148,17 @@ class MlflowTracker(Tracker):
             self.checkpoints.hold(f"the output folder {output_dir}", "start this run again")
         else:
             resume = self.cfg.resume
-            run_id = run_id_to_resume(resume, self.checkpoints)
+            if carry.is_pack(resume):  # a run carried from another machine: made here first
+                run_id = carry.unpack(
+                    self.client,
+                    self.experiment_id,
+                    resume,
+                    self.checkpoints,
+                    resume,
+                    store.mask_uri(self.uri),
+                )
+            else:
+                run_id = run_id_to_resume(resume, self.checkpoints)
             self._run = get_run(self.client, self.uri, resume, run_id)
             self.checkpoints = checkpoints_of(self._run, self.checkpoints, resume)
             if self._run.info.status == "FINISHED":
@@ -273,7 +283,7 @@ class MlflowTracker(Tracker):
                 f"resuming from {path}, the newest readable checkpoint (set aside: "
                 f"{', '.join(aside)})"
             )
-        if run_id != self.run_id:
+        if run_id not in carry.lineage(self._run.data.tags, self.run_id):
             raise FedlmError(
                 f"checkpoint {self.checkpoints.directory}/round_{round_num} belongs to MLflow "
                 f"run {run_id}, not to run {self.run_id} being resumed"

@@ -25,6 +25,9 @@ RESUMED_FROM_TAG = "fedlm.resumed_from_round"
 # first reached, which is its last round (fewer than training.rounds, and still FINISHED).
 STOPPED_AT_TAG = "fedlm.stopped_at_round"
 COMMAND_LINE_TAG = "fedlm.hydra.overrides"  # every run's command-line overrides (run_info)
+# Set on a run carried from another machine (fedlm.tracking.carry): the ids of the runs it
+# continues, oldest first. A report counts the run and those as one (their lineage).
+CONTINUES_TAG = "fedlm.continues"
 # What a run's result depends on beyond its config: the code (set when the run is created,
 # run_info.git_state), and, set at its start by fedlm.experiment.provenance, the model's size and
 # the data build it read (a fedlm build's stamp, fedlm.data.build). Runs made before fedlm logged
@@ -92,10 +95,20 @@ class RunRecord:
         return command_line.get(key)
 
     @property
+    def lineage(self) -> str:
+        """The id of the first run of those this run continues (its own id when none)."""
+        return lineage(self.tags, self.run_id)[0]
+
+    @property
     def resumes(self) -> int:
         """How many times the run was resumed after an interruption (0: never)."""
         value = self.tags.get(RESUMES_TAG, "0")
         return int(value) if value.isdigit() else 0
+
+
+def lineage(tags: Mapping[str, str], run_id: str) -> list[str]:
+    """The ids of a run and of the runs it continues (:data:`CONTINUES_TAG`), oldest first."""
+    return [*tags.get(CONTINUES_TAG, "").split(), run_id]
 
 
 def read_runs(

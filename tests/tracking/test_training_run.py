@@ -29,11 +29,15 @@ from dp_accounting.rdp import RdpAccountant
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from fedlm.cli.carry import main as carry_main
 from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401 (registers the schema and resolvers)
+from fedlm.errors import ConfigError
 from fedlm.experiment import run
 from fedlm.federated.samplers import build_sampler
+from fedlm.report.histories import merge_runs
 from fedlm.tracking import build_tracker
+from fedlm.tracking.runs import RunRecord
 
 ROUNDS = 3
 SMALL = [
@@ -242,6 +246,93 @@ def test_a_run_started_looped_resumes_unrolled_to_the_uninterrupted_metrics(
     )  # as logged at the start
     expected = metric_table(client, reference[0].run_id)
     assert_same_metrics(metric_table(client, resumed.run_id), expected)
+
+
+def test_a_run_carried_to_a_new_machine_resumes_there_to_the_uninterrupted_metrics(
+    tmp_path, reference, empty_store, capsys
+):
+    """A crashed run is packed (fedlm-carry), its machine removed whole (store, checkpoints,
+    output folder), and resume=<pack> on a new machine (an empty store, a new folder) finishes it
+    as the uninterrupted run: the same metrics, params, tags and start time, a new id that names
+    the one it continues. The same resume again makes no second copy; the report counts one run."""
+    old, new = tmp_path / "old_machine", tmp_path / "new_machine"
+    for machine in (old, new):
+        machine.mkdir()
+        shutil.copy(empty_store, machine / "mlflow.db")
+    cfg = small_config(
+        old / "run", f"tracking.uri=sqlite:///{old}/mlflow.db", "tracking.log_model=false"
+    )
+    crashed = build_tracker(cfg, {"hydra.overrides": ["model=tiny", "seed=0"]})
+    with pytest.raises(Interrupt):
+        run(cfg, crashed, say=crash_after_logging_round(2))
+    old_run = crashed.client.get_run(crashed.run_id)
+    old_metrics = metric_table(crashed.client, crashed.run_id)
+    carry_main(
+        [crashed.run_id, "--to", str(tmp_path / "packs"), "--tracking-uri", cfg.tracking.uri]
+    )
+    pack = tmp_path / "packs" / crashed.run_id
+    printed = capsys.readouterr().out
+    assert f"packed run {crashed.run_id} at round 1 into {pack}" in printed
+    assert f"\n  uv run fedlm-train model=tiny seed=0 resume={pack}\n" in printed
+    shutil.rmtree(old)
+
+    new_uri = f"sqlite:///{new}/mlflow.db"
+    carried_cfg = small_config(
+        new / "run", f"tracking.uri={new_uri}", "tracking.log_model=false", f"resume={pack}"
+    )
+    carried = build_tracker(carried_cfg, {})
+    run(carried_cfg, carried, say=lambda line: None)
+
+    client = carried.client
+    new_run = client.get_run(carried.run_id)
+    assert carried.run_id != crashed.run_id
+    assert new_run.info.status == "FINISHED"
+    assert new_run.info.start_time == old_run.info.start_time
+    assert new_run.data.tags["fedlm.continues"] == crashed.run_id
+    assert new_run.data.tags["fedlm.carried_from"] == f"{crashed.run_id}@1"
+    assert new_run.data.tags["fedlm.checkpoint_dir"] == str(new / "run" / "checkpoints")
+    assert new_run.data.params == old_run.data.params
+    assert new_run.info.run_name == old_run.info.run_name
+    metrics = metric_table(client, carried.run_id)
+    assert_same_metrics(metrics, metric_table(reference[0].client, reference[0].run_id))
+    # the points logged before the crash are the ones carried, bit for bit
+    assert all(
+        metrics[key][step] == value
+        for key in old_metrics
+        for step, value in old_metrics[key].items()
+    )
+
+    # the same pack again: the run made from it (finished), not a second copy
+    again_cfg = dataclasses.replace(carried_cfg, output_dir=str(new / "again"))
+    again = build_tracker(again_cfg, {})
+    run(again_cfg, again, say=lambda line: None)
+    assert again.run_id == carried.run_id
+    assert [r.info.run_id for r in client.search_runs([new_run.info.experiment_id])] == [
+        carried.run_id
+    ]
+    # a report of the committed (old) history and of the new store counts the run once
+    committed = RunRecord(crashed.run_id, "r", "KILLED", history={"eval/accuracy": [(1, 0.1, 0.0)]})
+    carried_record = RunRecord(
+        carried.run_id,
+        "r",
+        "FINISHED",
+        tags=dict(new_run.data.tags),
+        history={"eval/accuracy": [(3, 0.2, 0.0)]},
+    )
+    assert merge_runs([committed], [carried_record]) == [carried_record]
+
+
+def test_a_pack_folder_that_is_not_complete_is_refused_in_one_line(tmp_path, empty_store):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "run.json").write_text('{"format": 1, "run_id": "x", "round": 4}')
+    cfg = small_config(tmp_path / "run", f"resume={pack}")
+    missing = r"\(missing experiment, params, tags, start_time\)"
+    with pytest.raises(
+        ConfigError, match=rf"a complete pack folder written by fedlm-carry {missing}"
+    ):
+        build_tracker(cfg, {}).claim()
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing written
 
 
 def train_command(run_dir: Path, *overrides: str) -> list[str]:
