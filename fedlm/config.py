@@ -583,7 +583,11 @@ class PretrainConfig:
     # Book name (a corpus file's stem) -> the address it is fetched from into
     # FEDLM_CACHE_DIR/texts/ when it is not there (fedlm/data/fetch.py); a book without one is not.
     corpus_urls: dict[str, str] = field(default_factory=dict)
-    unknown_chars: str = "drop"
+    unknown_chars: str = "drop"  # tutorial pipeline (the paper pipeline maps them to its oov id)
+    # tutorial: the books as one character stream, the tutorial's vocabulary; paper: the books'
+    # paragraphs through the papers' pipeline (TFF's Shakespeare baseline, 90 ids), for a model
+    # that starts a data.pipeline=paper run (fedlm/models/pretrain.py).
+    pipeline: str = "tutorial"
     validation_fraction: float = 0.1  # the last part of each book is held out
     epochs: int = 1
     steps_per_epoch: int | None = None  # cap on batches per epoch; null: the whole corpus
@@ -601,9 +605,9 @@ class PretrainConfig:
     patience: int | None = None
     time_limit_minutes: float | None = None  # stop training (then evaluate and save) after this
     seed: int = 0
-    output: str | None = (
-        None  # null: cache_dir()/pretrained/<model.name>.h5 (model.pretrained=dickens)
-    )
+    # null: cache_dir()/pretrained/<model.name>.h5 (what model.pretrained=dickens loads), and
+    # <model.name>_paper.h5 for the paper pipeline
+    output: str | None = None
 
 
 @dataclass

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import resource
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from fedlm.models.pretrained import default_pretrained_path, load_pretrained_wei
 
 SHAKESPEARE_SOURCES = ("auto", "sqlite", "gutenberg", "synthetic", "none")
 KERAS_OPTIMIZERS = ("adam", "sgd")
+PIPELINES = ("tutorial", "paper")
 
 
 @dataclass
@@ -73,6 +76,8 @@ def validate_pretrain(cfg: PretrainConfig) -> None:
         raise ConfigError("time_limit_minutes", cfg.time_limit_minutes, "a number > 0 or null")
     if cfg.shakespeare not in SHAKESPEARE_SOURCES:
         raise ConfigError("shakespeare", cfg.shakespeare, SHAKESPEARE_SOURCES)
+    if cfg.pipeline not in PIPELINES:
+        raise ConfigError("pipeline", cfg.pipeline, PIPELINES)
 
 
 def id_batches(
@@ -214,50 +219,126 @@ def _pipeline(cfg: PretrainConfig) -> TutorialPipeline:
     )
 
 
-def corpus_ids(cfg: PretrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(training ids, held-out ids) of ``cfg.corpus``: the end of every book is held out."""
+@dataclass
+class CorpusBatches:
+    """The corpus under one pipeline: training batches (shuffled, repeated), held-out batches,
+    and how to batch Shakespeare test snippets the same way."""
+
+    train: tf.data.Dataset
+    held_out: tf.data.Dataset
+    steps_per_epoch: int  # batches in one pass over the training part
+    held_out_batches: int
+    train_size: int  # characters (tutorial) or snippets (paper)
+    held_out_size: int
+    unit: str
+    vocab_size: int
+    ignore_id: int  # the target left out of loss and accuracy (padding)
+    evaluate: Callable[[list[str]], tf.data.Dataset]
+
+
+def tutorial_batches(cfg: PretrainConfig) -> CorpusBatches:
+    """The tutorial's pipeline: every book's ids as one stream cut into seq_len + 1 chunks; the end
+    of every book is held out."""
     corpus = load_corpus(corpus_files(cfg.corpus, cfg.corpus_urls), cfg.unknown_chars)
     train, held_out = split_holdout(corpus.ids, cfg.validation_fraction, "validation_fraction")
-    return np.asarray(train, np.int64), np.asarray(held_out, np.int64)
+    train, held_out = np.asarray(train, np.int64), np.asarray(held_out, np.int64)
+    pipeline = _pipeline(cfg)
+    return CorpusBatches(
+        train=id_batches(train, pipeline, shuffle_seed=cfg.seed).repeat(),
+        held_out=id_batches(held_out, pipeline, shuffle_seed=None),
+        steps_per_epoch=len(train) // (cfg.seq_len + 1) // cfg.batch_size,
+        held_out_batches=len(held_out) // (cfg.seq_len + 1) // cfg.batch_size,
+        train_size=len(train),
+        held_out_size=len(held_out),
+        unit="characters",
+        vocab_size=pipeline.vocab_size,
+        ignore_id=vocab.IGNORE_ID,
+        evaluate=lambda snippets: pipeline.evaluate(snippet_dataset(snippets)),
+    )
 
 
-def compile_model(model: tf.keras.Model, cfg: PretrainConfig) -> tf.keras.Model:
+def paragraphs(text: str) -> list[str]:
+    """A book's paragraphs (blank-line separated, line breaks inside kept): the snippets of the
+    papers' pipeline, which a sequence never crosses, as it never crosses a Shakespeare line."""
+    return [p.strip() for p in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")) if p.strip()]
+
+
+def paper_batches(cfg: PretrainConfig) -> CorpusBatches:
+    """The papers' pipeline (TFF's Shakespeare baseline preprocessing, fedlm.data.paper) on the
+    books' paragraphs: the 90-id vocabulary of the federated Shakespeare task, so that the model
+    starts a paper-pipeline run (``model.pretrained=PATH``). The last paragraphs of every book are
+    held out."""
+    from fedlm.data.paper import PAD, PaperPipeline
+
+    corpus = load_corpus(corpus_files(cfg.corpus, cfg.corpus_urls), "oov")
+    train, held_out = split_holdout(
+        {book: paragraphs(text) for book, text in corpus.texts.items()},
+        cfg.validation_fraction,
+        "validation_fraction",
+    )
+    pipeline = PaperPipeline(
+        seq_len=cfg.seq_len, batch_size=cfg.batch_size, shuffle_buffer=cfg.shuffle_buffer
+    )
+    return CorpusBatches(
+        train=pipeline.train(snippet_dataset(train), seed=cfg.seed).repeat(),
+        held_out=pipeline.evaluate(snippet_dataset(held_out)),
+        steps_per_epoch=pipeline.num_batches(train),
+        held_out_batches=pipeline.num_batches(held_out),
+        train_size=len(train),
+        held_out_size=len(held_out),
+        unit="paragraphs",
+        vocab_size=pipeline.vocab_size,
+        ignore_id=PAD,
+        evaluate=lambda snippets: pipeline.evaluate(snippet_dataset(snippets)),
+    )
+
+
+def default_output(cfg: PretrainConfig) -> Path:
+    """Where the model goes without ``output``: what ``model.pretrained=dickens`` loads, and for
+    the paper pipeline a name of its own beside it (its vocabulary is another)."""
+    path = default_pretrained_path(cfg.model.name)
+    return path.with_name(f"{path.stem}_paper{path.suffix}") if cfg.pipeline == "paper" else path
+
+
+def corpus_batches(cfg: PretrainConfig) -> CorpusBatches:
+    return paper_batches(cfg) if cfg.pipeline == "paper" else tutorial_batches(cfg)
+
+
+def compile_model(model: tf.keras.Model, cfg: PretrainConfig, ignore_id: int) -> tf.keras.Model:
     model.compile(
         optimizer=_optimizer(cfg),
-        loss=loss_fn(vocab.IGNORE_ID),
-        metrics=[CharacterAccuracy(ignore_ids=[vocab.IGNORE_ID])],
+        loss=loss_fn(ignore_id),
+        metrics=[CharacterAccuracy(ignore_ids=[ignore_id])],
     )
     return model
 
 
-def _held_out_batches(held_out_ids: np.ndarray, cfg: PretrainConfig) -> tf.data.Dataset:
-    held_out = id_batches(held_out_ids, _pipeline(cfg), shuffle_seed=None)
-    return held_out if cfg.eval_batches is None else held_out.take(cfg.eval_batches)
+def _capped(batches: tf.data.Dataset, cfg: PretrainConfig) -> tf.data.Dataset:
+    return batches if cfg.eval_batches is None else batches.take(cfg.eval_batches)
 
 
 def evaluate_model(
-    model: tf.keras.Model, cfg: PretrainConfig, held_out_ids: np.ndarray
+    model: tf.keras.Model, cfg: PretrainConfig, data: CorpusBatches
 ) -> tuple[dict[str, float], str]:
-    """validation_* metrics on the held-out ids and shakespeare_* metrics on ``cfg.shakespeare``
+    """validation_* metrics on the held-out part and shakespeare_* metrics on ``cfg.shakespeare``
     (the Shakespeare source used is returned too) of a model compiled by :func:`compile_model`."""
-    metrics = _evaluate(model, _held_out_batches(held_out_ids, cfg), "validation")
+    metrics = _evaluate(model, _capped(data.held_out, cfg), "validation")
     source, snippets = shakespeare_test_snippets(cfg.shakespeare)
     if snippets:
-        batches = _pipeline(cfg).evaluate(snippet_dataset(snippets), max_batches=cfg.eval_batches)
-        metrics.update(_evaluate(model, batches, "shakespeare"))
+        metrics.update(_evaluate(model, _capped(data.evaluate(snippets), cfg), "shakespeare"))
     return metrics, source
 
 
 def evaluate_saved(cfg: PretrainConfig) -> tuple[dict[str, float], str]:
     """:func:`evaluate_model` of the saved model ``cfg.model.pretrained``, without training."""
     validate_pretrain(cfg)
-    vocab_size = _pipeline(cfg).vocab_size
-    weights = load_pretrained_weights(cfg.model.pretrained, cfg.model, vocab_size)
+    data = corpus_batches(cfg)
+    weights = load_pretrained_weights(cfg.model.pretrained, cfg.model, data.vocab_size)
     if weights is None:
         raise ConfigError("model.pretrained", cfg.model.pretrained, "a saved model to evaluate")
-    model = compile_model(build_model(cfg.model, vocab_size), cfg)
+    model = compile_model(build_model(cfg.model, data.vocab_size), cfg, data.ignore_id)
     model.set_weights(weights)
-    return evaluate_model(model, cfg, corpus_ids(cfg)[1])
+    return evaluate_model(model, cfg, data)
 
 
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
@@ -265,36 +346,33 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     validate_pretrain(cfg)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     tf.keras.utils.set_random_seed(cfg.seed)
-    train_ids, held_out_ids = corpus_ids(cfg)
-    pipeline = _pipeline(cfg)
-    batches_per_epoch = len(train_ids) // (cfg.seq_len + 1) // cfg.batch_size
-    held_out_batches = len(held_out_ids) // (cfg.seq_len + 1) // cfg.batch_size
-    if batches_per_epoch < 1 or held_out_batches < 1:
+    data = corpus_batches(cfg)
+    if data.steps_per_epoch < 1 or data.held_out_batches < 1:
         raise DataError(
             f"corpus {cfg.corpus} is too short for one batch of {cfg.batch_size} x "
-            f"{cfg.seq_len + 1} characters in training ({len(train_ids)} ids) and validation "
-            f"({len(held_out_ids)} ids)"
+            f"{cfg.seq_len + 1} characters in training ({data.train_size} {data.unit}) and "
+            f"validation ({data.held_out_size} {data.unit})"
         )
-    steps = min(batches_per_epoch, cfg.steps_per_epoch or batches_per_epoch)
+    steps = min(data.steps_per_epoch, cfg.steps_per_epoch or data.steps_per_epoch)
 
-    vocab_size = pipeline.vocab_size
-    model = compile_model(build_model(cfg.model, vocab_size), cfg)
+    vocab_size = data.vocab_size
+    model = compile_model(build_model(cfg.model, vocab_size), cfg, data.ignore_id)
     initial = load_pretrained_weights(cfg.model.pretrained, cfg.model, vocab_size)
     if initial is not None:
         model.set_weights(initial)
-    train = id_batches(train_ids, pipeline, shuffle_seed=cfg.seed).repeat()
     print(
         f"pre-training {cfg.model.name} ({model.count_params():,} parameters, vocabulary "
-        f"{vocab_size}) on {len(train_ids):,} characters, validating on {len(held_out_ids):,}: "
-        f"{cfg.epochs} epoch(s) x {steps} steps of {cfg.batch_size} x {cfg.seq_len}",
+        f"{vocab_size}, {cfg.pipeline} pipeline) on {data.train_size:,} {data.unit}, "
+        f"validating on {data.held_out_size:,}: {cfg.epochs} epoch(s) x {steps} steps of "
+        f"{cfg.batch_size} x {cfg.seq_len}",
         flush=True,
     )
     callbacks = _callbacks(cfg, steps)
     history = model.fit(
-        train.prefetch(2),
+        data.train.prefetch(2),
         epochs=cfg.epochs,
         steps_per_epoch=steps,
-        validation_data=_held_out_batches(held_out_ids, cfg),
+        validation_data=_capped(data.held_out, cfg),
         verbose=0,
         callbacks=callbacks,
     )
@@ -305,11 +383,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         "train_loss": float(history.history["loss"][kept]),
         "train_accuracy": float(history.history["accuracy"][kept]),
     }
-    evaluated, source = evaluate_model(model, cfg, held_out_ids)
+    evaluated, source = evaluate_model(model, cfg, data)
     metrics.update(evaluated)
-    target = (
-        Path(cfg.output).expanduser() if cfg.output else default_pretrained_path(cfg.model.name)
-    )
+    target = Path(cfg.output).expanduser() if cfg.output else default_output(cfg)
     save_model(model, target)
     result = PretrainResult(
         path=target,
