@@ -2,6 +2,7 @@
 model that starts a data.pipeline=paper run."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_the_batches_are_the_paper_pipelines_on_the_books_paragraphs_last_ones_h
     data = paper_batches(cfg)
     assert (data.vocab_size, data.ignore_id) == (VOCAB_SIZE, PAD)
     assert (data.train_size, data.held_out_size) == (2 * 27, 2 * 3)  # 3 of each book's 30
-    one, two = (open(path).read().split("\n\n") for path in corpus)
+    one, two = (Path(path).read_text().split("\n\n") for path in corpus)
     held_out = [p.strip() for p in one[27:] + two[27:]]
     pipeline = PaperPipeline(seq_len=10, batch_size=4)
     expected = list(pipeline.evaluate(snippet_dataset(held_out)).as_numpy_iterator())
