@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fedlm import paths
 from fedlm.config import ModelConfig, TrainConfig
 from fedlm.data import pipelines
 from fedlm.data.build import check_cache_dir, database_path
@@ -24,25 +25,35 @@ from fedlm.errors import ModelError
 from fedlm.federated.samplers import build_sampler
 
 
-def check_pretrained(model: ModelConfig) -> None:
+def check_pretrained(model: ModelConfig, pipeline: str = "tutorial") -> None:
     """Raise :class:`ModelError` for a ``model.pretrained`` path that is not there (``none``,
-    ``dickens`` and URLs are looked up when the run loads the weights)."""
+    ``dickens`` and URLs are looked up when the run loads the weights). A path where
+    ``fedlm-pretrain`` saves (fedlm's cache) names the command that makes it."""
     spec = str(model.pretrained or "").strip()
     if spec.lower() in ("", "none", "null", "dickens") or spec.startswith(("http://", "https://")):
         return
     path = Path(spec).expanduser()
-    if not path.exists():
+    if path.exists():
+        return
+    if path.parent == paths.cache_dir() / "pretrained":
+        pipeline_arg = " pipeline=paper seq_len=80" if pipeline == "paper" else ""
         raise ModelError(
-            f"model.pretrained={spec!r}: no such file or directory ({path}); expected none, "
-            "dickens, an http(s) URL or the path of a saved Keras model"
+            f"model.pretrained={spec!r}: this run starts from a model pre-trained on the Dickens "
+            f"books, and there is none yet: make it with `uv run fedlm-pretrain "
+            f"model={model.name}{pipeline_arg}` (the study's README gives its settings and time), "
+            "or set model.pretrained=none to start from random weights"
         )
+    raise ModelError(
+        f"model.pretrained={spec!r}: no such file or directory ({path}); expected none, "
+        "dickens, an http(s) URL or the path of a saved Keras model"
+    )
 
 
 def check_data(cfg: TrainConfig) -> None:
     """Raise :class:`fedlm.errors.ConfigError` or :class:`fedlm.errors.DataError` for what in
     ``cfg`` does not fit the data; pure Python (sqlite3), about a second for the full dataset."""
     data, t = cfg.data, cfg.training
-    check_pretrained(cfg.model)
+    check_pretrained(cfg.model, data.pipeline)
     pipelines.check_options(data.pipeline, data.unknown_chars, data.pad, data.loss_on_padding)
     if data.name != "shakespeare":
         return  # TFF's synthetic data: three clients, checked when the run loads them

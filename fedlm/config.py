@@ -116,6 +116,10 @@ class AggregatorConfig:
     delta: float | None = None
     zeroing: bool | None = None  # dp_adaptive, compression, secure, robust: TFF's adaptive zeroing
     clipping: bool | None = None  # compression, secure, robust: TFF's adaptive (non-private) clip
+    # Any aggregator: also log the clients' update norms each round (their mean and standard
+    # deviation, tff.learning.add_debug_measurements); the aggregate itself is unchanged. What a
+    # DP study sets its clip from.
+    measure_norms: bool = False
 
 
 @dataclass
@@ -378,7 +382,8 @@ def validate_aggregator(cfg: TrainConfig) -> None:
     agg = cfg.aggregator
     _choice("aggregator.name", agg.name, AGGREGATORS)
     takes = AGGREGATOR_FIELDS[agg.name]
-    for name in (f.name for f in dataclasses.fields(AggregatorConfig) if f.name != "name"):
+    every = ("name", "measure_norms")  # keys every aggregator takes
+    for name in (f.name for f in dataclasses.fields(AggregatorConfig) if f.name not in every):
         value = getattr(agg, name)
         if value is not None and name not in takes:
             allowed = f"only {', '.join(takes)}" if takes else "no other key"
@@ -387,6 +392,8 @@ def validate_aggregator(cfg: TrainConfig) -> None:
                 value,
                 f"null: aggregator.name={agg.name!r} takes {allowed} (aggregator=<name> picks one)",
             )
+    if not isinstance(agg.measure_norms, bool):
+        raise ConfigError("aggregator.measure_norms", agg.measure_norms, "true or false")
     if agg.name == "secure":
         raise ConfigError(
             "aggregator.name",

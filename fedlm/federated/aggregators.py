@@ -54,7 +54,22 @@ def clipped_count_stddev(agg: AggregatorConfig, clients_per_round: int) -> float
 def build_aggregator(
     agg: AggregatorConfig, clients_per_round: int, weighted: bool
 ) -> tff.aggregators.AggregationFactory | None:
-    """TFF's factory for ``agg`` (None: TFF's default mean); ``weighted`` follows the algorithm."""
+    """TFF's factory for ``agg`` (None: TFF's default mean); ``weighted`` follows the algorithm.
+    With ``measure_norms``, wrapped in ``tff.learning.add_debug_measurements`` (the mean then
+    passed as TFF's builders make it by default), which measures without changing the aggregate."""
+    factory = _factory(agg, clients_per_round, weighted)
+    if not agg.measure_norms:
+        return factory
+    if factory is None:  # TFF's builders' default
+        factory = (
+            tff.aggregators.MeanFactory() if weighted else tff.aggregators.UnweightedMeanFactory()
+        )
+    return tff.learning.add_debug_measurements(factory)
+
+
+def _factory(
+    agg: AggregatorConfig, clients_per_round: int, weighted: bool
+) -> tff.aggregators.AggregationFactory | None:
     if agg.name == "mean":
         return None
     if agg.name == "dp_fixed":
@@ -125,6 +140,10 @@ NAMED = {
     "zeroing_norm": "zeroing_norm",
     "clipped_count": "clipped_fraction",
     "zeroed_count": "zeroed_fraction",
+    # measure_norms (tff.learning.add_debug_measurements): the clients' update norms
+    "average_client_norm": "client_norm_mean",
+    "std_dev_client_norm": "client_norm_std",
+    "server_update_norm": "server_update_norm",
 }
 
 

@@ -5,6 +5,7 @@ import collections
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_federated as tff
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -139,3 +140,58 @@ def test_tffs_local_runtime_still_cannot_run_a_secure_sum():
         state = process.initialize()
         with pytest.raises(Exception, match="Cannot embed a federated value"):
             process.next(state, [np.ones(2, np.float32)])
+
+
+def test_measure_norms_logs_the_clients_update_norms_and_changes_no_weight():
+    """aggregator.measure_norms: the mean of the clients' update norms, measured on top of TFF's
+    default mean, which aggregates as without it."""
+    from fedlm.config import AlgorithmConfig, ModelConfig, OptimizerConfig
+    from fedlm.data.pipelines import build_pipeline
+    from fedlm.federated.process import build_learning_process
+    from fedlm.federated.task import Task
+
+    def client(targets):
+        y = tf.constant(targets, tf.int64)
+        x = tf.concat([tf.fill([y.shape[0], 1], tf.constant(88, tf.int64)), y[:, :-1]], axis=1)
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+
+    a, b = client([[5, 89, 0, 0], [7, 0, 0, 0]]), client([[9, 10, 11, 89]])
+    task = Task(
+        build_pipeline("paper", seq_len=4, batch_size=2),
+        ModelConfig(name="tiny", cell="gru", embedding_dim=4, units=8, layers=1),
+    )
+    tf.keras.utils.set_random_seed(1)
+    start = tff.learning.models.ModelWeights.from_model(task.keras_model())
+    algorithm = AlgorithmConfig(name="fedavg", client_weighting="uniform")
+    sgd = OptimizerConfig(name="sgd", learning_rate=0.5)
+
+    def run(measure_norms, datasets):
+        with runtime.execution_context(RuntimeConfig()):
+            process = build_learning_process(
+                task.model_fn(a.element_spec),
+                algorithm,
+                sgd,
+                OptimizerConfig(),
+                ignore_id=0,
+                aggregator=AggregatorConfig(name="mean", measure_norms=measure_norms),
+                clients_per_round=len(datasets),
+            )
+            state = process.set_model_weights(process.initialize(), start)
+            output = process.next(state, datasets)
+            weights = process.get_model_weights(output.state).trainable
+        return weights, measurement_metrics(output.metrics["aggregator"], len(datasets))
+
+    plain, plain_metrics = run(False, [a, b])
+    measured, metrics = run(True, [a, b])
+    for got, want in zip(measured, plain, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert "aggregator/client_norm_mean" not in plain_metrics
+
+    def update_norm(dataset):
+        after, _ = run(False, [dataset])
+        deltas = [s - w for s, w in zip(start.trainable, after, strict=True)]
+        return float(np.sqrt(sum(np.sum(np.square(d)) for d in deltas)))
+
+    norms = [update_norm(a), update_norm(b)]
+    assert metrics["aggregator/client_norm_mean"] == pytest.approx(np.mean(norms), rel=1e-4)
+    assert metrics["aggregator/client_norm_std"] == pytest.approx(np.std(norms, ddof=1), rel=1e-3)
