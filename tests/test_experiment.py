@@ -463,3 +463,16 @@ def test_a_study_that_starts_from_the_pretrained_model_stops_without_one(
         "README), or run online so that TFF's published model is downloaded, or set "
         "model.pretrained=none to start from random weights"
     )
+
+
+def test_the_dp_study_without_its_pretrained_model_names_the_command_that_makes_it(
+    tmp_path, monkeypatch
+):
+    from fedlm.checks import check_pretrained
+
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))  # no pre-trained model
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=dp", f"output_dir={tmp_path}"])
+    cfg = OmegaConf.to_object(cfg)
+    with pytest.raises(ModelError, match="uv run fedlm-pretrain model=lstm_2x256 pipeline=paper"):
+        check_pretrained(cfg.model, cfg.data.pipeline)

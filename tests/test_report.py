@@ -26,6 +26,7 @@ from fedlm.report import (
     summarize,
     write_report,
 )
+from fedlm.report.document import main_table
 from fedlm.report.histories import write_runs
 from fedlm.report.study import PaperNumber, study_file
 from fedlm.tracking import run_info, store
@@ -336,7 +337,9 @@ def test_dp_runs_get_an_epsilon_column_an_epsilon_plot_and_their_histories(uri, 
     rows = summarize(group_runs(loaded), study)
     assert [row.mean_std("epsilon") for row in rows] == [(1.25, 0.0), (math.inf, None)]
     lines = markdown(rows, study).splitlines()
-    assert lines[2].startswith("| setting | runs | final acc % | best acc % | epsilon |")
+    assert lines[2].startswith(
+        "| setting | runs | final acc % | best acc % | epsilon (replace-one, fixed-size sample) |"
+    )
     assert lines[4].startswith(
         "| aggregator.noise_multiplier=1.0 | 2 | 20.0 ± 0.0 | 20.0 ± 0.0 | 1.25 |"
     )
@@ -1056,3 +1059,36 @@ def test_a_run_stopped_at_its_target_is_complete_and_its_rounds_to_target_are_it
     (again,) = summarize(group_runs(back), TO_54)
     assert again.values["rounds_to_target"] == [164, 170]
     assert again.metrics["eval/accuracy"]["final"] == [0.54, 0.54]
+
+
+def test_dp_rows_show_each_epsilon_in_its_adjacencys_column_and_the_noise_on_the_mean():
+    """Fixed-size sampling: replace-one epsilon; Poisson: add-or-remove; the noise on the mean is
+    noise multiplier x the last clip / clients per round; the non-private baseline has none."""
+
+    def dp_run(start, setting, sampler, noise, clip, epsilon):
+        params = {"seed": "0", "sampler.name": sampler, "training.clients_per_round": "100"}
+        history = {"eval/accuracy": [(0, 0.3, 0.0), (2, 0.4, 1.0)]}
+        if noise is not None:
+            params["aggregator.noise_multiplier"] = noise
+            history["aggregator/clip_norm"] = [(1, 0.2, 0.0), (2, clip, 1.0)]
+            history["privacy/epsilon"] = [(1, epsilon / 2, 0.0), (2, epsilon, 1.0)]
+        tags = {"override.dp": setting}
+        run_id = f"run{start}"
+        return RunRecord(run_id, setting, "FINISHED", params, tags, start, start + 1, history)
+
+    runs = [
+        dp_run(1, "nonprivate", "uniform", None, None, None),
+        dp_run(2, "noise1.0", "uniform", "1.0", 0.5, 8.0),
+        dp_run(3, "noise1.0_poisson", "poisson", "1.0", 0.4, 1.5),
+    ]
+    rows = summarize(group_runs(runs, ["dp"]), Study(name="dp"))
+    assert [row.mean_std("noise_on_mean")[0] for row in rows] == [None, 0.005, 0.004]
+    table = main_table(rows, Study(name="dp"))
+    replace_one = table.header.index("epsilon (replace-one, fixed-size sample)")
+    add_remove = table.header.index("epsilon (add-or-remove, Poisson sample)")
+    noise = table.header.index("noise on the mean")
+    assert [(line[replace_one], line[add_remove], line[noise]) for line in table.rows] == [
+        ("–", "–", "–"),
+        ("8", "–", "0.005"),
+        ("–", "1.5", "0.004"),
+    ]

@@ -38,7 +38,14 @@ from fedlm.report.notes import (
 )
 from fedlm.report.ranking import order, pairs_in_order, ranking, statistic_of
 from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import METRIC_STATISTICS, Row, finished
+from fedlm.report.summary import (
+    ADD_OR_REMOVE,
+    METRIC_STATISTICS,
+    REPLACE_ONE,
+    Row,
+    adjacency,
+    finished,
+)
 
 
 @dataclass(frozen=True)
@@ -143,9 +150,11 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
     if show_target:
         shown = f"{target:.0%}" if target else "target"
         header += [f"first round ≥ {shown}", f"stays ≥ {shown} from round"]
-    privacy = has_privacy(rows)
-    if privacy:
-        header.append("epsilon")
+    kinds = epsilon_kinds(rows) if has_privacy(rows) else []
+    header += [f"epsilon ({kind})" for kind in kinds]
+    noise = any(row.mean_std("noise_on_mean")[0] is not None for row in rows)
+    if noise:
+        header.append("noise on the mean")
     header += ["wall time min", "training time min", "running time min"]
     comparable, differing = paper_columns(rows) if paper_shown(rows, study) else (False, [])
     if comparable:
@@ -158,8 +167,10 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
         cells += [cell(row, key, metric) for key, _ in columns]
         if show_target:
             cells += [target_cell(row, "rounds_to_target"), target_cell(row, "rounds_to_stay")]
-        if privacy:
-            cells.append(epsilon_cell(row))
+        cells += [epsilon_cell(row) if row_adjacency(row) == kind else "–" for kind in kinds]
+        if noise:
+            mean, _ = row.mean_std("noise_on_mean")
+            cells.append("–" if mean is None else f"{mean:.3g}")
         cells += [cell(row, k) for k in ("wall_minutes", "train_minutes", "running_minutes")]
         if comparable:
             cells.append(paper_cell(row.paper) if row.comparable else "–")
@@ -210,6 +221,18 @@ def partial(row: Row, key: str, metric: str | None) -> str:
     if key not in METRIC_STATISTICS or values == runs or all(map(finished, row.group.runs)):
         return ""
     return f" ({values} of {runs} runs)"
+
+
+def row_adjacency(row: Row) -> str:
+    """What the row's epsilon is for (its runs share the sampler: it is part of the setting)."""
+    return adjacency(row.group.runs[0]) if row.group.runs else REPLACE_ONE
+
+
+def epsilon_kinds(rows: Sequence[Row]) -> list[str]:
+    """The epsilon columns the rows need: replace-one (fixed-size sampling) and add-or-remove
+    (Poisson sampling), each where some row accounts its privacy that way."""
+    found = {row_adjacency(row) for row in rows if row.mean_std("epsilon")[0] is not None}
+    return [kind for kind in (REPLACE_ONE, ADD_OR_REMOVE) if kind in found]
 
 
 def epsilon_cell(row: Row) -> str:

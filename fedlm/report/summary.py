@@ -28,7 +28,9 @@ NOT_SETTINGS = ("seed", "resume", "output_dir", "hydra.", "hydra/", "tracking.",
 # the evaluations that a run's mean_last averages (its spread within the window, not between seeds).
 METRIC_STATISTICS = ("final", "best", "mean_last", "window_std", "window_evaluations")
 # Per run, whatever the metric: the first round at the target, and the round from which every
-# evaluation is at or above it (rounds_to_stay); epsilon: the privacy spent, with a DP aggregator.
+# evaluation is at or above it (rounds_to_stay); epsilon: the privacy spent, with a DP aggregator;
+# noise_on_mean: the standard deviation of the noise on each coordinate of the averaged update
+# after the last round (noise multiplier x clip / clients per round), what privacy costs the model.
 RUN_KEYS = (
     "rounds_to_target",
     "rounds_to_stay",
@@ -36,9 +38,13 @@ RUN_KEYS = (
     "train_minutes",
     "running_minutes",
     "epsilon",
+    "noise_on_mean",
 )
 # logged by runs with a DP aggregator (fedlm/federated/aggregators.py)
 EPSILON, DELTA = "privacy/epsilon", "privacy/delta"
+CLIP_NORM = "aggregator/clip_norm"
+REPLACE_ONE = "replace-one, fixed-size sample"
+ADD_OR_REMOVE = "add-or-remove, Poisson sample"
 # MLflow's SQL stores keep an infinite metric as the largest float: read it back as infinite.
 INFINITE = 1e300
 
@@ -261,11 +267,31 @@ def run_statistics(run: RunRecord, study: Study) -> dict[str, float | None]:
         "train_minutes": times.training_minutes(run),
         "running_minutes": times.running_minutes(run),
         "epsilon": epsilon_at(run, rounds_of(run, study.metric)),
+        "noise_on_mean": noise_on_mean(run),
     }
     if scale.target_accuracy is not None:
         result["rounds_to_target"] = rounds_to_target(run, study.metric, scale.target_accuracy)
         result["rounds_to_stay"] = rounds_to_stay(run, study.metric, scale.target_accuracy)
     return result
+
+
+def noise_on_mean(run: RunRecord) -> float | None:
+    """noise multiplier x clip / clients per round after the run's last round (the adaptive
+    clip's last logged value, or dp_fixed's clip); None without a DP aggregator."""
+    noise = run.setting("aggregator.noise_multiplier")
+    clients = run.setting("training.clients_per_round")
+    clipped = run.history.get(CLIP_NORM)
+    clip = clipped[-1][1] if clipped else run.setting("aggregator.clip")
+    try:
+        return float(noise) * float(clip) / float(clients)
+    except (TypeError, ValueError):  # not logged, or null: no DP aggregator
+        return None
+
+
+def adjacency(run: RunRecord) -> str:
+    """What a DP run's epsilon is for: fedlm accounts Poisson sampling for add-or-remove
+    adjacency and fixed-size sampling for replace-one (fedlm/federated/privacy.py)."""
+    return ADD_OR_REMOVE if run.setting("sampler.name") == "poisson" else REPLACE_ONE
 
 
 def epsilon_at(run: RunRecord, round_num: int) -> float | None:

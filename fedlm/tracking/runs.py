@@ -49,7 +49,8 @@ PROVENANCE_TAGS = (
 # round/seconds and eval/seconds: the seconds of each round's training and evaluation (the time
 # axis); train/loss and train/accuracy: each round's training, so that the per-round history a
 # report writes (histories.csv) has every round; privacy/*: logged by runs with a DP aggregator
-# (fedlm/federated/aggregators.py).
+# (fedlm/federated/aggregators.py), with the clip (aggregator/clip_norm: the report's noise on the
+# mean); aggregator/client_norm_mean: the clients' update norms (aggregator.measure_norms).
 REPORT_METRICS = (
     "eval/accuracy",
     "eval/loss",
@@ -61,6 +62,8 @@ REPORT_METRICS = (
     "train/accuracy",
     "privacy/epsilon",
     "privacy/delta",
+    "aggregator/clip_norm",
+    "aggregator/client_norm_mean",
 )
 
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf, open_dict
 
 import fedlm.cli.train as train_cli
 from fedlm.cli.common import CONFIG_DIR
-from fedlm.config import TrainConfig
+from fedlm.config import TrainConfig, validate
 from fedlm.report import group_runs
 from fedlm.tracking.runs import load_runs
 
@@ -193,8 +193,35 @@ def test_reddi2021_methods_have_the_papers_shakespeare_learning_rates(method, se
 
 
 @pytest.mark.parametrize(
+    ("setting", "aggregator", "noise", "sampler"),
+    [
+        ("nonprivate", "mean", None, "uniform"),
+        ("clip", "dp_adaptive", 0.0, "uniform"),
+        ("noise0.5", "dp_adaptive", 0.5, "uniform"),
+        ("noise1.0", "dp_adaptive", 1.0, "uniform"),
+        ("noise1.0_poisson", "dp_adaptive", 1.0, "poisson"),
+    ],
+)
+def test_dp_settings_are_the_baselines_and_dp_runs_from_one_start(
+    setting, aggregator, noise, sampler
+):
+    cfg, _ = compose_train("+experiment=dp", f"dp={setting}")
+    validate(cfg)
+    agg = cfg.aggregator
+    assert (agg.name, agg.noise_multiplier, cfg.sampler.name) == (aggregator, noise, sampler)
+    assert agg.measure_norms  # every setting logs its update norms
+    # one start for all: the non-private Dickens model, 100 clients a round, equal weights
+    assert cfg.model.pretrained.endswith("/pretrained/lstm_2x256_paper.h5")
+    assert (cfg.training.clients_per_round, cfg.algorithm.client_weighting) == (100, "uniform")
+    assert (cfg.server_optimizer.name, cfg.server_optimizer.learning_rate) == ("sgd", 1.0)
+    if aggregator == "dp_adaptive":  # the clip starts where the baseline's norms were
+        baseline, _ = compose_train("+experiment=dp", "dp=clip")
+        assert agg.initial_clip == baseline.aggregator.initial_clip is not None
+
+
+@pytest.mark.parametrize(
     ("study", "quick_jobs", "full_jobs"),
-    [("reddi2021", 10, 15), ("mcmahan2017", 8, 15), ("sampling", 12, 48)],
+    [("reddi2021", 10, 15), ("mcmahan2017", 8, 15), ("sampling", 12, 48), ("dp", 5, 15)],
 )
 def test_each_study_sweeps_its_settings_at_both_scales(study, quick_jobs, full_jobs):
     for scale, jobs in (("quick", quick_jobs), ("full", full_jobs)):
