@@ -267,9 +267,8 @@ def test_a_run_carried_to_a_new_machine_resumes_there_to_the_uninterrupted_metri
         run(cfg, crashed, say=crash_after_logging_round(2))
     old_run = crashed.client.get_run(crashed.run_id)
     old_metrics = metric_table(crashed.client, crashed.run_id)
-    carry_main(
-        [crashed.run_id, "--to", str(tmp_path / "packs"), "--tracking-uri", cfg.tracking.uri]
-    )
+    packs = ["--to", str(tmp_path / "packs"), "--tracking-uri", cfg.tracking.uri]
+    carry_main(["--unfinished-of", "tests", *packs])  # the one unfinished run of the store
     pack = tmp_path / "packs" / crashed.run_id
     printed = capsys.readouterr().out
     assert f"packed run {crashed.run_id} at round 1 into {pack}" in printed
@@ -533,3 +532,14 @@ def test_a_run_that_crashed_after_its_target_checkpoint_resumes_to_its_end_witho
     assert run_.data.tags["fedlm.stopped_at_round"] == "2"
     expected = metric_table(client, stopped[0].run_id)
     assert_same_metrics(metric_table(client, crashed.run_id), expected)
+
+
+def test_fedlm_carry_takes_run_ids_or_an_experiment_and_refuses_both_or_neither(capsys):
+    for argv in ([], ["abc", "--unfinished-of", "tests"]):
+        with pytest.raises(SystemExit) as refused:
+            carry_main([*argv, "--to", "packs"])
+        assert refused.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("fedlm-carry: error: RUN_ID / --unfinished-of=")
+        assert "either run ids or --unfinished-of EXPERIMENT" in err
+        assert "\n" not in err
