@@ -1061,7 +1061,7 @@ def test_a_run_stopped_at_its_target_is_complete_and_its_rounds_to_target_are_it
     assert again.metrics["eval/accuracy"]["final"] == [0.54, 0.54]
 
 
-def test_dp_rows_show_each_epsilon_in_its_adjacencys_column_and_the_noise_on_the_mean():
+def test_dp_rows_show_each_epsilon_in_its_adjacencys_column_and_the_noise_on_the_mean(tmp_path):
     """Fixed-size sampling: replace-one epsilon; Poisson: add-or-remove; the noise on the mean is
     noise multiplier x the last clip / clients per round; the non-private baseline has none."""
 
@@ -1092,3 +1092,9 @@ def test_dp_rows_show_each_epsilon_in_its_adjacencys_column_and_the_noise_on_the
         ("8", "–", "0.005"),
         ("–", "1.5", "0.004"),
     ]
+    files = write_report(rows, Study(name="dp"), tmp_path, runs=runs)
+    assert (tmp_path / "accuracy_vs_noise.png") in files
+    assert (
+        "![eval/accuracy against the noise on the mean](accuracy_vs_noise.png)"
+        in (tmp_path / "report.md").read_text()
+    )

@@ -94,6 +94,16 @@ def epsilon_plot_file(metric: str) -> str:
     return f"{plot_stem(metric)}_vs_epsilon.png"
 
 
+def noise_plot_file(metric: str) -> str:
+    """The plot of ``metric`` against the noise on the mean (runs with a DP aggregator)."""
+    return f"{plot_stem(metric)}_vs_noise.png"
+
+
+def has_noise(rows: Sequence[Row]) -> bool:
+    """Whether a row has a noise on the mean (a DP aggregator with noise)."""
+    return any(row.mean_std("noise_on_mean")[0] for row in rows)
+
+
 # -- the tables -------------------------------------------------------------------------------
 
 
@@ -152,7 +162,7 @@ def main_table(rows: Sequence[Row], study: Study) -> Table:
         header += [f"first round ≥ {shown}", f"stays ≥ {shown} from round"]
     kinds = epsilon_kinds(rows) if has_privacy(rows) else []
     header += [f"epsilon ({kind})" for kind in kinds]
-    noise = any(row.mean_std("noise_on_mean")[0] is not None for row in rows)
+    noise = has_noise(rows)
     if noise:
         header.append("noise on the mean")
     header += ["wall time min", "training time min", "running time min"]
@@ -371,6 +381,8 @@ def blocks(rows: Sequence[Row], study: Study, source: str = "") -> list[Block]:
         ]
         if privacy:
             out.append(Image(epsilon_plot_file(metric), f"{metric} against epsilon"))
+        if has_noise(rows):
+            out.append(Image(noise_plot_file(metric), f"{metric} against the noise on the mean"))
     out.append(
         Paragraph(
             "The runs and their per-round metrics behind every number: `runs.csv`, "

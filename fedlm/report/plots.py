@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fedlm.io import atomic_path
 from fedlm.report import times
-from fedlm.report.document import epsilon_plot_file, plot_files
+from fedlm.report.document import epsilon_plot_file, noise_plot_file, plot_files
 from fedlm.report.notes import counted_runs, is_percent
 from fedlm.report.summary import EPSILON, INFINITE, Row, points
 from fedlm.tracking.runs import RunRecord
@@ -122,6 +122,38 @@ def plot_metric_vs_epsilon(rows: Sequence[Row], metric: str, out_dir: str | Path
         ax.legend(fontsize="small")
     fig.tight_layout()
     path = Path(out_dir) / epsilon_plot_file(metric)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def plot_metric_vs_noise(rows: Sequence[Row], metric: str, out_dir: str | Path) -> Path:
+    """``metric``'s statistic (the mean over the study's window, over seeds) of each setting with
+    noise against its noise on the mean (noise multiplier x clip / clients per round, log scale);
+    settings without noise (the baselines) as dashed levels."""
+    from matplotlib.figure import Figure
+
+    factor, unit = (100.0, " (%)") if is_percent(metric) else (1.0, "")
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.subplots()
+    for row in rows:
+        value, _ = row.mean_std("mean_last", metric)
+        noise, _ = row.mean_std("noise_on_mean")
+        if value is None:
+            continue
+        if noise:
+            ax.plot([noise], [factor * value], marker="o", linestyle="", label=row.group.label)
+            ax.annotate(row.group.label, (noise, factor * value), fontsize="small")
+        else:
+            ax.axhline(factor * value, linestyle="--", linewidth=1, label=f"{row.group.label}")
+    ax.set_xscale("log")
+    ax.set_xlabel("noise on the mean: noise multiplier x clip / clients per round (log scale)")
+    ax.set_ylabel(f"{metric}{unit}, mean over the study's window")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(out_dir) / noise_plot_file(metric)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     return path

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedlm.io import atomic_path, write_text
-from fedlm.report.document import blocks
+from fedlm.report.document import blocks, has_noise
 from fedlm.report.histories import write_runs
 from fedlm.report.notes import has_privacy, is_percent, metrics_of
-from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon
+from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon, plot_metric_vs_noise
 from fedlm.report.ranking import ranking
 from fedlm.report.render import to_html, to_markdown
 from fedlm.report.study import Study
@@ -45,6 +45,8 @@ def write_report(
         plots += plot_metric(rows, metric, out_dir, paper_line(study, metric))
         if has_privacy(rows):
             plots.append(plot_metric_vs_epsilon(rows, metric, out_dir))
+        if has_noise(rows):
+            plots.append(plot_metric_vs_noise(rows, metric, out_dir))
     document = blocks(rows, study, source)
     write_text(out_dir / "report.md", to_markdown(document))
     write_text(out_dir / "report.html", to_html(document, out_dir))
