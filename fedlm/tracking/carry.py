@@ -17,7 +17,9 @@ it continues, oldest first (a run carried twice names both). Its checkpoint is c
 new output folder, and the run resumes from it as any resumed run does: the rounds after the
 checkpoint run again and log only what is not logged yet, so the carried run ends as the
 uninterrupted one would (tests/tracking/test_carry.py). A pack already unpacked into a store is
-not unpacked again: the second ``resume=DIR`` continues the run the first made.
+not unpacked again: the second ``resume=DIR`` continues the run the first made; and on the machine
+the pack was made on, where the run and its checkpoints are still there, ``resume=DIR`` continues
+the run itself, from its newest checkpoint.
 
 Reports count a run and those it continues as one run (``fedlm.tracking.runs.lineage``,
 ``fedlm.report.histories.merge_runs``). Packing writes a new folder beside the old and renames it
@@ -156,7 +158,8 @@ def _checkpoints_of(run: Run) -> CheckpointStore:
             f"({folder or 'not recorded'}) is not on this machine or holds another run's "
             "checkpoints"
         )
-    checkpoints.remove_partial()
+    # Nothing removed here: the run may be going on, writing its next checkpoint (TFF's
+    # round_<n>_temp folder, which the versions read below leave out).
     return checkpoints
 
 
@@ -210,6 +213,21 @@ def read_pack(folder: str | Path, resume: object) -> dict:
     return record
 
 
+def still_here(client: mlflow.MlflowClient, record: Mapping) -> str | None:
+    """The pack's own run, where this store holds it and its checkpoints are on this machine, at
+    the pack's round or later (the pack was made here, and the run may have gone on since)."""
+    try:
+        run = client.get_run(record["run_id"])
+    except MlflowException:
+        return None
+    try:
+        checkpoints = _checkpoints_of(run)
+    except FedlmError:
+        return None
+    latest = checkpoints.latest_round()
+    return run.info.run_id if latest is not None and latest >= int(record["round"]) else None
+
+
 def unpacked_run(client: mlflow.MlflowClient, experiment_id: str, record: Mapping) -> str | None:
     """The id of the run this store already made from the pack, if any."""
     mark = f"{record['run_id']}@{record['round']}"
@@ -237,6 +255,9 @@ def unpack(
             f"a pack of a run of experiment {experiment!r} (tracking.experiment_name), and "
             f"{folder} holds a run of {record['experiment']!r}",
         )
+    here = still_here(client, record)
+    if here is not None:  # the machine it was packed on, its run still there: go on with it
+        return here
     made = unpacked_run(client, experiment_id, record)
     if made is not None:
         return made

@@ -36,7 +36,7 @@ from fedlm.errors import ConfigError
 from fedlm.experiment import run
 from fedlm.federated.samplers import build_sampler
 from fedlm.report.histories import merge_runs
-from fedlm.tracking import build_tracker
+from fedlm.tracking import build_tracker, carry
 from fedlm.tracking.runs import RunRecord
 
 ROUNDS = 3
@@ -273,6 +273,8 @@ def test_a_run_carried_to_a_new_machine_resumes_there_to_the_uninterrupted_metri
     printed = capsys.readouterr().out
     assert f"packed run {crashed.run_id} at round 1 into {pack}" in printed
     assert f"\n  uv run fedlm-train model=tiny seed=0 resume={pack}\n" in printed
+    # on the machine it was packed on, resume=<pack> goes on with the run itself
+    assert carry.still_here(crashed.client, carry.read_pack(pack, pack)) == crashed.run_id
     shutil.rmtree(old)
 
     new_uri = f"sqlite:///{new}/mlflow.db"
