@@ -76,6 +76,13 @@ EXITS = {
 # TFF's own local runtime (one worker it starts) and fedlm's side-by-side one (workers it starts).
 LOCAL_WORKERS = (1, 2)
 CASES = [(name, n) for n in LOCAL_WORKERS for name in EXITS]
+# Each case is a process that pays TensorFlow's import: the default suite leaves by every path
+# from fedlm's side-by-side runtime (it starts and ends the workers itself), the slow set from
+# TFF's own one as well.
+CASE_PARAMS = [
+    pytest.param(name, n, marks=[pytest.mark.slow] if n == 1 else [], id=f"{name}-{n}")
+    for name, n in CASES
+]
 
 
 @dataclass
@@ -94,16 +101,27 @@ def _read_to_eof(proc: subprocess.Popen) -> tuple[str, str, float]:
     return stdout, stderr, time.monotonic()
 
 
+def selected_cases(session) -> list[tuple[str, int]]:
+    """The exit cases this pytest run selected (``-m slow`` or not), in CASES order."""
+    selected = {
+        (item.callspec.params["name"], item.callspec.params["local_workers"])
+        for item in session.items
+        if item.originalname == "test_workers_end_and_output_closes_on_every_exit_path"
+    }
+    return [case for case in CASES if case in selected]
+
+
 @pytest.fixture(scope="module")
-def exits(tmp_path_factory) -> dict[tuple[str, int], Exit]:
-    """All exit paths of both runtimes at once (each process pays TensorFlow's ~13 s import)."""
+def exits(request, tmp_path_factory) -> dict[tuple[str, int], Exit]:
+    """The selected exit paths at once (each process pays TensorFlow's ~13 s import)."""
+    cases = selected_cases(request.session)
     folder = tmp_path_factory.mktemp("exits")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs, pid_files, outputs, left_at = {}, {}, {}, {}
-    results = {case: Exit() for case in CASES}
-    with ThreadPoolExecutor(len(CASES)) as pool:
+    results = {case: Exit() for case in cases}
+    with ThreadPoolExecutor(len(cases)) as pool:
         try:
-            for case in CASES:
+            for case in cases:
                 name, n = case
                 pid_files[case] = folder / f"{name}-{n}.pid"
                 procs[case] = subprocess.Popen(
@@ -115,9 +133,9 @@ def exits(tmp_path_factory) -> dict[tuple[str, int], Exit]:
                 )
                 # Drained from the start, so that a full pipe never blocks the script.
                 outputs[case] = pool.submit(_read_to_eof, procs[case])
-            # Generous: ten TensorFlow imports on a loaded 2-core machine take minutes.
+            # Generous: ten TensorFlow imports (-m slow) on a loaded 2-core machine take minutes.
             deadline = time.monotonic() + 600
-            for case in CASES:
+            for case in cases:
                 signum = EXITS[case[0]][1]
                 while not pid_files[case].exists() and procs[case].poll() is None:
                     if time.monotonic() > deadline:
@@ -153,7 +171,7 @@ def exits(tmp_path_factory) -> dict[tuple[str, int], Exit]:
     return results
 
 
-@pytest.mark.parametrize("name, local_workers", CASES)
+@pytest.mark.parametrize("name, local_workers", CASE_PARAMS)
 def test_workers_end_and_output_closes_on_every_exit_path(exits, name, local_workers):
     result = exits[(name, local_workers)]
     assert result.workers, f"no worker pids written:\n{result.stderr[-3000:]}"

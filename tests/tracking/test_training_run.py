@@ -375,14 +375,15 @@ def test_sigkill_after_a_round_then_resume_reproduces_the_uninterrupted_run(
     tmp_path, reference, store_uri
 ):
     """fedlm-train in a subprocess, SIGKILLed once it reports round 2 (before or after writing
-    that round's checkpoint), resumed with resume=true, equals the uninterrupted run."""
+    that round's checkpoint), resumed with resume=true, equals the uninterrupted run. The resume
+    runs in this process (the killed process is the real crash; a second subprocess would only
+    pay TensorFlow's import again)."""
     killed = tmp_path / "killed"
     store = f"tracking.uri={store_uri}"
     code, output = run_train(killed, tmp_path / "killed.log", store, kill_after_round=2)
     assert code == -signal.SIGKILL, output
-    code, output = run_train(killed, tmp_path / "resumed.log", store, "resume=true")
-    assert code == 0, output
-    assert "resuming after round" in output
+    lines = resume(small_config(killed, store))
+    assert any(line.startswith("resuming after round") for line in lines), lines
 
     client = reference[0].client
     run_id = json.loads((killed / "checkpoints" / "run.json").read_text())["run_id"]
