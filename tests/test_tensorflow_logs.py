@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # Imports what fedlm-train imports, then prints a warning the way fedlm does.
 SCRIPT = """
 import os, sys
@@ -22,6 +24,7 @@ def run_script():
     )
 
 
+@pytest.mark.slow  # a fedlm-train subprocess: ~50 s loaded
 def test_tensorflow_is_quiet_by_default_and_fedlms_warnings_show():
     """On a CPU machine TensorFlow 2.14 opens with three "E ... Unable to register cuDNN/cuFFT/
     cuBLAS factory" lines at its default level (and with fedlm's former 2: they are errors)."""

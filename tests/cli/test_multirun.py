@@ -100,6 +100,7 @@ def check_sweep(uri, client, tmp_path, optimizers=("sgd", "adam"), seeds=("0", "
     ]
 
 
+@pytest.mark.slow  # four real jobs through Hydra's multirun: ~100 s loaded
 def test_a_2x2_multirun_logs_four_runs_with_their_swept_values(monkeypatch, tmp_path, capfd):
     uri, client = multirun(monkeypatch, tmp_path, "server_optimizer=sgd,adam", "seed=0,1")
     check_sweep(uri, client, tmp_path)

@@ -343,6 +343,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow  # three fedlm-train processes, one holding a run: ~100 s loaded
 def test_resuming_a_finished_run_or_one_being_written_stops_before_tensorflow(
     monkeypatch, tmp_path, tiny_data
 ):

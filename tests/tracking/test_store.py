@@ -121,6 +121,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # three processes on a new store: ~65 s loaded
 def test_three_processes_on_a_brand_new_store_all_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
     ready = tmp_path / "ready"

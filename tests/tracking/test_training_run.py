@@ -248,6 +248,7 @@ def test_a_run_started_looped_resumes_unrolled_to_the_uninterrupted_metrics(
     assert_same_metrics(metric_table(client, resumed.run_id), expected)
 
 
+@pytest.mark.slow  # two runs in two stores and a resume from the pack: ~100 s loaded
 def test_a_run_carried_to_a_new_machine_resumes_there_to_the_uninterrupted_metrics(
     tmp_path, reference, empty_store, capsys
 ):
@@ -371,6 +372,7 @@ def run_train(run_dir: Path, log: Path, *overrides, kill_after_round=None):
     return process.returncode, log.read_text()
 
 
+@pytest.mark.slow  # a real fedlm-train subprocess SIGKILLed, then resumed: ~5 min loaded
 def test_sigkill_after_a_round_then_resume_reproduces_the_uninterrupted_run(
     tmp_path, reference, store_uri
 ):
