@@ -113,7 +113,7 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         "aggregator.noise_multipler is not a config key "
         "(did you mean aggregator.noise_multiplier?): expected one of the keys of aggregator: "
         "name, noise_multiplier, clip, initial_clip, target_quantile, clip_learning_rate, "
-        "clipped_count_stddev, delta, zeroing, clipping"
+        "clipped_count_stddev, delta, zeroing, clipping, measure_norms"
     )
     expected = [
         rouds,
@@ -122,7 +122,7 @@ def test_config_errors_are_one_line_and_come_before_tensorflow(tmp_path, tiny_da
         "experimnt is not a config key (did you mean experiment?): expected one of the "
         "top-level keys and config groups: data, model, client_optimizer, server_optimizer, "
         "algorithm, aggregator, sampler, runtime, tracking, training, eval, seed, resume, "
-        "output_dir, experiment_scale, experiment, mcmahan2017, reddi2021",
+        "output_dir, experiment_scale, dp, experiment, mcmahan2017, reddi2021",
         "training.seq_len=0 is not allowed: expected a number >= 1",
         "client_optimizer.learning_rate=-0.5 is not allowed: expected a number > 0",
         "data.pad=True is not allowed: expected false with the 'paper' pipeline (it pads itself)",

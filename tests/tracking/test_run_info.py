@@ -152,6 +152,7 @@ def test_params_leave_out_the_keys_of_choices_not_made():
         "aggregator.noise_multiplier": "0.1",
         "aggregator.clip": "1.0",
         "aggregator.delta": "null",
+        "aggregator.measure_norms": "false",  # every aggregator takes it
         "sampler.name": "uniform",
         "data.pipeline": "tutorial",
         "data.pad": "false",
