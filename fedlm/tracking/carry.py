@@ -88,10 +88,8 @@ def unfinished_runs(client: mlflow.MlflowClient, experiment_name: str, uri: str)
     for run in client.search_runs(
         [experiment.experiment_id], "attributes.status != 'FINISHED'", max_results=1000
     ):
-        folder = run.data.tags.get(run_info.CHECKPOINT_DIR_TAG)
-        checkpoints = CheckpointStore(folder) if folder else None
-        recorded = checkpoints.read_run() if checkpoints else None
-        if recorded and recorded["run_id"] == run.info.run_id and checkpoints.rounds():
+        checkpoints = _local_checkpoints(run)
+        if checkpoints is not None and checkpoints.rounds():
             found.append(run.info.run_id)
     return found
 
@@ -148,11 +146,18 @@ def pack(client: mlflow.MlflowClient, run_id: str, to: str | Path) -> Path:
     return target
 
 
-def _checkpoints_of(run: Run) -> CheckpointStore:
+def _local_checkpoints(run: Run) -> CheckpointStore | None:
+    """The run's checkpoint folder (its tag), where it is on this machine and names the run."""
     folder = run.data.tags.get(run_info.CHECKPOINT_DIR_TAG)
     checkpoints = CheckpointStore(folder) if folder else None
     recorded = checkpoints.read_run() if checkpoints else None
-    if recorded is None or recorded["run_id"] != run.info.run_id:
+    return checkpoints if recorded and recorded["run_id"] == run.info.run_id else None
+
+
+def _checkpoints_of(run: Run) -> CheckpointStore:
+    checkpoints = _local_checkpoints(run)
+    if checkpoints is None:
+        folder = run.data.tags.get(run_info.CHECKPOINT_DIR_TAG)
         raise FedlmError(
             f"cannot pack run {run.info.run_id}: its checkpoint folder "
             f"({folder or 'not recorded'}) is not on this machine or holds another run's "
