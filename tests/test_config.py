@@ -1,5 +1,7 @@
 """The typed config is closed: every key is checked against the dataclasses of fedlm/config.py."""
 
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -68,3 +70,23 @@ def test_a_key_hydra_adds_with_plus_is_refused_after_composition(override, key):
     composed = compose_train(override)
     with pytest.raises(UnknownKeyError, match=rf"^{key} is not a config key"):
         check_keys(composed, TrainConfig)
+
+
+COMPOSED = Path(__file__).parent / "composed"
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "overrides"),
+    [
+        ("train", []),
+        ("reddi2021_fedadagrad", ["+experiment=reddi2021", "reddi2021=fedadagrad"]),
+        ("dp", ["+experiment=dp"]),
+    ],
+)
+def test_the_composed_config_is_the_one_the_paper_runs_logged(snapshot, overrides):
+    """Every key and value fedlm-train composes, as the running paper studies logged them: resume
+    compares the logged params, so moving a default between conf/ and the dataclasses must not
+    change one."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        composed = compose("train", overrides=overrides)
+    assert OmegaConf.to_yaml(composed) == (COMPOSED / f"{snapshot}.yaml").read_text()
