@@ -10,6 +10,9 @@ from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401 (registers the schema and resolvers)
 from fedlm.config import TrainConfig, check_key, check_keys
 from fedlm.errors import ConfigError, UnknownKeyError
+from fedlm.federated.aggregators import AGGREGATORS
+from fedlm.federated.process import ALGORITHMS, OPTIMIZERS
+from fedlm.federated.samplers import SAMPLERS
 
 TRAINING_KEYS = (
     "rounds, clients_per_round, local_epochs, max_batches_per_client, seq_len, batch_size, "
@@ -90,3 +93,21 @@ def test_the_composed_config_is_the_one_the_paper_runs_logged(snapshot, override
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         composed = compose("train", overrides=overrides)
     assert OmegaConf.to_yaml(composed) == (COMPOSED / f"{snapshot}.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("group", "registry"),
+    [
+        ("sampler", SAMPLERS),
+        ("client_optimizer", OPTIMIZERS),
+        ("server_optimizer", OPTIMIZERS),
+        ("algorithm", ALGORITHMS),
+        ("aggregator", AGGREGATORS),
+    ],
+)
+def test_each_choice_in_conf_names_a_builder_and_each_builder_has_one(group, registry):
+    """A group's names are its module's registry: conf/<group>/*.yaml pick from them."""
+    names = set()
+    for choice in sorted((Path(CONFIG_DIR) / group).glob("*.yaml")):
+        names.add(compose_train(f"{group}={choice.stem}")[group]["name"])
+    assert names == set(registry)
