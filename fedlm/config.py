@@ -18,10 +18,8 @@ from typing import Any
 
 from fedlm.errors import ConfigError, UnknownKeyError
 
-# The choices of the groups whose code lives outside fedlm/federated/ and fedlm/data/pipelines.py.
-# The others' names are their builders' (data.pipeline: fedlm/data/pipelines.py; client_optimizer,
-# server_optimizer, algorithm: fedlm/federated/process.py; aggregator: aggregators.py; sampler:
-# samplers.py), each checked there; fedlm.checks.validate checks every value once.
+# The choices of data.name, model.cell, eval.role and runtime.name. The other groups' names are
+# their builders' registries (PIPELINES, OPTIMIZERS, ALGORITHMS, AGGREGATORS, SAMPLERS).
 DATASETS = ("shakespeare", "synthetic")
 CELLS = ("gru", "lstm")
 EVAL_ROLES = ("test", "validation")
@@ -380,24 +378,18 @@ class GenerateConfig:
     vocab_size: int | None = None  # null: the saved model's embedding rows
 
 
-# Moved to their group's module (issue 24); resolved here on first use, without an import of the
-# group's module at load time, until fedlm/experiment.py, fedlm/cli/train.py, fedlm/cli/data.py
-# and fedlm/tracking/run_info.py import them from their new homes.
+# Moved to their group's module (issue 24), and resolved here on first use until
+# fedlm/experiment.py, fedlm/cli/train.py, fedlm/cli/data.py and fedlm/tracking/run_info.py
+# import them from there.
 def __getattr__(name: str) -> Any:
-    if name == "validate":
-        from fedlm.checks import validate
+    if name not in ("validate", "PIPELINES", "OPTIMIZER_FIELDS", "AGGREGATOR_FIELDS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from fedlm import checks
+    from fedlm.federated import aggregators, process
 
-        return validate
-    if name == "PIPELINES":
-        from fedlm.data.pipelines import PIPELINES
-
-        return PIPELINES
-    if name == "OPTIMIZER_FIELDS":
-        from fedlm.federated.process import OPTIMIZERS
-
-        return {optimizer: spec.takes for optimizer, spec in OPTIMIZERS.items()}
-    if name == "AGGREGATOR_FIELDS":
-        from fedlm.federated.aggregators import AGGREGATORS
-
-        return {aggregator: spec.takes for aggregator, spec in AGGREGATORS.items()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return {
+        "validate": checks.validate,
+        "PIPELINES": checks.PIPELINES,
+        "OPTIMIZER_FIELDS": {n: o.takes for n, o in process.OPTIMIZERS.items()},
+        "AGGREGATOR_FIELDS": {n: a.takes for n, a in aggregators.AGGREGATORS.items()},
+    }[name]

@@ -103,6 +103,7 @@ class Aggregator:
     takes: tuple[str, ...] = ()  # the AggregatorConfig keys besides name and measure_norms
     private: bool = False  # Gaussian noise on clipped updates: the privacy spent is accounted
     refused: str = ""  # why fedlm cannot run it ('': it can)
+    quantizes: bool = False  # sends fewer bits than float32: bits_per_client is logged
 
 
 ADAPTIVE_CLIP_FIELDS = ("initial_clip", "target_quantile", "clip_learning_rate")
@@ -115,7 +116,9 @@ AGGREGATORS = {
         ("noise_multiplier", *ADAPTIVE_CLIP_FIELDS, "clipped_count_stddev", "delta", "zeroing"),
         private=True,
     ),
-    "compression": Aggregator(_tff_learning("compression"), ("zeroing", "clipping")),
+    "compression": Aggregator(
+        _tff_learning("compression"), ("zeroing", "clipping"), quantizes=True
+    ),
     # What TFF 0.87's runtimes execute: secure aggregation's tff.federated_secure_sum_bitwidth
     # fails in the local C++ runtime; only TFF's test context (tff.backends.test), which replaces
     # the secure sum by a plain one, runs it.
@@ -326,7 +329,7 @@ class AggregatorMetrics:
             self.accountant = privacy_accountant(agg, sampler, clients_per_round, num_clients)
         self.bits_per_client = (
             sum(encoded_bits(shape) for shape in trainable_shapes)
-            if agg.name == "compression"
+            if AGGREGATORS[agg.name].quantizes
             else None
         )
 
