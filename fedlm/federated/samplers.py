@@ -125,26 +125,6 @@ class PoissonSampler(Sampler):
         return [c for c, taken in zip(self.client_ids, drawn, strict=True) if taken]
 
 
-class SequentialSampler(Sampler):
-    """The clients in id order, clients_per_round at a time, from the start again after the end."""
-
-    position = 0
-
-    def sample(self) -> list[str]:
-        n = len(self.client_ids)
-        picks = [self.client_ids[(self.position + i) % n] for i in range(self.clients_per_round)]
-        self.position = (self.position + self.clients_per_round) % n
-        return picks
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return {**super().state, "position": self.position}
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        super().load_state(state)
-        self.position = int(state["position"])
-
-
 # sampler.name -> its class (conf/sampler/<name>.yaml picks one).
 SAMPLERS: dict[str, type[Sampler]] = {
     "fixed": FixedSampler,
@@ -153,7 +133,6 @@ SAMPLERS: dict[str, type[Sampler]] = {
     "weighted": WeightedSampler,
     "round_robin": RoundRobinSampler,
     "poisson": PoissonSampler,
-    "sequential": SequentialSampler,
 }
 
 

@@ -177,14 +177,3 @@ def test_too_many_validation_clients_is_an_error_naming_the_key():
         evaluation_clients(CLIENTS, 10, 31)
     with pytest.raises(ConfigError, match=r"eval.validation_clients=40 .* at most 39"):
         evaluation_clients(CLIENTS, None, 40)
-
-
-def test_sequential_takes_the_clients_in_order_and_resumes_where_it_was():
-    sampler = build_sampler("sequential", ELIGIBLE, 4, 0)
-    assert draws(sampler, 2) == [
-        ["PLAY_C0", "PLAY_C1", "PLAY_C2", "PLAY_C3"],
-        ["PLAY_C4", "PLAY_C5", "PLAY_C6", "PLAY_C7"],
-    ]
-    resumed = build_sampler("sequential", ELIGIBLE, 4, 0)
-    resumed.load_state(sampler.state)
-    assert resumed.sample() == ["PLAY_C8", "PLAY_C9", "PLAY_C0", "PLAY_C1"]
