@@ -5,12 +5,12 @@ about a second instead of after 10-20 s of imports (or minutes into a run).
 builder (``data.pipeline``: fedlm/data/pipelines.py; optimizers and algorithm:
 fedlm/federated/process.py; aggregator: aggregators.py; sampler: samplers.py), the rest here; the
 builders then take what it passed. :func:`check_data` checks the values against the files and the
-data: a ``model.pretrained`` path, the pipeline's options,
-``data.cache_dir`` and ``data.source`` (fetched from ``data.source_url`` when it is not at hand and
-the database is not built yet), and, when the federated Shakespeare database is already built, that
-enough training clients have a full batch at this ``seq_len`` and batch size for the sampler
-(``training.clients_per_round``, ``sampler.client_ids``). :func:`fedlm.experiment.run` checks the
-same things again where it uses them, so a library caller is never without them.
+data: a ``model.pretrained`` path, ``data.cache_dir`` and ``data.source`` (fetched from
+``data.source_url`` when it is not at hand and the database is not built yet), and, when the
+federated Shakespeare database is already built, that enough training clients have a full batch at
+this ``seq_len`` and batch size for the sampler (``training.clients_per_round``,
+``sampler.client_ids``). :func:`fedlm.experiment.run` checks the data again where it uses them
+(it calls :func:`validate` too), so a library caller is never without them.
 """
 
 from __future__ import annotations
