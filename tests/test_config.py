@@ -1,5 +1,7 @@
 """The typed config is closed: every key is checked against the dataclasses of fedlm/config.py."""
 
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -8,6 +10,9 @@ from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401 (registers the schema and resolvers)
 from fedlm.config import TrainConfig, check_key, check_keys
 from fedlm.errors import ConfigError, UnknownKeyError
+from fedlm.federated.aggregators import AGGREGATORS
+from fedlm.federated.process import ALGORITHMS, OPTIMIZERS
+from fedlm.federated.samplers import SAMPLERS
 
 TRAINING_KEYS = (
     "rounds, clients_per_round, local_epochs, max_batches_per_client, seq_len, batch_size, "
@@ -68,3 +73,41 @@ def test_a_key_hydra_adds_with_plus_is_refused_after_composition(override, key):
     composed = compose_train(override)
     with pytest.raises(UnknownKeyError, match=rf"^{key} is not a config key"):
         check_keys(composed, TrainConfig)
+
+
+COMPOSED = Path(__file__).parent / "composed"
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "overrides"),
+    [
+        ("train", []),
+        ("reddi2021_fedadagrad", ["+experiment=reddi2021", "reddi2021=fedadagrad"]),
+        ("dp", ["+experiment=dp"]),
+    ],
+)
+def test_the_composed_config_is_the_one_the_paper_runs_logged(snapshot, overrides):
+    """Every key and value fedlm-train composes, as the running paper studies logged them: resume
+    compares the logged params, so moving a default between conf/ and the dataclasses must not
+    change one."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        composed = compose("train", overrides=overrides)
+    assert OmegaConf.to_yaml(composed) == (COMPOSED / f"{snapshot}.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("group", "registry"),
+    [
+        ("sampler", SAMPLERS),
+        ("client_optimizer", OPTIMIZERS),
+        ("server_optimizer", OPTIMIZERS),
+        ("algorithm", ALGORITHMS),
+        ("aggregator", AGGREGATORS),
+    ],
+)
+def test_each_choice_in_conf_names_a_builder_and_each_builder_has_one(group, registry):
+    """A group's names are its module's registry: conf/<group>/*.yaml pick from them."""
+    names = set()
+    for choice in sorted((Path(CONFIG_DIR) / group).glob("*.yaml")):
+        names.add(compose_train(f"{group}={choice.stem}")[group]["name"])
+    assert names == set(registry)

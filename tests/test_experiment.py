@@ -216,7 +216,11 @@ def test_one_client_one_round_of_fedavg_equals_the_same_keras_sgd_steps(tmp_path
         ("training.rounds=0", r"training.rounds=0 .*>= 1"),
         ("training.clients_per_round=5", r"training.clients_per_round=5 .*at most 3"),
         ("sampler.name=lottery", r"sampler.name='lottery' .*'round_robin'"),
-        ("+sampler.client_ids=[NOBODY]", None),
+        ("sampler=fixed", r"sampler.client_ids=\[\] .*a non-empty list of client ids for 'fixed'"),
+        (
+            "sampler=fixed sampler.client_ids=[NOBODY]",
+            r"sampler.client_ids='NOBODY' .*a client id of this dataset",
+        ),
         ("eval.client_ids=[NOBODY]", r"eval.client_ids='NOBODY'"),
         ("training.seq_len=0", r"training.seq_len=0"),
         ("eval.role=train", r"eval.role='train' .*'test', 'validation'"),
@@ -250,8 +254,6 @@ def test_one_client_one_round_of_fedavg_equals_the_same_keras_sgd_steps(tmp_path
     ],
 )
 def test_bad_configuration_is_refused_before_any_tff_compilation(tmp_path, override, message):
-    if override.startswith("+sampler"):
-        override, message = "sampler=fixed", r"sampler.client_ids=\[\]"
     tracker = RecordingTracker()
     with pytest.raises(ConfigError, match=message):
         run(config(tmp_path, *override.split()), tracker, say=lambda line: None)

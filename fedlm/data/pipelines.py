@@ -1,11 +1,70 @@
 """The per-client pipeline by name: ``tutorial`` (fedlm/data/preprocess.py) or ``paper``
 (fedlm/data/paper.py, TFF's Shakespeare baseline). Both offer ``train``, ``evaluate``,
-``num_batches``, ``vocab_size``, ``ignore_id`` and ``loss_ignore_id``."""
+``num_batches``, ``vocab_size``, ``ignore_id`` and ``loss_ignore_id``.
+
+:data:`PIPELINES` says how they differ without importing them (they import TensorFlow), so that
+``fedlm-train`` checks the ``data.*`` options in a second.
+"""
 
 from __future__ import annotations
 
-from fedlm.config import PIPELINES
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fedlm.config import DataConfig
 from fedlm.errors import ConfigError
+from fedlm.vocab import UNKNOWN_POLICIES
+
+
+def _tutorial(seq_len, batch_size, shuffle_buffer, unknown_chars, pad, loss_on_padding):
+    from fedlm.data.preprocess import TutorialPipeline
+
+    return TutorialPipeline(
+        seq_len=seq_len,
+        batch_size=batch_size,
+        shuffle_buffer=shuffle_buffer or TutorialPipeline.shuffle_buffer,
+        unknown_chars=unknown_chars or "drop",
+        pad=pad,
+    )
+
+
+def _paper(seq_len, batch_size, shuffle_buffer, unknown_chars, pad, loss_on_padding):
+    from fedlm.data.paper import DEFAULT_SHUFFLE_BUFFER, PaperPipeline
+
+    return PaperPipeline(
+        seq_len=seq_len,
+        batch_size=batch_size,
+        shuffle_buffer=shuffle_buffer or DEFAULT_SHUFFLE_BUFFER,
+        loss_on_padding=loss_on_padding,
+    )
+
+
+@dataclass(frozen=True)
+class PipelineKind:
+    """A pipeline as the config checks and the task see it."""
+
+    build: Callable[..., Any]
+    # Pads every sequence itself with id 0, which the model's embedding masks (TFF's baseline):
+    # data.pad is refused; its padding targets are what data.loss_on_padding counts.
+    pads_itself: bool
+    unknown_chars: tuple[str | None, ...]  # the data.unknown_chars it takes (null: its own)
+    char_id_offset: int  # the model id of the vocabulary's first character
+    metrics: tuple[str, ...] = ()  # logged beside accuracy; training.stop_at may name them
+    pretrain_args: str = ""  # what `fedlm-pretrain` needs for a model that starts such a run
+
+
+PIPELINES = {
+    "tutorial": PipelineKind(_tutorial, False, (None, *UNKNOWN_POLICIES), char_id_offset=0),
+    "paper": PipelineKind(
+        _paper,
+        True,
+        (None, "oov"),
+        char_id_offset=1,
+        metrics=("accuracy_no_eos_oov",),
+        pretrain_args=" pipeline=paper seq_len=80",
+    ),
+}
 
 
 def check_options(
@@ -15,19 +74,25 @@ def check_options(
     (no TensorFlow: ``fedlm-train`` checks them before importing it)."""
     if name not in PIPELINES:
         raise ConfigError("data.pipeline", name, PIPELINES)
-    if name == "paper" and pad:
-        raise ConfigError("data.pad", pad, "false with the 'paper' pipeline (it pads itself)")
-    if name != "paper" and loss_on_padding:
+    pipeline = PIPELINES[name]
+    if pipeline.pads_itself and pad:
+        raise ConfigError("data.pad", pad, f"false with the {name!r} pipeline (it pads itself)")
+    if not pipeline.pads_itself and loss_on_padding:
+        padding = "|".join(n for n, p in PIPELINES.items() if p.pads_itself)
         raise ConfigError(
             "data.loss_on_padding",
             loss_on_padding,
-            "false unless data.pipeline=paper (only the papers' pipeline has padding targets; the "
-            "tutorial's padded positions are never counted)",
+            f"false unless data.pipeline={padding} (only the papers' pipeline has padding "
+            "targets; the tutorial's padded positions are never counted)",
         )
-    if name == "paper" and unknown_chars not in (None, "oov"):
-        raise ConfigError(
-            "data.unknown_chars", unknown_chars, "null or 'oov' with data.pipeline=paper"
-        )
+    if unknown_chars not in pipeline.unknown_chars:
+        taken = " or ".join("null" if u is None else repr(u) for u in pipeline.unknown_chars)
+        raise ConfigError("data.unknown_chars", unknown_chars, f"{taken} with data.pipeline={name}")
+
+
+def check_pipeline(data: DataConfig) -> None:
+    """``data.pipeline`` and the options it takes."""
+    check_options(data.pipeline, data.unknown_chars, data.pad, data.loss_on_padding)
 
 
 def build_pipeline(
@@ -39,24 +104,9 @@ def build_pipeline(
     pad: bool = False,
     loss_on_padding: bool = False,
 ):
-    """The pipeline ``name``; ``unknown_chars=None`` and ``shuffle_buffer=None`` take its own."""
+    """The pipeline ``name``; ``unknown_chars=None`` and ``shuffle_buffer=None`` take its own.
+
+    Its options are checked here too: ``fedlm-data stats`` builds one without a config."""
     check_options(name, unknown_chars, pad, loss_on_padding)
-    if name == "tutorial":
-        from fedlm.data.preprocess import TutorialPipeline
-
-        return TutorialPipeline(
-            seq_len=seq_len,
-            batch_size=batch_size,
-            shuffle_buffer=shuffle_buffer or TutorialPipeline.shuffle_buffer,
-            unknown_chars=unknown_chars or "drop",
-            pad=pad,
-        )
-    if name == "paper":
-        from fedlm.data.paper import DEFAULT_SHUFFLE_BUFFER, PaperPipeline
-
-        return PaperPipeline(
-            seq_len=seq_len,
-            batch_size=batch_size,
-            shuffle_buffer=shuffle_buffer or DEFAULT_SHUFFLE_BUFFER,
-            loss_on_padding=loss_on_padding,
-        )
+    build = PIPELINES[name].build
+    return build(seq_len, batch_size, shuffle_buffer, unknown_chars, pad, loss_on_padding)

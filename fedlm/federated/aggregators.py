@@ -12,23 +12,27 @@ differentially private ones spend, and what every aggregator measures, as per-ro
   clip follows a private estimate of the ``target_quantile`` of the update norms; with
   ``zeroing=true``, ``tff.learning.dp_aggregator`` (the same, inside TFF's adaptive zeroing).
 - ``compression``, ``robust``: ``tff.learning.compression_aggregator``, ``robust_aggregator``.
-- ``secure``: ``tff.learning.secure_aggregator``, refused by ``config.validate_aggregator``:
-  TFF 0.87's local runtime cannot run it.
+- ``secure``: ``tff.learning.secure_aggregator``, refused by :func:`check_aggregator`: TFF 0.87's
+  local runtime cannot run it.
 
-The privacy the DP aggregators spend is accounted in ``fedlm/federated/privacy.py``.
+The privacy the DP aggregators spend is accounted in ``fedlm/federated/privacy.py``. TensorFlow
+and dp_accounting are imported where they are used, so that ``fedlm-train`` checks a config
+(:func:`check_aggregator`) in a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_federated as tff
 
-from fedlm.config import AGGREGATORS, AggregatorConfig
+from fedlm.config import AggregatorConfig, TrainConfig, at_least, one_of, positive
 from fedlm.errors import ConfigError
-from fedlm.federated.privacy import privacy_accountant
+
+if TYPE_CHECKING:
+    import tensorflow_federated as tff
 
 # tff.learning.compression_aggregator's fixed settings (TFF 0.87, model_update_aggregator.py):
 # 8-bit uniform quantization of every tensor with more than 20,000 elements.
@@ -51,15 +55,97 @@ def clipped_count_stddev(agg: AggregatorConfig, clients_per_round: int) -> float
     return max(0.05 * clients_per_round, agg.noise_multiplier)
 
 
+def _mean(agg: AggregatorConfig, clients_per_round: int, weighted: bool) -> None:
+    return None  # TFF's builders' own default
+
+
+def _dp_fixed(agg: AggregatorConfig, clients_per_round: int, weighted: bool):
+    import tensorflow_federated as tff
+
+    return tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed(
+        agg.noise_multiplier, clients_per_round, agg.clip
+    )
+
+
+def _dp_adaptive(agg: AggregatorConfig, clients_per_round: int, weighted: bool):
+    import tensorflow_federated as tff
+
+    if agg.zeroing:
+        return tff.learning.dp_aggregator(agg.noise_multiplier, clients_per_round, zeroing=True)
+    given = {
+        "initial_l2_norm_clip": agg.initial_clip,
+        "target_unclipped_quantile": agg.target_quantile,
+        "learning_rate": agg.clip_learning_rate,
+    }
+    return tff.aggregators.DifferentiallyPrivateFactory.gaussian_adaptive(
+        agg.noise_multiplier,
+        clients_per_round,
+        clipped_count_stddev=clipped_count_stddev(agg, clients_per_round),
+        **{k: v for k, v in given.items() if v is not None},
+    )
+
+
+def _tff_learning(name: str) -> Callable:
+    """``tff.learning.<name>_aggregator``, with its adaptive zeroing and clipping."""
+
+    def build(agg: AggregatorConfig, clients_per_round: int, weighted: bool):
+        import tensorflow_federated as tff
+
+        builder = getattr(tff.learning, f"{name}_aggregator")
+        return builder(zeroing=bool(agg.zeroing), clipping=bool(agg.clipping), weighted=weighted)
+
+    return build
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    build: Callable  # (aggregator config, clients_per_round, weighted) -> TFF's factory or None
+    takes: tuple[str, ...] = ()  # the AggregatorConfig keys besides name and measure_norms
+    private: bool = False  # Gaussian noise on clipped updates: the privacy spent is accounted
+    refused: str = ""  # why fedlm cannot run it ('': it can)
+    quantizes: bool = False  # sends fewer bits than float32: bits_per_client is logged
+
+
+ADAPTIVE_CLIP_FIELDS = ("initial_clip", "target_quantile", "clip_learning_rate")
+# aggregator.name (conf/aggregator/)
+AGGREGATORS = {
+    "mean": Aggregator(_mean),
+    "dp_fixed": Aggregator(_dp_fixed, ("noise_multiplier", "clip", "delta"), private=True),
+    "dp_adaptive": Aggregator(
+        _dp_adaptive,
+        ("noise_multiplier", *ADAPTIVE_CLIP_FIELDS, "clipped_count_stddev", "delta", "zeroing"),
+        private=True,
+    ),
+    "compression": Aggregator(
+        _tff_learning("compression"), ("zeroing", "clipping"), quantizes=True
+    ),
+    # What TFF 0.87's runtimes execute: secure aggregation's tff.federated_secure_sum_bitwidth
+    # fails in the local C++ runtime; only TFF's test context (tff.backends.test), which replaces
+    # the secure sum by a plain one, runs it.
+    "secure": Aggregator(
+        _tff_learning("secure"),
+        ("zeroing", "clipping"),
+        refused="TFF 0.87's local C++ runtime cannot run tff.learning.secure_aggregator (its "
+        "tff.federated_secure_sum_bitwidth fails with 'Cannot embed a federated value'); only "
+        "TFF's test context, which replaces the secure sum with a plain one, runs it",
+    ),
+    "robust": Aggregator(_tff_learning("robust"), ("zeroing", "clipping")),
+}
+# The samplers whose cohorts fedlm's privacy accounting covers (fedlm/federated/privacy.py).
+DP_SAMPLERS = ("uniform", "poisson")
+
+
 def build_aggregator(
     agg: AggregatorConfig, clients_per_round: int, weighted: bool
 ) -> tff.aggregators.AggregationFactory | None:
     """TFF's factory for ``agg`` (None: TFF's default mean); ``weighted`` follows the algorithm.
     With ``measure_norms``, wrapped in ``tff.learning.add_debug_measurements`` (the mean then
     passed as TFF's builders make it by default), which measures without changing the aggregate."""
-    factory = _factory(agg, clients_per_round, weighted)
+    factory = AGGREGATORS[agg.name].build(agg, clients_per_round, weighted)
     if not agg.measure_norms:
         return factory
+    import tensorflow_federated as tff
+
     if factory is None:  # TFF's builders' default
         factory = (
             tff.aggregators.MeanFactory() if weighted else tff.aggregators.UnweightedMeanFactory()
@@ -67,38 +153,98 @@ def build_aggregator(
     return tff.learning.add_debug_measurements(factory)
 
 
-def _factory(
-    agg: AggregatorConfig, clients_per_round: int, weighted: bool
-) -> tff.aggregators.AggregationFactory | None:
-    if agg.name == "mean":
-        return None
-    if agg.name == "dp_fixed":
-        return tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed(
-            agg.noise_multiplier, clients_per_round, agg.clip
+# -- what validation checks -----------------------------------------------------------------------
+
+
+def check_aggregator(cfg: TrainConfig) -> None:
+    """The aggregator's keys, and the combinations TFF can build and fedlm can account for."""
+    agg = cfg.aggregator
+    one_of("aggregator.name", agg.name, AGGREGATORS)
+    kind = AGGREGATORS[agg.name]
+    for name in (f.name for f in fields(agg) if f.name not in ("name", "measure_norms")):
+        value = getattr(agg, name)
+        if value is not None and name not in kind.takes:
+            allowed = f"only {', '.join(kind.takes)}" if kind.takes else "no other key"
+            raise ConfigError(
+                f"aggregator.{name}",
+                value,
+                f"null: aggregator.name={agg.name!r} takes {allowed} (aggregator=<name> picks one)",
+            )
+    if not isinstance(agg.measure_norms, bool):
+        raise ConfigError("aggregator.measure_norms", agg.measure_norms, "true or false")
+    if kind.refused:
+        runnable = ", ".join(name for name, a in AGGREGATORS.items() if not a.refused)
+        raise ConfigError("aggregator.name", agg.name, f"one of {runnable}: {kind.refused}")
+    if kind.private:
+        _check_private(cfg)
+
+
+def _check_private(cfg: TrainConfig) -> None:
+    """A DP aggregator: its noise and clip, and the weighting and sampling its privacy needs."""
+    agg = cfg.aggregator
+    if agg.noise_multiplier is None:
+        raise ConfigError(
+            "aggregator.noise_multiplier", None, "a number >= 0 (noise stddev / clip norm)"
         )
-    if agg.name == "dp_adaptive":
-        if agg.zeroing:
-            return tff.learning.dp_aggregator(agg.noise_multiplier, clients_per_round, zeroing=True)
-        given = {
-            "initial_l2_norm_clip": agg.initial_clip,
-            "target_unclipped_quantile": agg.target_quantile,
-            "learning_rate": agg.clip_learning_rate,
-        }
-        return tff.aggregators.DifferentiallyPrivateFactory.gaussian_adaptive(
-            agg.noise_multiplier,
-            clients_per_round,
-            clipped_count_stddev=clipped_count_stddev(agg, clients_per_round),
-            **{k: v for k, v in given.items() if v is not None},
+    at_least("aggregator.noise_multiplier", agg.noise_multiplier, 0.0)
+    if "clip" in AGGREGATORS[agg.name].takes:  # a fixed clip
+        positive("aggregator.clip", agg.clip)
+    if agg.initial_clip is not None:
+        positive("aggregator.initial_clip", agg.initial_clip)
+    if agg.target_quantile is not None and not 0.0 <= agg.target_quantile <= 1.0:
+        raise ConfigError("aggregator.target_quantile", agg.target_quantile, "a number in [0, 1]")
+    at_least("aggregator.clip_learning_rate", agg.clip_learning_rate, 0.0, allow_none=True)
+    at_least("aggregator.clipped_count_stddev", agg.clipped_count_stddev, 0.0, allow_none=True)
+    if agg.delta is not None and not 0.0 < agg.delta < 1.0:
+        raise ConfigError("aggregator.delta", agg.delta, "a number in (0, 1), or null")
+    if cfg.algorithm.name != "fedavg_unweighted" and cfg.algorithm.client_weighting != "uniform":
+        raise ConfigError(
+            "algorithm.client_weighting",
+            cfg.algorithm.client_weighting,
+            f"'uniform' with aggregator.name={agg.name!r} (TFF's DP aggregators average the "
+            "clients unweighted), or algorithm=fedavg_unweighted",
         )
-    builders = {
-        "compression": tff.learning.compression_aggregator,
-        "secure": tff.learning.secure_aggregator,
-        "robust": tff.learning.robust_aggregator,
-    }
-    if agg.name not in builders:
-        raise ConfigError("aggregator.name", agg.name, AGGREGATORS)
-    build = builders[agg.name]
-    return build(zeroing=bool(agg.zeroing), clipping=bool(agg.clipping), weighted=weighted)
+    if cfg.sampler.name not in DP_SAMPLERS:
+        raise ConfigError(
+            "sampler.name",
+            cfg.sampler.name,
+            f"'uniform' or 'poisson' with aggregator.name={agg.name!r}: the privacy accountant "
+            "covers clients_per_round clients drawn uniformly without replacement (uniform, "
+            "replace-one) and each client drawn with probability clients_per_round / N "
+            "(poisson, add-or-remove)",
+        )
+    if "initial_clip" in AGGREGATORS[agg.name].takes and agg.noise_multiplier > 0:  # adaptive
+        _check_adaptive_noise(agg, cfg.training.clients_per_round)
+
+
+def _check_adaptive_noise(agg: AggregatorConfig, clients: int) -> None:
+    """dp_adaptive with noise: the clipped count's noise that TFF's adaptive clipping needs."""
+    z = agg.noise_multiplier
+    if agg.zeroing:
+        for name in (*ADAPTIVE_CLIP_FIELDS, "clipped_count_stddev"):
+            if getattr(agg, name) is not None:
+                raise ConfigError(
+                    f"aggregator.{name}",
+                    getattr(agg, name),
+                    "null with aggregator.zeroing=true (tff.learning.dp_aggregator, the one with "
+                    "zeroing, keeps TFF's adaptive-clipping defaults); aggregator.zeroing=false "
+                    "takes them",
+                )
+        if z >= 2 * 0.05 * clients:
+            raise ConfigError(
+                "aggregator.zeroing",
+                True,
+                f"false for noise_multiplier={z} with {clients} clients per round: "
+                "tff.learning.dp_aggregator's clipped-count noise, 0.05 x clients_per_round = "
+                f"{0.05 * clients:g}, must exceed noise_multiplier / 2",
+            )
+    elif agg.clipped_count_stddev is not None and z >= 2 * agg.clipped_count_stddev:
+        raise ConfigError(
+            "aggregator.clipped_count_stddev",
+            agg.clipped_count_stddev,
+            f"a number > noise_multiplier / 2 = {z / 2:g}, or null: TFF's adaptive clipping "
+            f"cannot reach noise_multiplier={z} otherwise",
+        )
 
 
 # -- what the aggregators measure -----------------------------------------------------------------
@@ -108,6 +254,7 @@ def encoded_bits(shape: Sequence[int]) -> int:
     """Bits one client sends for a tensor of ``shape`` through tff.learning.compression_aggregator:
     the size of what TFF's encoder (tensor_encoding's uniform quantization) emits for it, or
     float32 for tensors it leaves as they are."""
+    import tensorflow as tf
     from tensorflow_model_optimization.python.core.internal import tensor_encoding as te
 
     size = int(np.prod(shape, dtype=np.int64))
@@ -175,10 +322,14 @@ class AggregatorMetrics:
         trainable_shapes: Sequence[Sequence[int]] = (),
         sampler: str = "uniform",
     ):
-        self.accountant = privacy_accountant(agg, sampler, clients_per_round, num_clients)
+        self.accountant = None
+        if AGGREGATORS[agg.name].private:
+            from fedlm.federated.privacy import privacy_accountant  # dp_accounting: 3 s to import
+
+            self.accountant = privacy_accountant(agg, sampler, clients_per_round, num_clients)
         self.bits_per_client = (
             sum(encoded_bits(shape) for shape in trainable_shapes)
-            if agg.name == "compression"
+            if AGGREGATORS[agg.name].quantizes
             else None
         )
 

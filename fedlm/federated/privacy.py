@@ -36,7 +36,7 @@ import numpy as np
 from dp_accounting.pld import privacy_loss_distribution
 from dp_accounting.rdp import rdp_privacy_accountant
 
-from fedlm.config import DP_AGGREGATORS, AggregatorConfig
+from fedlm.config import AggregatorConfig
 
 DELTA_EXPONENT = 1.1  # default delta: 1 / N ** DELTA_EXPONENT
 # dp_accounting's PLDAccountant default: the grid of privacy-loss values its PLDs are kept on.
@@ -179,11 +179,9 @@ Accountant = FixedSizeAccountant | PoissonAccountant | NoGuarantee
 
 def privacy_accountant(
     agg: AggregatorConfig, sampler: str, clients_per_round: int, num_clients: int
-) -> Accountant | None:
-    """The accountant of a DP aggregator under ``sampler`` (None for the other aggregators);
-    delta is ``aggregator.delta``, or 1 / N^1.1."""
-    if agg.name not in DP_AGGREGATORS:
-        return None
+) -> Accountant:
+    """The accountant of a DP aggregator (one that aggregators.AGGREGATORS marks ``private``) under
+    ``sampler``; delta is ``aggregator.delta``, or 1 / N^1.1."""
     delta = agg.delta if agg.delta is not None else default_delta(num_clients)
     if agg.zeroing:
         return NoGuarantee(delta, ZEROING_REASON)

@@ -13,120 +13,113 @@ Client weighting (weighted algorithms): ``num_examples`` (TFF's default: batches
 ``aggregator`` (fedlm/federated/aggregators.py) is TFF's ``model_aggregator``. An unweighted one
 (the DP aggregators) goes to TFF's unweighted builders, ``build_unweighted_fed_avg`` and
 ``build_unweighted_fed_prox``, which are the weighted ones with uniform client weights.
+
+The names of each group are the registries below, and :func:`check_process` their check. TensorFlow
+is imported by the builders, not here, so ``fedlm-train`` checks a config without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING, NamedTuple
 
-import tensorflow as tf
-import tensorflow_federated as tff
-
-from fedlm.config import (
-    CLIENT_WEIGHTINGS,
-    LOOP_IMPLEMENTATIONS,
-    OPTIMIZER_FIELDS,
-    AggregatorConfig,
-    AlgorithmConfig,
-    OptimizerConfig,
-)
+from fedlm.config import AlgorithmConfig, OptimizerConfig, TrainConfig, at_least, one_of, positive
 from fedlm.errors import ConfigError
 from fedlm.federated.aggregators import build_aggregator
 
-ModelFn = Callable[[], tff.learning.models.VariableModel]
+if TYPE_CHECKING:
+    import tensorflow_federated as tff
+
+    from fedlm.config import AggregatorConfig
+    from fedlm.federated.task import ModelFn
+
+
+class Optimizer(NamedTuple):
+    builder: str  # in tff.learning.optimizers
+    takes: tuple[str, ...]  # the OptimizerConfig keys besides learning_rate; null: TFF's default
+
+
+# client_optimizer.name and server_optimizer.name (conf/client_optimizer/, conf/server_optimizer/)
+OPTIMIZERS = {
+    "sgd": Optimizer("build_sgdm", ("momentum",)),
+    "adam": Optimizer("build_adam", ("beta_1", "beta_2", "epsilon")),
+    "adagrad": Optimizer("build_adagrad", ("initial_preconditioner_value", "epsilon")),
+    "yogi": Optimizer(
+        "build_yogi", ("beta_1", "beta_2", "epsilon", "initial_preconditioner_value")
+    ),
+}
+
+
+class Algorithm(NamedTuple):
+    weighted: bool  # weighs the clients (algorithm.client_weighting); else each counts the same
+    proximal: bool  # FedProx's proximal term (algorithm.proximal_strength)
+
+
+# algorithm.name (conf/algorithm/): TFF's build_{weighted,unweighted}_fed_{avg,prox}
+ALGORITHMS = {
+    "fedavg": Algorithm(weighted=True, proximal=False),
+    "fedavg_unweighted": Algorithm(weighted=False, proximal=False),
+    "fedprox": Algorithm(weighted=True, proximal=True),
+}
+# algorithm.client_weighting -> tff.learning.ClientWeighting; num_tokens has the model report
+# its non-padding targets as its examples (fedlm.federated.task.TokenWeightedModel)
+CLIENT_WEIGHTINGS = {
+    "num_examples": "NUM_EXAMPLES",
+    "num_tokens": "NUM_EXAMPLES",
+    "uniform": "UNIFORM",
+}
+LOOP_IMPLEMENTATIONS = ("dataset_reduce", "dataset_iterator")  # tff.learning.LoopImplementation
+
+
+def check_optimizer(opt: OptimizerConfig, key: str) -> None:
+    """``<key>.*``: an optimizer of :data:`OPTIMIZERS` with only the keys it takes."""
+    one_of(f"{key}.name", opt.name, OPTIMIZERS)
+    positive(f"{key}.learning_rate", opt.learning_rate)
+    takes = OPTIMIZERS[opt.name].takes
+    for name in (f.name for f in fields(opt) if f.name not in ("name", "learning_rate")):
+        value = getattr(opt, name)
+        if value is None:
+            continue
+        if name not in takes:
+            allowed = ", ".join(takes) or "none"
+            raise ConfigError(f"{key}.{name}", value, f"null: {opt.name} takes only {allowed}")
+        if name in ("beta_1", "beta_2", "momentum") and not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key}.{name}", value, "a number in [0, 1)")
+        if name == "epsilon":
+            positive(f"{key}.{name}", value)
+        at_least(f"{key}.{name}", value, 0.0)
+
+
+def check_process(cfg: TrainConfig) -> None:
+    """The optimizers and the algorithm (the aggregator: :func:`aggregators.check_aggregator`)."""
+    check_optimizer(cfg.client_optimizer, "client_optimizer")
+    check_optimizer(cfg.server_optimizer, "server_optimizer")
+    algorithm = cfg.algorithm
+    one_of("algorithm.name", algorithm.name, ALGORITHMS)
+    one_of("algorithm.client_weighting", algorithm.client_weighting, CLIENT_WEIGHTINGS)
+    at_least("algorithm.proximal_strength", algorithm.proximal_strength, 0.0)
+    one_of("algorithm.loop_implementation", algorithm.loop_implementation, LOOP_IMPLEMENTATIONS)
 
 
 def build_optimizer(cfg: OptimizerConfig, key: str) -> tff.learning.optimizers.Optimizer:
     """A ``tff.learning.optimizers`` optimizer; unset hyper-parameters keep TFF's defaults."""
-    builders = {
-        "sgd": tff.learning.optimizers.build_sgdm,
-        "adam": tff.learning.optimizers.build_adam,
-        "adagrad": tff.learning.optimizers.build_adagrad,
-        "yogi": tff.learning.optimizers.build_yogi,
-    }
-    if cfg.name not in builders:
-        raise ConfigError(f"{key}.name", cfg.name, tuple(builders))
-    kwargs = {f: getattr(cfg, f) for f in OPTIMIZER_FIELDS[cfg.name] if getattr(cfg, f) is not None}
-    return builders[cfg.name](learning_rate=cfg.learning_rate, **kwargs)
+    import tensorflow_federated as tff
 
-
-class TokenWeightedModel(tff.learning.models.VariableModel):
-    """A TFF model whose batches count their non-padding targets as their examples.
-
-    TFF 0.87's FedAvg and FedProx take only the ``ClientWeighting`` enum (no weight function), and
-    weigh by the ``num_examples`` the model's ``forward_pass`` reports: reporting tokens there
-    weighs clients by tokens, as TFF's Shakespeare baseline and the papers do. The metrics
-    (``num_examples`` included) are the wrapped model's own, unchanged.
-    """
-
-    def __init__(self, model: tff.learning.models.VariableModel, ignore_id: int):
-        self._model = model
-        self._ignore_id = ignore_id
-
-    @property
-    def trainable_variables(self):
-        return self._model.trainable_variables
-
-    @property
-    def non_trainable_variables(self):
-        return self._model.non_trainable_variables
-
-    @property
-    def local_variables(self):
-        return self._model.local_variables
-
-    @property
-    def input_spec(self):
-        return self._model.input_spec
-
-    def forward_pass(self, batch_input, training=True):
-        output = self._model.forward_pass(batch_input, training=training)
-        targets = batch_input[1]
-        tokens = tf.reduce_sum(tf.cast(tf.not_equal(targets, self._ignore_id), tf.int32))
-        return tff.learning.models.BatchOutput(
-            loss=output.loss, predictions=output.predictions, num_examples=tokens
-        )
-
-    def predict_on_batch(self, batch_input, training=True):
-        return self._model.predict_on_batch(batch_input, training=training)
-
-    def report_local_unfinalized_metrics(self):
-        return self._model.report_local_unfinalized_metrics()
-
-    def metric_finalizers(self):
-        return self._model.metric_finalizers()
-
-    def reset_metrics(self):
-        return self._model.reset_metrics()
+    builder, takes = OPTIMIZERS[cfg.name]
+    kwargs = {f: getattr(cfg, f) for f in takes if getattr(cfg, f) is not None}
+    return getattr(tff.learning.optimizers, builder)(learning_rate=cfg.learning_rate, **kwargs)
 
 
 def client_weighting(name: str, model_fn: ModelFn, ignore_id: int | None):
     """TFF's ``client_weighting`` for ``name``, and the model function that goes with it."""
-    if name == "num_examples":
-        return tff.learning.ClientWeighting.NUM_EXAMPLES, model_fn
-    if name == "uniform":
-        return tff.learning.ClientWeighting.UNIFORM, model_fn
-    if name == "num_tokens":
-        return tff.learning.ClientWeighting.NUM_EXAMPLES, (
-            lambda: TokenWeightedModel(model_fn(), ignore_id)
-        )
-    raise ConfigError("algorithm.client_weighting", name, CLIENT_WEIGHTINGS)
+    import tensorflow_federated as tff
 
+    from fedlm.federated.task import TokenWeightedModel
 
-def build_model_fn(
-    keras_model_fn: Callable[[], tf.keras.Model],
-    element_spec,
-    loss_fn: Callable[[], tf.keras.losses.Loss],
-    metrics_fn: Callable[[], Sequence[tf.keras.metrics.Metric]],
-) -> ModelFn:
-    """TFF's model function: a fresh Keras model wrapped by TFF's ``from_keras_model``."""
-
-    def model_fn():
-        return tff.learning.models.from_keras_model(
-            keras_model_fn(), input_spec=element_spec, loss=loss_fn(), metrics=list(metrics_fn())
-        )
-
-    return model_fn
+    weighting = tff.learning.ClientWeighting[CLIENT_WEIGHTINGS[name]]
+    if name != "num_tokens":
+        return weighting, model_fn
+    return weighting, lambda: TokenWeightedModel(model_fn(), ignore_id)
 
 
 def build_learning_process(
@@ -139,42 +132,35 @@ def build_learning_process(
     clients_per_round: int = 1,
 ) -> tff.learning.templates.LearningProcess:
     """The process ``algorithm`` names; ``ignore_id`` is the padding target (token weighting);
-    ``aggregator`` (default: TFF's mean) combines the updates of ``clients_per_round`` clients."""
-    if algorithm.loop_implementation not in LOOP_IMPLEMENTATIONS:
-        raise ConfigError(
-            "algorithm.loop_implementation", algorithm.loop_implementation, LOOP_IMPLEMENTATIONS
-        )
-    loop = tff.learning.LoopImplementation[algorithm.loop_implementation.upper()]
+    ``aggregator`` (default: TFF's mean) combines the updates of ``clients_per_round`` clients.
+    Every value as :func:`fedlm.checks.validate` checked it."""
+    import tensorflow_federated as tff
+
+    kind = ALGORITHMS[algorithm.name]
     client_opt = build_optimizer(client_optimizer, "client_optimizer")
     server_opt = build_optimizer(server_optimizer, "server_optimizer")
-    weighting, weighted_model_fn = client_weighting(algorithm.client_weighting, model_fn, ignore_id)
     model_aggregator = None
-    weighted_algorithm = algorithm.name != "fedavg_unweighted"
     if aggregator is not None:
-        model_aggregator = build_aggregator(aggregator, clients_per_round, weighted_algorithm)
-    unweighted = isinstance(model_aggregator, tff.aggregators.UnweightedAggregationFactory)
-    if unweighted and weighted_algorithm and algorithm.client_weighting != "uniform":
-        raise ConfigError(
-            "algorithm.client_weighting",
-            algorithm.client_weighting,
-            f"'uniform' with aggregator.name={aggregator.name!r}, whose TFF aggregator is "
-            "unweighted",
-        )
+        model_aggregator = build_aggregator(aggregator, clients_per_round, kind.weighted)
     common = dict(
         client_optimizer_fn=client_opt,
         server_optimizer_fn=server_opt,
         model_aggregator=model_aggregator,
-        loop_implementation=loop,
+        loop_implementation=tff.learning.LoopImplementation[algorithm.loop_implementation.upper()],
     )
-    weighted = dict(common, client_weighting=weighting)
+    # TFF's DP aggregators are unweighted: the weighted algorithms' unweighted builders take them.
+    unweighted = isinstance(model_aggregator, tff.aggregators.UnweightedAggregationFactory)
     algorithms = tff.learning.algorithms
-    if algorithm.name == "fedavg_unweighted" or (unweighted and algorithm.name == "fedavg"):
-        return algorithms.build_unweighted_fed_avg(model_fn, **common)
-    if algorithm.name == "fedavg":
-        return algorithms.build_weighted_fed_avg(weighted_model_fn, **weighted)
-    if algorithm.name == "fedprox":
-        strength = algorithm.proximal_strength
-        if unweighted:
-            return algorithms.build_unweighted_fed_prox(model_fn, strength, **common)
-        return algorithms.build_weighted_fed_prox(weighted_model_fn, strength, **weighted)
-    raise ConfigError("algorithm.name", algorithm.name, ("fedavg", "fedavg_unweighted", "fedprox"))
+    proximal = (algorithm.proximal_strength,) if kind.proximal else ()
+    if not kind.weighted or unweighted:
+        build = (
+            algorithms.build_unweighted_fed_prox
+            if kind.proximal
+            else algorithms.build_unweighted_fed_avg
+        )
+        return build(model_fn, *proximal, **common)
+    weighting, weighted_model_fn = client_weighting(algorithm.client_weighting, model_fn, ignore_id)
+    build = (
+        algorithms.build_weighted_fed_prox if kind.proximal else algorithms.build_weighted_fed_avg
+    )
+    return build(weighted_model_fn, *proximal, client_weighting=weighting, **common)

@@ -25,14 +25,22 @@ from typing import Any
 
 import numpy as np
 
-from fedlm.config import SAMPLERS
+from fedlm.config import SamplerConfig, one_of
 from fedlm.errors import ConfigError
 
 
 class Sampler:
-    """Base of the samplers: holds the eligible client ids and a seeded generator."""
+    """Base of the samplers: holds the eligible client ids and a seeded generator.
 
-    def __init__(self, client_ids: Sequence[str], clients_per_round: int, seed: int):
+    A sampler is built from the eligible clients (client id -> batches per epoch, all > 0),
+    ``clients_per_round`` and the seed; it is named in :data:`SAMPLERS` and conf/sampler/.
+    """
+
+    replace = False  # may draw a client twice in a round: clients_per_round may exceed N
+
+    def __init__(
+        self, client_ids: Mapping[str, int] | Sequence[str], clients_per_round: int, seed: int
+    ):
         self.client_ids = sorted(client_ids)
         self.clients_per_round = clients_per_round
         self.rng = np.random.default_rng(seed)
@@ -58,8 +66,6 @@ class FixedSampler(Sampler):
 
 
 class UniformSampler(Sampler):
-    replace = False
-
     def sample(self) -> list[str]:
         picks = self.rng.choice(len(self.client_ids), self.clients_per_round, replace=self.replace)
         return [self.client_ids[i] for i in picks]
@@ -70,9 +76,9 @@ class WithReplacementSampler(UniformSampler):
 
 
 class WeightedSampler(Sampler):
-    def __init__(self, client_ids, clients_per_round, seed, sizes: Mapping[str, int]):
+    def __init__(self, client_ids: Mapping[str, int], clients_per_round, seed):
         super().__init__(client_ids, clients_per_round, seed)
-        weights = np.array([sizes[c] for c in self.client_ids], dtype=np.float64)
+        weights = np.array([client_ids[c] for c in self.client_ids], dtype=np.float64)
         self.probabilities = weights / weights.sum()
 
     def sample(self) -> list[str]:
@@ -117,6 +123,24 @@ class PoissonSampler(Sampler):
         # N uniform draws every round: round r's cohort depends on the seed and r alone.
         drawn = self.rng.random(len(self.client_ids)) < self.probability
         return [c for c, taken in zip(self.client_ids, drawn, strict=True) if taken]
+
+
+# sampler.name -> its class (conf/sampler/<name>.yaml picks one).
+SAMPLERS: dict[str, type[Sampler]] = {
+    "fixed": FixedSampler,
+    "uniform": UniformSampler,
+    "with_replacement": WithReplacementSampler,
+    "weighted": WeightedSampler,
+    "round_robin": RoundRobinSampler,
+    "poisson": PoissonSampler,
+}
+
+
+def check_sampler(sampler: SamplerConfig) -> None:
+    """``sampler.*`` on its own (the clients it draws from are checked when they are known)."""
+    one_of("sampler.name", sampler.name, SAMPLERS)
+    if SAMPLERS[sampler.name] is FixedSampler and not sampler.client_ids:
+        raise ConfigError("sampler.client_ids", [], "a non-empty list of client ids for 'fixed'")
 
 
 def resolve_client_ids(specs: Sequence[str], known: Sequence[str], key: str) -> list[str]:
@@ -188,14 +212,14 @@ def build_sampler(
     fixed_client_ids: Sequence[str] = (),
     all_client_ids: Sequence[str] = (),
 ) -> Sampler:
-    """The sampler ``name`` over ``eligible`` (client id -> batches per epoch, all > 0).
+    """The sampler ``name`` (checked by :func:`check_sampler`) over ``eligible`` (client id ->
+    batches per epoch, all > 0).
 
     ``all_client_ids`` (every training client, empty ones included) lets a bad fixed id be told
     apart from one that is there but has no data under the current preprocessing.
     """
-    if name not in SAMPLERS:
-        raise ConfigError("sampler.name", name, SAMPLERS)
-    if name == "fixed":
+    sampler = SAMPLERS[name]
+    if sampler is FixedSampler:
         known = list(all_client_ids) or list(eligible)
         fixed_client_ids = resolve_client_ids(fixed_client_ids, known, "sampler.client_ids")
         for client_id in fixed_client_ids:
@@ -207,19 +231,10 @@ def build_sampler(
                     "(try data.pad=true or a smaller training.seq_len)",
                 )
         return FixedSampler(fixed_client_ids, len(fixed_client_ids), seed)
-    replace = name == "with_replacement"
-    if not replace and clients_per_round > len(eligible):
+    if not sampler.replace and clients_per_round > len(eligible):
         raise ConfigError(
             "training.clients_per_round",
             clients_per_round,
             f"at most {len(eligible)}, the number of clients with data",
         )
-    if name == "uniform":
-        return UniformSampler(eligible, clients_per_round, seed)
-    if name == "with_replacement":
-        return WithReplacementSampler(eligible, clients_per_round, seed)
-    if name == "weighted":
-        return WeightedSampler(eligible, clients_per_round, seed, eligible)
-    if name == "poisson":
-        return PoissonSampler(eligible, clients_per_round, seed)
-    return RoundRobinSampler(eligible, clients_per_round, seed)
+    return sampler(eligible, clients_per_round, seed)

@@ -9,8 +9,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 import fedlm.cli.train as train_cli
+from fedlm.checks import validate
 from fedlm.cli.common import CONFIG_DIR
-from fedlm.config import TrainConfig, validate
+from fedlm.config import TrainConfig
 from fedlm.report import group_runs
 from fedlm.tracking.runs import load_runs
 

@@ -10,9 +10,10 @@ import tensorflow_federated as tff
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from fedlm.checks import validate
 from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
-from fedlm.config import AggregatorConfig, RuntimeConfig, validate
+from fedlm.config import AggregatorConfig, RuntimeConfig
 from fedlm.errors import ConfigError
 from fedlm.federated import runtime
 from fedlm.federated.aggregators import (

@@ -152,7 +152,10 @@ def test_the_sampler_chooses_the_accounting_and_delta_defaults_to_one_over_n_to_
     assert (fixed.adjacency, poisson.adjacency) == ("replace_one", "add_or_remove")
     given = AggregatorConfig(name="dp_fixed", noise_multiplier=1.0, clip=1.0, delta=1e-5)
     assert privacy_accountant(given, "poisson", 3, 8).delta == 1e-5
-    assert privacy_accountant(AggregatorConfig(name="robust"), "poisson", 3, 8) is None
+    assert (
+        AggregatorMetrics(AggregatorConfig(name="robust"), 3, 8, sampler="poisson").accountant
+        is None
+    )
 
 
 def test_no_noise_is_no_privacy_under_either_sampler():

@@ -9,7 +9,7 @@ from fedlm.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RuntimeC
 from fedlm.data.pipelines import build_pipeline
 from fedlm.errors import ConfigError
 from fedlm.federated import runtime
-from fedlm.federated.process import build_learning_process, build_optimizer
+from fedlm.federated.process import build_learning_process, build_optimizer, check_optimizer
 from fedlm.federated.task import Task
 
 TINY = ModelConfig(name="tiny", cell="gru", embedding_dim=4, units=8, layers=1)
@@ -97,4 +97,4 @@ def test_optimizers_take_their_hyper_parameters_and_tffs_defaults():
 
 def test_unknown_optimizer_names_the_key_and_the_choices():
     with pytest.raises(ConfigError, match=r"server_optimizer.name='rmsprop' .*'yogi'"):
-        build_optimizer(OptimizerConfig(name="rmsprop"), "server_optimizer")
+        check_optimizer(OptimizerConfig(name="rmsprop"), "server_optimizer")

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from fedlm.config import SamplerConfig
 from fedlm.errors import ConfigError
-from fedlm.federated.samplers import build_sampler, evaluation_clients
+from fedlm.federated.samplers import build_sampler, check_sampler, evaluation_clients
 
 ELIGIBLE = {f"PLAY_C{i}": i + 1 for i in range(10)}
 
@@ -113,7 +114,16 @@ def test_too_many_clients_per_round_names_the_limit(name):
 
 def test_unknown_sampler_lists_the_choices():
     with pytest.raises(ConfigError, match="round_robin"):
-        build_sampler("lottery", ELIGIBLE, 1, 0)
+        check_sampler(SamplerConfig(name="lottery"))
+
+
+def test_fixed_needs_its_client_ids():
+    check_sampler(SamplerConfig(name="fixed", client_ids=["A"]))
+    with pytest.raises(ConfigError) as error:
+        check_sampler(SamplerConfig(name="fixed"))
+    assert str(error.value) == (
+        "sampler.client_ids=[] is not allowed: expected a non-empty list of client ids for 'fixed'"
+    )
 
 
 def test_fixed_alternatives_take_the_first_id_the_data_has():
