@@ -20,19 +20,11 @@ The study's published numbers and its statistic come from ``experiments/<study>/
 every number can be checked on hand-made runs.
 """
 
-from fedlm.report.document import table
 from fedlm.report.histories import read_runs
+from fedlm.report.render import table
+from fedlm.report.run_statistics import metric_statistics, run_statistics
 from fedlm.report.study import PaperNumber, Scale, Study, find_study, load_study
-from fedlm.report.summary import (
-    Difference,
-    Group,
-    Row,
-    group_runs,
-    metric_statistics,
-    run_statistics,
-    summarize,
-    swept_keys,
-)
+from fedlm.report.summary import Difference, Group, Row, group_runs, summarize, swept_keys
 from fedlm.report.write import markdown, write_report
 
 __all__ = [
