@@ -4,14 +4,16 @@
                                           runs.csv and histories.csv (histories.read_runs)
     -> groups: one per setting, one finished run per seed (with --include-unfinished, a seed
        without one counts its newest unfinished run)                    summary.group_runs
-    -> per group and metric: final and best value and the study's statistic (a mean over the
+    -> per run and metric: final and best value and the study's statistic (a mean over the
        last rounds with the standard deviation and number of the evaluations it averages); rounds
-       to the target (first crossing, and for good), wall, training and running time (times),
-       each mean +- std over seeds; the paper's number and the paper settings the runs do not
-       share                                                                  summary.summarize
+       to the target (first crossing, and for good), wall, training and running time (times)
+                                                        run_statistics.metric_statistics, ...
+    -> per group: each of those mean +- std over seeds; the paper's number and the paper
+       settings the runs do not share                                         summary.summarize
     -> the methods comparable with the paper ranked beside its ranking          ranking.ranking
     -> the report as blocks (tables; the caveat, notes, paper's numbers and differences from
        the paper: notes)                                                       document.blocks
+       written as Markdown and as one HTML page                    render.to_markdown, to_html
     -> report.md, report.html, report.csv, <metric>_vs_round.png, <metric>_vs_time.png, and the
        runs behind them: runs.csv, histories.csv                                 write.write_report
 
