@@ -1,5 +1,7 @@
-"""Runs grouped by their swept settings and their rows: mean ± std over seeds, the
-study's statistics, the paper's number and the paper settings the runs do not share.
+"""fedlm.report.summary: runs grouped by their swept settings and their rows, mean ± std over
+seeds, the study's statistics, the paper's number and the paper settings the runs do not share.
+(Not test_summary.py: pytest needs unique basenames, and tests/tracking/test_summary.py is
+fedlm.tracking.summary's.)
 
 Made on runs in a temporary MLflow store (the ``uri`` and ``sweep`` fixtures of
 conftest.py) or by hand (report_runs.py)."""
