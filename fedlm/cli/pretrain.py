@@ -20,7 +20,7 @@ def _main(cfg: DictConfig) -> None:
     check_keys(OmegaConf.to_container(cfg, resolve=False), PretrainConfig)  # `+key=` included
     pretrain_cfg = OmegaConf.to_object(cfg)
     corpus_files(pretrain_cfg.corpus, pretrain_cfg.corpus_urls)  # fetched now, before TensorFlow
-    from fedlm.models.pretrain import pretrain  # TensorFlow loads after the config is checked
+    from fedlm.pretraining import pretrain  # TensorFlow loads after the config is checked
 
     result = pretrain(pretrain_cfg)
     for key, value in result.metrics.items():

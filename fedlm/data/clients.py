@@ -1,14 +1,16 @@
 """Which federated dataset a run gets, and every client's snippets as plain strings.
 
-:func:`load_client_data` resolves ``data.name`` / ``data.cache_dir`` / ``data.source`` to TFF's
-(train, test) ``ClientData``: TFF's synthetic Shakespeare, or federated Shakespeare from
-``cache_dir/shakespeare.sqlite`` (built from ``source`` first, or downloaded by TFF, when it is
-not there yet).
+:func:`load_snippets` is the one call a run makes: every client's snippets of both splits, each
+source read once. For federated Shakespeare, :func:`shakespeare_database` first makes sure that
+``cache_dir/shakespeare.sqlite`` is there and this fedlm's build (built from ``source``, or
+downloaded by TFF, when it is not there yet; rebuilt by :func:`rebuild_if_stale` when an older
+fedlm built it), and :func:`read_snippets` then reads it with sqlite3 and
+:mod:`fedlm.data.tf_example` instead of TensorFlow: about a second for the full dataset, which
+lets ``fedlm-train`` size every client before it imports TensorFlow. TFF's synthetic
+Shakespeare is read through tf.data (:func:`client_data_snippets`).
 
-:func:`read_snippets` reads the same SQLite file directly, with sqlite3 and a few lines of
-protobuf decoding instead of TensorFlow, so that ``fedlm-train`` can size every client (which are
-empty under the current preprocessing, how many characters each has) in about a second, before
-it imports TensorFlow.
+:func:`load_client_data` gives the same data as TFF's (train, test) ``ClientData``, for code
+that wants TFF's view (the tutorial's own loop in ``experiments/seed_tutorial``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +36,14 @@ from fedlm.data.build import (
 )
 from fedlm.data.fetch import SHAKESPEARE, at_hand, complete_works_path
 from fedlm.data.shakespeare_text import PARSER_VERSION
+from fedlm.data.tf_example import snippet
 from fedlm.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from tensorflow_federated.python.simulation.datasets.client_data import ClientData
 
 SPLITS = ("train", "test")
+Say = Callable[[str], None]
 
 
 def default_source() -> Path:
@@ -51,65 +57,66 @@ def default_cache_dir() -> Path:
     return paths.cache_dir() / "shakespeare"
 
 
-def load_client_data(
-    name: str,
+@dataclass(frozen=True)
+class ClientSnippets:
+    """Every client's snippets of each split: client id -> its snippets, in the order TFF's
+    ``ClientData`` yields them."""
+
+    train: dict[str, list[str]]
+    test: dict[str, list[str]]
+
+
+def load_snippets(data: DataConfig, say: Say = print) -> ClientSnippets:
+    """Every client's snippets of both splits of the dataset ``data.name`` (``shakespeare`` or
+    ``synthetic``), each source read once. Raises :class:`ConfigError` for an unknown name and
+    :class:`DataError` as :func:`shakespeare_database` and :func:`read_snippets` do."""
+    if data.name not in DATASETS:
+        raise ConfigError("data.name", data.name, DATASETS)
+    if data.name == "synthetic":
+        import tensorflow_federated as tff  # here only: importing TFF costs seconds
+
+        train = client_data_snippets(tff.simulation.datasets.shakespeare.get_synthetic())
+        return ClientSnippets(train, {cid: list(s) for cid, s in train.items()})  # both splits
+    database = shakespeare_database(data.cache_dir, data.source, data.source_url, say)
+    folder = database.parent
+    return ClientSnippets(read_snippets(folder, "train"), read_snippets(folder, "test"))
+
+
+def shakespeare_database(
     cache_dir: str | os.PathLike,
     source: str | os.PathLike | None = None,
     source_url: str | None = None,
-) -> tuple[ClientData, ClientData]:
-    """(train, test) ``ClientData`` of the dataset ``name`` (``shakespeare`` or ``synthetic``).
-
-    For ``shakespeare``: ``cache_dir/shakespeare.sqlite`` if it exists and is not an older
-    fedlm build (:func:`~fedlm.data.build.stale_reason`; one that is, is rebuilt from ``source``
-    with a line saying why, or refused without one); else built there from ``source`` if given;
-    else TFF's download into ``cache_dir``. A ``source`` that is not there is fedlm's fetched
-    copy, fetched from ``source_url`` first if need be (:mod:`fedlm.data.fetch`). Raises
-    :class:`ConfigError` for an unknown name and :class:`DataError` for a missing source, a
-    stale build that cannot be rebuilt or a failed download.
-    """
-    if name not in DATASETS:
-        raise ConfigError("data.name", name, DATASETS)
-    import tensorflow_federated as tff  # here only: importing TFF costs seconds
-
-    if name == "synthetic":
-        synthetic = tff.simulation.datasets.shakespeare.get_synthetic()
-        return synthetic, synthetic
+    say: Say = print,
+) -> Path:
+    """``cache_dir/shakespeare.sqlite``, ready to read: one that exists, rebuilt from ``source``
+    first if an older fedlm built it (:func:`rebuild_if_stale`); else built there from
+    ``source`` if given; else TFF's download into ``cache_dir``. A ``source`` that is not there
+    is fedlm's fetched copy, fetched from ``source_url`` first if need be
+    (:mod:`fedlm.data.fetch`). Raises :class:`DataError` for a missing source, a stale build
+    that cannot be rebuilt or a failed download."""
     cache_dir = check_cache_dir(cache_dir)
     database = database_path(cache_dir)
     if database.exists():
-        _rebuild_if_stale(database, source, source_url)
-        return _load(database)
-    if source is not None:
+        rebuild_if_stale(database, source, source_url, say)
+    elif source is not None:
         source = complete_works_path(source, source_url)
-        print(f"Building federated Shakespeare from {source} into {database}")
-        build_shakespeare(source, cache_dir, skip_existing=True)
-        return _load(database)
-    try:
-        return tff.simulation.datasets.shakespeare.load_data(cache_dir=str(cache_dir))
-    except Exception as e:
-        # A download cut off half way leaves a file that load_data would take for the dataset.
-        database.unlink(missing_ok=True)
-        raise DataError(
-            f"data.cache_dir={str(cache_dir)!r} has no {DATABASE_NAME} and TFF could not "
-            f"download it ({type(e).__name__}: {e}). Either build it from the Gutenberg text: "
-            f"`uv run fedlm-data build --source {default_source()} --cache-dir {cache_dir}` "
-            f"(or set data.source to that file), or set data.cache_dir to a directory that has "
-            f"{DATABASE_NAME}."
-        ) from e
+        say(f"Building federated Shakespeare from {source} into {database}")
+        build_shakespeare(source, cache_dir, skip_existing=True, log=say)
+    else:
+        _download(database)
+    return database
 
 
-def build_stamp(name: str, cache_dir: str | os.PathLike) -> dict[str, str] | None:
-    """The build stamp (parser version, source and its SHA-256: :mod:`fedlm.data.build`) of the
-    database that :func:`load_client_data` reads for ``name``; None for synthetic data and for a
-    database without one (TFF's download)."""
-    if name != "shakespeare":
-        return None
-    return read_stamp(database_path(Path(cache_dir).expanduser()))
-
-
-def _rebuild_if_stale(
-    database: Path, source: str | os.PathLike | None, source_url: str | None
+def rebuild_if_stale(
+    database: Path,
+    source: str | os.PathLike | None,
+    source_url: str | None = None,
+    say: Say = print,
 ) -> None:
+    """Rebuild ``database`` from ``source`` (fetched from ``source_url`` if it is not at hand),
+    with one line saying why, when an older fedlm built it
+    (:func:`~fedlm.data.build.stale_reason`); :class:`DataError` when it is stale and there is
+    no source to rebuild it from. A current build, or one fedlm did not make, is left as it is."""
     found = at_hand(source, SHAKESPEARE.relative) if source is not None else None
     reason = stale_reason(database, found)
     if reason is None:
@@ -123,15 +130,51 @@ def _rebuild_if_stale(
             f"--cache-dir {database.parent} --force` (or set data.source to the Gutenberg text "
             "and it is rebuilt on load)"
         )
-    print(
+    say(
         f"Rebuilding {database} from {found}: it {reason}, this fedlm's is version {PARSER_VERSION}"
     )
     build_shakespeare(found, database.parent, force=True, log=lambda _: None)
 
 
-def _load(database: Path) -> tuple[ClientData, ClientData]:
+def _download(database: Path) -> None:
+    """TFF's download of federated Shakespeare into ``database``'s folder (its ``load_data``,
+    whose ``ClientData`` is not needed: the file it leaves is what is read)."""
     import tensorflow_federated as tff
 
+    cache_dir = database.parent
+    try:
+        tff.simulation.datasets.shakespeare.load_data(cache_dir=str(cache_dir))
+    except Exception as e:
+        # A download cut off half way leaves a file that load_data would take for the dataset.
+        database.unlink(missing_ok=True)
+        raise DataError(
+            f"data.cache_dir={str(cache_dir)!r} has no {DATABASE_NAME} and TFF could not "
+            f"download it ({type(e).__name__}: {e}). Either build it from the Gutenberg text: "
+            f"`uv run fedlm-data build --source {default_source()} --cache-dir {cache_dir}` "
+            f"(or set data.source to that file), or set data.cache_dir to a directory that has "
+            f"{DATABASE_NAME}."
+        ) from e
+
+
+def load_client_data(
+    name: str,
+    cache_dir: str | os.PathLike,
+    source: str | os.PathLike | None = None,
+    source_url: str | None = None,
+    say: Say = print,
+) -> tuple[ClientData, ClientData]:
+    """(train, test) ``ClientData`` of the dataset ``name``: TFF's synthetic Shakespeare for
+    both, or TFF's reading of the database :func:`shakespeare_database` makes ready. Raises
+    :class:`ConfigError` for an unknown name and :class:`DataError` as that function does, or
+    for a database TFF cannot read."""
+    if name not in DATASETS:
+        raise ConfigError("data.name", name, DATASETS)
+    import tensorflow_federated as tff
+
+    if name == "synthetic":
+        synthetic = tff.simulation.datasets.shakespeare.get_synthetic()
+        return synthetic, synthetic
+    database = shakespeare_database(cache_dir, source, source_url, say)
     try:
         return tff.simulation.datasets.shakespeare.load_data(cache_dir=str(database.parent))
     except Exception as e:
@@ -141,48 +184,13 @@ def _load(database: Path) -> tuple[ClientData, ClientData]:
         ) from e
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(message: bytes, number: int) -> list[bytes]:
-    """The length-delimited fields ``number`` of a serialized protobuf message, in order."""
-    found, pos = [], 0
-    while pos < len(message):
-        key, pos = _varint(message, pos)
-        wire_type = key & 7
-        if wire_type == 2:  # length-delimited: a message, string or bytes
-            length, pos = _varint(message, pos)
-            if key >> 3 == number:
-                found.append(message[pos : pos + length])
-            pos += length
-        elif wire_type == 0:
-            _, pos = _varint(message, pos)
-        elif wire_type in (1, 5):  # 64- or 32-bit
-            pos += 8 if wire_type == 1 else 4
-        else:
-            raise ValueError(f"unexpected protobuf wire type {wire_type}")
-    return found
-
-
-def _snippet(serialized_example: bytes) -> str:
-    """The ``snippets`` string of a serialized ``tf.train.Example``, decoded without TensorFlow:
-    Example.features (1) -> Features.feature (1, map entries of key 1 and value 2) ->
-    Feature.bytes_list (1) -> BytesList.value (1)."""
-    for features in _fields(serialized_example, 1):
-        for entry in _fields(features, 1):
-            if _fields(entry, 1) == [b"snippets"]:
-                for value in _fields(entry, 2):
-                    for bytes_list in _fields(value, 1):
-                        return _fields(bytes_list, 1)[0].decode("utf-8")
-    raise ValueError("no 'snippets' feature")
+def build_stamp(name: str, cache_dir: str | os.PathLike) -> dict[str, str] | None:
+    """The build stamp (parser version, source and its SHA-256: :mod:`fedlm.data.build`) of the
+    database that :func:`load_snippets` reads for ``name``; None for synthetic data and for a
+    database without one (TFF's download)."""
+    if name != "shakespeare":
+        return None
+    return read_stamp(database_path(Path(cache_dir).expanduser()))
 
 
 def read_snippets(cache_dir: str | os.PathLike, split: str = "train") -> dict[str, list[str]]:
@@ -211,7 +219,7 @@ def read_snippets(cache_dir: str | os.PathLike, split: str = "train") -> dict[st
     snippets = {cid: [] for (cid,) in sorted(ids)}
     try:
         for cid, serialized in rows:
-            snippets.setdefault(cid, []).append(_snippet(serialized))
+            snippets.setdefault(cid, []).append(snippet(serialized))
     except (ValueError, IndexError) as e:
         raise DataError(f"{database} does not hold tf.train.Example snippets: {e}") from e
     return snippets
@@ -230,7 +238,8 @@ def client_data_snippets(client_data: ClientData) -> dict[str, list[str]]:
 
 def client_snippets(client_data: ClientData, data: DataConfig, split: str) -> dict[str, list[str]]:
     """Every client's snippets of ``split`` of the data that :func:`load_client_data` loaded for
-    ``data``: read from the SQLite file for ``shakespeare``, through ``client_data`` otherwise."""
+    ``data``: read from the SQLite file for ``shakespeare``, through ``client_data`` otherwise.
+    (:func:`load_snippets` gives both splits in one call.)"""
     if data.name == "shakespeare":
         return read_snippets(data.cache_dir, split)
     return client_data_snippets(client_data)

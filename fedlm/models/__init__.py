@@ -1,4 +1,4 @@
-"""Character models: architectures, pre-trained weights, pre-training, generation, metrics."""
+"""Character models: architectures, pre-trained weights, generation, metrics."""
 
 from fedlm.models.architectures import build_model
 from fedlm.models.generate import generate_text, load_weights_for_generation

@@ -1,4 +1,5 @@
-"""Pre-trained weights: where ``model.pretrained`` points, and loading them into a checked list.
+"""Pre-trained weights: where ``model.pretrained`` points, loading them into a checked list, and
+saving a model in the form they are loaded from.
 
 ``model.pretrained`` may be:
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ import tensorflow as tf
 from fedlm import paths
 from fedlm.config import ModelConfig
 from fedlm.errors import ModelError
+from fedlm.io import atomic_path
 from fedlm.models.architectures import build_model
 
 TUTORIAL_MODEL_URLS = {
@@ -196,6 +199,15 @@ def check_weights(
                 f"{source}: weight {name!r} of model {cfg.name!r} needs shape {want} but the "
                 f"pretrained model has {have}"
             )
+
+
+def save_model(model: tf.keras.Model, target: Path) -> Path:
+    """The tutorial's save (HDF5, no optimizer), written beside ``target`` and renamed onto it."""
+    with atomic_path(target, suffix=".h5") as tmp, warnings.catch_warnings():
+        # HDF5 is Keras 2's "legacy" format, and the one the tutorial's models come in.
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*", category=UserWarning)
+        tf.keras.models.save_model(model, str(tmp), include_optimizer=False, save_format="h5")
+    return target
 
 
 def load_pretrained_weights(

@@ -37,15 +37,15 @@ from fedlm.report.notes import (
     short,
 )
 from fedlm.report.ranking import order, pairs_in_order, ranking, statistic_of
-from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import (
+from fedlm.report.run_statistics import (
     ADD_OR_REMOVE,
     METRIC_STATISTICS,
     REPLACE_ONE,
-    Row,
     adjacency,
     finished,
 )
+from fedlm.report.study import PaperNumber, Study
+from fedlm.report.summary import Row
 
 
 @dataclass(frozen=True)
@@ -199,13 +199,6 @@ def metric_table(rows: Sequence[Row], study: Study, metric: str) -> Table:
         for row in rows
     ]
     return Table(header, lines)
-
-
-def table(rows: Sequence[Row], study: Study) -> list[str]:
-    """The first table's Markdown lines."""
-    from fedlm.report.render import markdown_table
-
-    return markdown_table(main_table(rows, study))
 
 
 def cell(row: Row, key: str, metric: str | None = None) -> str:

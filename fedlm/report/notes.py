@@ -15,18 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fedlm.report import times
-from fedlm.report.study import Study
-from fedlm.report.summary import (
+from fedlm.report.run_statistics import (
     DELTA,
-    Row,
     Window,
     finished,
     higher_is_better,
     last_round,
     rounds_of,
-    sort_key,
     stopped_at,
 )
+from fedlm.report.study import Study
+from fedlm.report.summary import Row, sort_key
 from fedlm.tracking.runs import RESUMED_FROM_TAG, RunRecord
 from fedlm.tracking.summary import RECENT, STOPPED_FACTOR
 

@@ -15,7 +15,8 @@ from fedlm.io import atomic_path
 from fedlm.report import times
 from fedlm.report.document import epsilon_plot_file, noise_plot_file, plot_files
 from fedlm.report.notes import counted_runs, is_percent
-from fedlm.report.summary import EPSILON, INFINITE, Row, points
+from fedlm.report.run_statistics import EPSILON, INFINITE, points
+from fedlm.report.summary import Row
 from fedlm.tracking.runs import RunRecord
 
 

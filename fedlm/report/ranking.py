@@ -14,8 +14,9 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fedlm.report.run_statistics import higher_is_better
 from fedlm.report.study import PaperNumber, Study
-from fedlm.report.summary import Row, higher_is_better
+from fedlm.report.summary import Row
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,20 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from fedlm.report.document import Block, Heading, Image, Items, Paragraph, Table
+from fedlm.report.document import Block, Heading, Image, Items, Paragraph, Table, main_table
+from fedlm.report.study import Study
+from fedlm.report.summary import Row
 
 
 def markdown_table(table: Table) -> list[str]:
     lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
     lines += ["| " + " | ".join(row) + " |" for row in table.rows]
     return lines
+
+
+def table(rows: Sequence[Row], study: Study) -> list[str]:
+    """The first table's Markdown lines."""
+    return markdown_table(main_table(rows, study))
 
 
 def to_markdown(blocks: Sequence[Block]) -> str:

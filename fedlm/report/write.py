@@ -15,8 +15,9 @@ from fedlm.report.notes import has_privacy, is_percent, metrics_of
 from fedlm.report.plots import plot_metric, plot_metric_vs_epsilon, plot_metric_vs_noise
 from fedlm.report.ranking import ranking
 from fedlm.report.render import to_html, to_markdown
+from fedlm.report.run_statistics import METRIC_STATISTICS, RUN_KEYS
 from fedlm.report.study import Study
-from fedlm.report.summary import METRIC_STATISTICS, RUN_KEYS, Row
+from fedlm.report.summary import Row
 from fedlm.tracking.runs import RunRecord
 
 

@@ -19,7 +19,6 @@ of a run that finished is found there too, and does nothing.
 
 from __future__ import annotations
 
-import functools
 import sys
 import tempfile
 import time
@@ -29,14 +28,11 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import requests
 import yaml
 from mlflow.entities import Metric, Param, Run, RunTag
-from mlflow.exceptions import MlflowException
 
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, DiskFullError, FedlmError
-from fedlm.io import is_disk_full
 from fedlm.tracking import carry, run_info, store, summary, sweeps
 from fedlm.tracking.base import Checkpoint, Tracker
 from fedlm.tracking.checkpoints import CheckpointStore
@@ -46,69 +42,15 @@ from fedlm.tracking.resume import (
     checkpoints_of,
     get_run,
     logged_steps,
+    newest_readable,
     run_id_to_resume,
 )
+from fedlm.tracking.retries import bounded, retry_settings
 from fedlm.tracking.runs import RESUMED_FROM_TAG, RESUMES_TAG
 
 BATCH = 100  # MLflow takes at most 100 params or tags per call
 MAX_TAG_LENGTH = 5000  # the smallest tag limit of the MLflow versions a team server may run
 MODEL_TAG = "fedlm.model_id"
-
-
-BACKOFF_MAX_S = 120  # urllib3's cap on one wait between retries
-
-
-def backoff_waits(retries: int, factor: int) -> float:
-    """Seconds urllib3 waits in all before ``retries`` retries of one request: 0, then
-    ``factor * 2 ** (k - 1)`` before retry k = 2, 3, ..., each at most 120 s."""
-    return float(sum(min(BACKOFF_MAX_S, factor * 2 ** (k - 1)) for k in range(2, retries + 1)))
-
-
-def retry_settings(seconds: float) -> dict[str, str]:
-    """MLflow's HTTP settings that give up on a tracking server after about ``seconds`` of
-    retries: the number of retries (with back-off factor 2, or 1 under a minute; MLflow takes an
-    integer) whose waits come closest to ``seconds``. MLflow's defaults, 7 retries with factor
-    2, wait 252 s for each call. Each attempt may also wait for the server up to the request
-    timeout (a host that is gone rather than refusing): ``seconds / 6``, at least 10 s.
-    """
-    factor = 2 if seconds >= 60 else 1
-    retries = 1 if seconds > 0 else 0
-
-    def off(n: int) -> float:
-        return abs(backoff_waits(n, factor) - seconds)
-
-    while seconds > 0 and off(retries + 1) < off(retries):
-        retries += 1
-    return {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(factor),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(10, int(seconds / 6))),
-    }
-
-
-def _bounded(what: str):
-    """Run a tracker method with bounded retries; a store that stops answering ends the run with
-    one line (:class:`store.TrackingError`) instead of minutes of retries and a traceback."""
-
-    def decorate(method):
-        @functools.wraps(method)
-        def wrapper(self: MlflowTracker, *args, **kwargs):
-            try:
-                with store.quiet_repeats(), store.mlflow_environment(**self.retries):
-                    return method(self, *args, **kwargs)
-            except FedlmError:
-                raise
-            except Exception as error:
-                if is_disk_full(error):  # SQLite's error may come unwrapped by MLflow
-                    raise self._store_full(what, error) from error
-                if isinstance(error, (MlflowException, requests.RequestException)):
-                    raise self._unreachable(what, error) from error
-                raise
-
-        return wrapper
-
-    return decorate
 
 
 class MlflowTracker(Tracker):
@@ -133,7 +75,7 @@ class MlflowTracker(Tracker):
 
     # -- starting and resuming -------------------------------------------------------------
 
-    @_bounded("opening the run")
+    @bounded("opening the run")
     def claim(self) -> bool:
         if self._claimed:
             return not self.already_finished
@@ -172,7 +114,7 @@ class MlflowTracker(Tracker):
         self._claimed = True
         return not self.already_finished
 
-    @_bounded("starting the run")
+    @bounded("starting the run")
     def start(self, config: Mapping[str, Any]) -> None:
         self.claim()
         if self.cfg.resume is False:
@@ -191,19 +133,7 @@ class MlflowTracker(Tracker):
                 f"true to continue {owner} (its checkpoints are in {self.checkpoints.directory}), "
                 "or a new output directory for a new run",
             )
-        tags = {
-            **run_info.git_state(),
-            **run_info.versions(),
-            **run_info.context_tags(self.context),
-            "fedlm.data.name": self.cfg.data.name,
-            "fedlm.data.pipeline": self.cfg.data.pipeline,
-            "fedlm.output_dir": str(Path(self.cfg.output_dir).resolve()),
-            run_info.CHECKPOINT_DIR_TAG: str(self.checkpoints.directory.resolve()),
-        }
-        if "hydra.overrides" in self.context:  # started by fedlm-train: how to run it again
-            tags[run_info.DESCRIPTION_TAG] = run_info.description(
-                run_info.override_list(self.context)
-            )
+        tags = run_info.start_tags(self.cfg, self.context, self.checkpoints.directory)
         parent = self._sweep_parent()
         swept_keys = []
         if parent is not None:
@@ -258,31 +188,10 @@ class MlflowTracker(Tracker):
         reported and, once an older one is read, set aside (``unreadable_round_<n>``)."""
         if not self.resuming:
             return None
-        unreadable = []
-        for round_num in reversed(self.checkpoints.rounds()):
-            path = self.checkpoints.directory / f"round_{round_num}"
-            try:
-                checkpoint, run_id = self.checkpoints.load(template_state, round_num)
-                break
-            except Exception as error:  # TensorFlow's errors for damaged files vary
-                _warn(
-                    f"checkpoint {path} cannot be read ({type(error).__name__}: "
-                    f"{store.first_line(error)})"
-                )
-                unreadable.append(round_num)
-        else:
-            if unreadable:
-                raise FedlmError(
-                    f"no checkpoint of MLflow run {self.run_id} in {self.checkpoints.directory} "
-                    "can be read (see above): start a new run"
-                )
+        found = newest_readable(self.checkpoints, template_state, self.run_id, _warn)
+        if found is None:
             return None  # crashed before its first checkpoint: start again, in the same run
-        if unreadable:
-            aside = [str(self.checkpoints.set_aside(n)) for n in unreadable]
-            _warn(
-                f"resuming from {path}, the newest readable checkpoint (set aside: "
-                f"{', '.join(aside)})"
-            )
+        checkpoint, run_id, round_num = found
         if run_id not in carry.lineage(self._run.data.tags, self.run_id):
             raise FedlmError(
                 f"checkpoint {self.checkpoints.directory}/round_{round_num} belongs to MLflow "
@@ -292,7 +201,7 @@ class MlflowTracker(Tracker):
 
     # -- during the run ----------------------------------------------------------------------
 
-    @_bounded("logging metrics")
+    @bounded("logging metrics")
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         batch = [
@@ -304,7 +213,7 @@ class MlflowTracker(Tracker):
             self.client.log_batch(self.run_id, metrics=batch)
             self.logged.update((m.key, m.step) for m in batch)
 
-    @_bounded("logging text")
+    @bounded("logging text")
     def log_text(self, name: str, text: str, step: int) -> None:
         self.client.log_text(self.run_id, text, f"{name}/round_{step:04d}.txt")
 
@@ -316,7 +225,7 @@ class MlflowTracker(Tracker):
         self.checkpoints.save(checkpoint, self.run_id)
         self._set_tags({"fedlm.checkpoint_round": str(checkpoint.round_num)})
 
-    @_bounded("logging the model")
+    @bounded("logging the model")
     def log_model(self, keras_model: Any, step: int | None = None) -> None:
         """Log the model as an MLflow model (TensorFlow flavour) named ``model``, with the run's
         metrics at ``step`` (default: the last step logged), which the model's page shows."""
@@ -430,7 +339,7 @@ class MlflowTracker(Tracker):
             params["tracking.uri"] = run_info.param_value(self._shown_uri())
         return params
 
-    @_bounded("logging params")
+    @bounded("logging params")
     def _log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), BATCH):
@@ -456,7 +365,7 @@ class MlflowTracker(Tracker):
             f"continue with resume=true hydra.run.dir={Path(self.cfg.output_dir).resolve()}"
         )
 
-    @_bounded("setting tags")
+    @bounded("setting tags")
     def _set_tags(self, tags: Mapping[str, str]) -> None:
         items = [RunTag(k, _tag(v)) for k, v in tags.items()]
         for i in range(0, len(items), BATCH):

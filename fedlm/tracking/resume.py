@@ -1,4 +1,5 @@
-"""Finding the run to resume, its checkpoints, and what it has already logged.
+"""Finding the run to resume, its checkpoints (the newest readable one), and what it has
+already logged.
 
 ``resume=true`` continues the run whose ``run.json`` is in this output dir's ``checkpoints/``;
 ``resume=<run id>`` continues that run, wherever it ran (its ``fedlm.checkpoint_dir`` tag says
@@ -8,14 +9,14 @@ for where it runs (:data:`run_info.MAY_CHANGE`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from fedlm.errors import ConfigError
+from fedlm.errors import ConfigError, FedlmError
 from fedlm.tracking import run_info, store
 from fedlm.tracking.checkpoints import CheckpointStore
 
@@ -92,3 +93,40 @@ def logged_steps(client: mlflow.MlflowClient, run: Run) -> set[tuple[str, int]]:
         for key in run.data.metrics
         for metric in client.get_metric_history(run.info.run_id, key)
     }
+
+
+def newest_readable(
+    checkpoints: CheckpointStore,
+    template_state: Any,
+    run_id_resumed: str,
+    warn: Callable[[str], None],
+) -> tuple[Any, str, int] | None:
+    """(checkpoint, the run id it was saved by, its round) of the newest checkpoint that can be
+    read; None when there is none. One that cannot be read (truncated files, say) is reported
+    and, once an older one is read, set aside (``unreadable_round_<n>``); :class:`FedlmError`
+    when none of them can be read."""
+    unreadable = []
+    for round_num in reversed(checkpoints.rounds()):
+        path = checkpoints.directory / f"round_{round_num}"
+        try:
+            checkpoint, run_id = checkpoints.load(template_state, round_num)
+            break
+        except Exception as error:  # TensorFlow's errors for damaged files vary
+            warn(
+                f"checkpoint {path} cannot be read ({type(error).__name__}: "
+                f"{store.first_line(error)})"
+            )
+            unreadable.append(round_num)
+    else:
+        if unreadable:
+            raise FedlmError(
+                f"no checkpoint of MLflow run {run_id_resumed} in {checkpoints.directory} "
+                "can be read (see above): start a new run"
+            )
+        return None
+    if unreadable:
+        aside = [str(checkpoints.set_aside(n)) for n in unreadable]
+        warn(
+            f"resuming from {path}, the newest readable checkpoint (set aside: {', '.join(aside)})"
+        )
+    return checkpoint, run_id, round_num

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlm import paths
-from fedlm.config import AGGREGATOR_FIELDS, OPTIMIZER_FIELDS
+from fedlm.config import AGGREGATOR_FIELDS, OPTIMIZER_FIELDS, TrainConfig
 
 # Older tracking servers cut param values at 500 characters and refuse longer ones; the whole
 # config is logged as config.yaml anyway.
@@ -182,6 +182,26 @@ def context_tags(context: Mapping[str, str]) -> dict[str, str]:
         tags["fedlm.sweep.job"] = str(context.get("hydra.job_num", ""))
         for key, value in overrides_of(context).items():
             tags[f"override.{key}"] = value
+    return tags
+
+
+def start_tags(
+    cfg: TrainConfig, context: Mapping[str, str], checkpoint_dir: Path
+) -> dict[str, str]:
+    """The tags a new run starts with: its code and versions, how it was started (``context``),
+    its data, its output and checkpoint folders, and, when ``fedlm-train`` started it, the
+    command that runs it again as its description."""
+    tags = {
+        **git_state(),
+        **versions(),
+        **context_tags(context),
+        "fedlm.data.name": cfg.data.name,
+        "fedlm.data.pipeline": cfg.data.pipeline,
+        "fedlm.output_dir": str(Path(cfg.output_dir).resolve()),
+        CHECKPOINT_DIR_TAG: str(Path(checkpoint_dir).resolve()),
+    }
+    if "hydra.overrides" in context:  # started by fedlm-train: how to run it again
+        tags[DESCRIPTION_TAG] = description(override_list(context))
     return tags
 
 

@@ -10,7 +10,7 @@ import fedlm.cli.generate as cli
 from fedlm.config import GenerateConfig
 from fedlm.models.architectures import build_model
 from fedlm.models.generate import generate_text
-from fedlm.models.pretrain import save_model
+from fedlm.models.pretrained import save_model
 
 
 def _compose(overrides=()):

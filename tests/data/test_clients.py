@@ -20,6 +20,7 @@ from fedlm.data.clients import (
     client_data_snippets,
     client_snippets,
     load_client_data,
+    load_snippets,
     read_snippets,
 )
 from fedlm.data.shakespeare_text import PARSER_VERSION
@@ -136,31 +137,6 @@ def test_a_cache_dir_that_is_a_file_is_a_data_error_naming_it(source, tmp_path):
         load_client_data("shakespeare", database)
 
 
-def test_snippets_are_decoded_as_tensorflow_decodes_them():
-    """read_snippets decodes tf.train.Example without TensorFlow: long, non-ASCII snippets and
-    other features (every protobuf wire type) as TensorFlow writes them."""
-    import tensorflow as tf
-
-    from fedlm.data.clients import _snippet
-
-    snippet = "Ay, marry, is't; " * 40 + "\u00e9\u2014\U0001f600"
-    example = tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                "a_number": tf.train.Feature(int64_list=tf.train.Int64List(value=[2**40, -1])),
-                "a_float": tf.train.Feature(float_list=tf.train.FloatList(value=[0.5])),
-                "snippets": tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[snippet.encode("utf-8")])
-                ),
-                "zz": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"other"])),
-            }
-        )
-    )
-    assert _snippet(example.SerializeToString()) == snippet
-    with pytest.raises(ValueError, match="no 'snippets' feature"):
-        _snippet(tf.train.Example().SerializeToString())
-
-
 def test_the_cache_dir_is_expanded(source, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     build_shakespeare(source, tmp_path / "cache", log=lambda line: None)
@@ -269,6 +245,60 @@ def test_a_database_fedlm_did_not_build_is_read_as_it_is(source, tmp_path, capsy
     assert client_data_snippets(train) == tffs
     assert capsys.readouterr().out == ""
     assert read_stamp(database_path(tmp_path)) is None
+
+
+# load_snippets: the one call a run makes; each source read once.
+
+
+def test_load_snippets_gives_synthetic_data_for_both_splits():
+    snippets = load_snippets(DataConfig(name="synthetic"))
+
+    assert {k: snippets.train[k] for k in SYNTHETIC_CUPID} == SYNTHETIC_CUPID
+    assert snippets.test == snippets.train and snippets.test is not snippets.train
+    assert snippets.train == client_data_snippets(
+        tff.simulation.datasets.shakespeare.get_synthetic()
+    )
+
+
+def test_load_snippets_of_an_unknown_name_is_a_config_error():
+    with pytest.raises(ConfigError) as error:
+        load_snippets(DataConfig(name="emnist"))
+    assert error.value.key == "data.name"
+
+
+def test_load_snippets_builds_a_missing_database_and_says_so(source, tmp_path):
+    cache_dir, lines = tmp_path / "cache", []
+
+    snippets = load_snippets(DataConfig(cache_dir=str(cache_dir), source=str(source)), lines.append)
+
+    assert lines[0] == (
+        f"Building federated Shakespeare from {source} into {cache_dir}/shakespeare.sqlite"
+    )
+    assert (snippets.train, snippets.test) == (TRAIN, TEST)
+    again = []  # built now: read as it is, without a word
+    assert load_snippets(DataConfig(cache_dir=str(cache_dir)), again.append) == snippets
+    assert again == []
+
+
+def test_load_snippets_rebuilds_an_older_build_with_one_line(source, tmp_path):
+    build_shakespeare(source, tmp_path, log=lambda line: None)
+    database = database_path(tmp_path)
+    _as_built_by_an_older_fedlm(database, "1")
+    lines = []
+
+    snippets = load_snippets(DataConfig(cache_dir=str(tmp_path), source=str(source)), lines.append)
+
+    assert lines == [
+        f"Rebuilding {database} from {source}: it was built by fedlm's parser version 1, "
+        f"this fedlm's is version {PARSER_VERSION}"
+    ]
+    assert (snippets.train, snippets.test) == (TRAIN, TEST)
+
+
+def test_load_snippets_names_both_ways_out_of_a_failed_download(tmp_path, no_network):
+    with pytest.raises(DataError, match="has no shakespeare.sqlite and TFF could not download"):
+        load_snippets(DataConfig(cache_dir=str(tmp_path)))
+    assert not database_path(tmp_path).exists()
 
 
 SHARED_TEXT = paths.shared_data_dir() / "shakespeare" / "complete_works_gutenberg100_1994.txt"

@@ -10,7 +10,7 @@ from shipped_models import model_config
 
 from fedlm.config import ModelConfig
 from fedlm.models.architectures import build_model
-from fedlm.models.pretrain import save_model
+from fedlm.models.pretrained import save_model
 
 
 @pytest.fixture(autouse=True)

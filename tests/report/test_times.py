@@ -1,11 +1,19 @@
 """A report's running time leaves out a stopped process's pause, and its notes say so."""
 
 import pytest
+from mlflow.entities import Metric
+from report_runs import T0, experiment, make_run
 
-from fedlm.report import times
+from fedlm.report import (
+    Study,
+    group_runs,
+    markdown,
+    summarize,
+    times,
+)
 from fedlm.report.notes import time_notes
 from fedlm.report.summary import Group, Row
-from fedlm.tracking.runs import RunRecord
+from fedlm.tracking.runs import RunRecord, load_runs
 
 
 def stopped_run() -> RunRecord:
@@ -37,3 +45,18 @@ def test_the_notes_name_the_stopped_round_and_what_was_counted():
         "more than 10 times the median of the 20 before it (10.0 s): taken as a stopped process, "
         "it counts as that median in training and running time."
     ]
+
+
+def test_running_time_and_resumes_are_read_from_mlflow(uri):
+    client, eid = experiment(uri, "resumed")
+    run_id = make_run(client, eid, 0, params={"seed": "0"}, accuracy=(0.1, 0.2, 0.3))
+    # eval/seconds of 10 s after rounds 0, 1 and 2, beside round/seconds of 30 s
+    client.log_batch(
+        run_id, metrics=[Metric("eval/seconds", 10.0, int(T0 * 1000) + s, s) for s in range(3)]
+    )
+    client.set_tag(run_id, "fedlm.resumes", "2")
+    (run,) = load_runs(uri, "resumed")[0]
+    assert run.resumes == 2
+    (row,) = summarize(group_runs([run]), Study(name="t"))
+    assert row.values["running_minutes"] == pytest.approx([(2 * 30 + 3 * 10) / 60])
+    assert "was interrupted and resumed (2 resumes)" in markdown([row], Study(name="t"))

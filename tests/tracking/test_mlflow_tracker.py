@@ -14,12 +14,11 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow.entities import Param
-from urllib3.util.retry import Retry
 
 from fedlm.config import ModelConfig, TrackingConfig, TrainConfig
 from fedlm.errors import ConfigError, DiskFullError, RunInUseError
 from fedlm.tracking import Checkpoint, Tracker, build_tracker, run_info
-from fedlm.tracking.mlflow_tracker import MlflowTracker, retry_settings
+from fedlm.tracking.mlflow_tracker import MlflowTracker
 from fedlm.tracking.store import TrackingError
 
 CONTEXT = {
@@ -439,28 +438,6 @@ def test_logged_model_reloads_and_predicts_the_same_logits(tmp_path):
     signature = mlflow.models.get_model_info(uri).signature
     assert signature.inputs.inputs[0].shape == (-1, -1)
     assert signature.outputs.inputs[0].shape == (-1, -1, 86)
-
-
-def backoff_seconds(settings) -> float:
-    """What urllib3, as MLflow configures it, sleeps over all the retries of one request."""
-    retry = Retry(
-        total=int(settings["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]),
-        backoff_factor=int(settings["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]),
-    )
-    waited = 0.0
-    for _ in range(retry.total):
-        retry = retry.increment(method="GET", url="/", error=ConnectionError())
-        waited += retry.get_backoff_time()
-    return waited
-
-
-@pytest.mark.parametrize(
-    ("seconds", "waited"), [(60, 60), (600, 604), (30, 30), (10, 6), (2, 2), (1, 0), (0, 0)]
-)
-def test_retries_give_up_after_about_the_configured_time(seconds, waited):
-    """MLflow's defaults (7 retries, back-off factor 2) wait 252 s for each call, and a run makes
-    several calls before it ends: minutes, then a chain of tracebacks."""
-    assert backoff_seconds(retry_settings(seconds)) == waited
 
 
 def free_port() -> int:

@@ -1,17 +1,18 @@
-import contextlib
+"""fedlm-pretrain's job: train, evaluate and save a model, with the tutorial's pipeline and with
+the papers' (pipeline=paper: a 90-id model that starts a data.pipeline=paper run)."""
+
 import json
-import sqlite3
 
 import pytest
 from shipped_models import model_config
 
 from fedlm.config import PretrainConfig
-from fedlm.data.build import build_shakespeare, database_path
-from fedlm.errors import ConfigError, DataError
+from fedlm.data.paper import VOCAB_SIZE
+from fedlm.errors import ConfigError, DataError, ModelError
 from fedlm.models.generate import generate_text, load_weights_for_generation
-from fedlm.models.pretrain import evaluate_saved, pretrain, shakespeare_test_snippets
 from fedlm.models.pretrained import default_pretrained_path, load_pretrained_weights
 from fedlm.paths import shared_data_dir
+from fedlm.pretraining import evaluate_saved, pretrain
 
 METRIC_KEYS = {
     f"{split}_{name}"
@@ -94,13 +95,6 @@ def test_bad_values_and_short_corpora_are_refused(corpus, tmp_path):
         pretrain(PretrainConfig(**{**base, "corpus": [str(tmp_path / "none.txt")]}))
 
 
-def test_gutenberg_shakespeare_test_split_is_read_from_the_shared_text():
-    if not (shared_data_dir() / "shakespeare/complete_works_gutenberg100_1994.txt").exists():
-        pytest.skip(f"no Shakespeare text under {shared_data_dir()}")
-    source, snippets = shakespeare_test_snippets("gutenberg")
-    assert source == "gutenberg" and len(snippets) > 1000
-
-
 def test_pretrain_on_the_shared_dickens_then_generate(tmp_path):
     books = [
         shared_data_dir() / "dickens" / n
@@ -124,15 +118,41 @@ def test_pretrain_on_the_shared_dickens_then_generate(tmp_path):
     assert text.startswith("It was ") and len(text) == 57
 
 
-def test_the_sqlite_test_split_of_an_older_build_is_not_used(isolated_cache, tmp_path, monkeypatch):
-    source = tmp_path / "works.txt"
-    source.write_text("A PLAY\n\nby William Shakespeare\n\n  ANN. One.\n  BEN. Two.\n" * 2)
-    cache_dir = isolated_cache / "shakespeare"
-    build_shakespeare(source, cache_dir, log=lambda line: None)
-    with contextlib.closing(sqlite3.connect(database_path(cache_dir))) as con:
-        con.execute("UPDATE fedlm_build SET value = '1' WHERE key = 'parser_version'")
-        con.commit()
-    monkeypatch.setenv("FEDLM_DATA_DIR", str(tmp_path / "no_shared_data"))
+# pipeline=paper
 
-    with pytest.raises(DataError, match="was built by fedlm's parser version 1"):
-        shakespeare_test_snippets("sqlite")
+
+def paper_config(corpus, **changes) -> PretrainConfig:
+    settings = dict(
+        model=model_config("tiny"),
+        corpus=corpus,
+        pipeline="paper",
+        epochs=2,
+        steps_per_epoch=3,
+        seq_len=10,
+        batch_size=4,
+        shakespeare="synthetic",
+        log_every=2,
+    )
+    return PretrainConfig(**{**settings, **changes})
+
+
+def test_pretrain_paper_saves_a_90_id_model_that_a_paper_run_loads(paragraph_books, isolated_cache):
+    cfg = paper_config(paragraph_books)
+    result = pretrain(cfg)
+    assert result.path == isolated_cache / "pretrained" / "tiny_paper.h5"
+    assert (result.vocab_size, result.train_steps, result.epochs_run) == (VOCAB_SIZE, 6, 2)
+    record = json.loads(result.path.with_suffix(".json").read_text())
+    assert record["config"]["pipeline"] == "paper"
+    assert load_pretrained_weights(str(result.path), cfg.model, VOCAB_SIZE) is not None
+    with pytest.raises(ModelError, match="vocabulary 90 but the data pipeline needs 86"):
+        load_pretrained_weights(str(result.path), cfg.model, 86)
+    cfg.model.pretrained = str(result.path)
+    metrics, source = evaluate_saved(cfg)  # the saved model scores what pretrain reported
+    assert source == "synthetic"
+    for key, value in metrics.items():
+        assert value == pytest.approx(result.metrics[key], rel=1e-5), key
+
+
+def test_an_unknown_pipeline_is_refused_before_any_work(paragraph_books):
+    with pytest.raises(ConfigError, match=r"pipeline=.*'tutorial', 'paper'"):
+        pretrain(paper_config(paragraph_books, pipeline="leaf"))
