@@ -341,7 +341,7 @@ class PretrainConfig:
     unknown_chars: str = "drop"  # tutorial pipeline (the paper pipeline maps them to its oov id)
     # tutorial: the books as one character stream, the tutorial's vocabulary; paper: the books'
     # paragraphs through the papers' pipeline (TFF's Shakespeare baseline, 90 ids), for a model
-    # that starts a data.pipeline=paper run (fedlm/models/pretrain.py).
+    # that starts a data.pipeline=paper run (fedlm/pretraining/).
     pipeline: str = "tutorial"
     validation_fraction: float = 0.1  # the last part of each book is held out
     epochs: int = 1
