@@ -57,11 +57,12 @@ from omegaconf import OmegaConf
 from fedlm.cli.common import CONFIG_DIR, quiet_libraries
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import TrainConfig
-from fedlm.experiment import Setup, due, prepare, round_datasets, run, starting_weights
+from fedlm.experiment import Setup, prepare, run, starting_weights
 from fedlm.federated import workers
 from fedlm.federated.evaluation import CentralizedEvaluator
 from fedlm.federated.process import build_optimizer
 from fedlm.federated.runtime import usable_cores
+from fedlm.rounds import due, round_datasets
 from fedlm.tracking.base import Tracker
 
 SETTINGS = {

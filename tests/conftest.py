@@ -5,6 +5,7 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,24 @@ def pytest_collection_finish(session):
     _patch_tff()
 
 
+def stray_workers(recorded: list[int]) -> list[int]:
+    """Pids of running ``worker_binary`` children of this process not in ``recorded`` (fedlm's
+    record): started before or without the patch."""
+    stray = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        pid, rest = text.split(" ", 1)
+        comm, fields = rest.rsplit(")", 1)
+        state, ppid = fields.split()[:2]
+        mine = comm == "(worker_binary" and int(ppid) == os.getpid() and state != "Z"
+        if mine and int(pid) not in recorded:
+            stray.append(int(pid))
+    return stray
+
+
 @pytest.fixture(autouse=True)
 def no_tff_worker_left(request):
     """Fail the test that leaves a TFF worker running, and end the worker."""
@@ -34,7 +53,7 @@ def no_tff_worker_left(request):
     from fedlm.federated import workers
 
     left = workers.running_workers()
-    stray = workers.stray_workers()  # started before or without the patch
+    stray = stray_workers(left)
     if not left and not stray:
         return
     workers.end_workers()

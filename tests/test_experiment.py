@@ -14,7 +14,7 @@ from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, ModelError
-from fedlm.experiment import RemainingTime, prepare, run
+from fedlm.experiment import prepare, run
 from fedlm.federated import runtime, workers
 from fedlm.federated.process import build_learning_process
 from fedlm.federated.task import Task, build_pipeline
@@ -401,22 +401,10 @@ def test_federated_evaluation_agrees_with_the_centralized_one(tmp_path):
         assert metrics["fed_eval/perplexity"] == pytest.approx(np.exp(metrics["fed_eval/loss"]))
 
 
-def test_the_time_left_follows_the_recent_pace_and_forgets_a_pause():
-    clock = RemainingTime(window=4, now=0.0)
-    assert clock.after_round(99, now=10.0) == 990.0
-    assert clock.after_round(98, now=1010.0) == 505.0 * 98  # a 1000 s pause in round 2
-    now = 1010.0
-    for left in (97, 96, 95):
-        now += 10.0
-        assert clock.after_round(left, now=now) > 10.0 * left  # the pause still counts
-    now += 10.0
-    assert clock.after_round(94, now=now) == 10.0 * 94  # four rounds on: forgotten
-
-
 def test_the_final_window_evaluates_every_round_and_sparsely_before(tmp_path):
     """eval.every=3 with eval.final_window=2 over 5 rounds: after rounds 0 and 3, and rounds 4
     and 5 as the window's; the statistic of a paper's last rounds averages them all."""
-    from fedlm.experiment import due
+    from fedlm.rounds import due
 
     assert [r for r in range(1, 13) if due(4, r, 12, final_window=3)] == [4, 8, 10, 11, 12]
     assert [r for r in range(1, 13) if due(4, r, 12)] == [4, 8, 12]

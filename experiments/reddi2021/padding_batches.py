@@ -28,7 +28,8 @@ from fedlm.cli.common import CONFIG_DIR
 
 def padding_only_rounds(overrides: list[str], rounds: int) -> dict[int, list[str]]:
     """Round -> the sampled clients whose some batch has only padding targets."""
-    from fedlm.experiment import prepare, round_datasets
+    from fedlm.experiment import prepare
+    from fedlm.rounds import round_datasets
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "output_dir=."])

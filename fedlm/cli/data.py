@@ -96,6 +96,7 @@ def fetch(args: argparse.Namespace) -> int:
 
 @report_errors(PROG)
 def build(args: argparse.Namespace) -> int:
+    from fedlm.cli.signals import install_signal_handlers
     from fedlm.data.build import (
         build_difference,
         build_shakespeare,
@@ -105,7 +106,6 @@ def build(args: argparse.Namespace) -> int:
     )
     from fedlm.data.clients import default_cache_dir, default_source
     from fedlm.errors import DataError
-    from fedlm.federated.workers import install_signal_handlers
 
     install_signal_handlers()  # SIGTERM and SIGHUP clean up the temporary files, as Ctrl-C does
 

@@ -27,6 +27,7 @@ from fedlm.cli.common import (
     report_errors,
     run_hydra,
 )
+from fedlm.cli.hydra_compat import hydra_args_parser
 from fedlm.cli.joblog import job_log, job_prefix
 from fedlm.config import TrainConfig, check_key, check_keys
 from fedlm.tracking.run_info import override_list, overrides_of, resume_command
@@ -44,10 +45,9 @@ def config_groups() -> list[str]:
 def check_command_line(argv: list[str]) -> None:
     """Refuse an override of a key the typed config does not have, with or without ``+``, before
     Hydra composes anything (Hydra's own error suggests adding ``+``, which it then accepts)."""
-    from hydra._internal.utils import get_args_parser  # the parser hydra.main itself uses
-
+    parser = hydra_args_parser()  # the parser hydra.main itself uses
     try:
-        args, _ = get_args_parser().parse_known_args(argv)
+        args, _ = parser.parse_known_args(argv)
         parsed = OverridesParser.create().parse_overrides(args.overrides)
     except (SystemExit, Exception):  # a malformed command line: Hydra reports it
         return
@@ -101,8 +101,8 @@ def train(cfg: DictConfig, context: dict[str, str]) -> float | None:
     if not tracker.claim():
         return None
     # TensorFlow and TFF only now that the config is known to be good.
+    from fedlm.cli.signals import install_signal_handlers
     from fedlm.experiment import run
-    from fedlm.federated.workers import install_signal_handlers
 
     install_signal_handlers()  # in this job's process (joblib runs jobs in worker processes)
     try:
@@ -134,7 +134,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 @report_errors(PROG)
 def main() -> None:
-    from fedlm.federated.workers import install_signal_handlers  # no TensorFlow
+    from fedlm.cli.signals import install_signal_handlers  # no TensorFlow
 
     check_command_line(sys.argv[1:])
     install_signal_handlers()

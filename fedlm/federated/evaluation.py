@@ -13,11 +13,13 @@ sequences are batched. Federated: TFF's ``build_fed_eval`` over the same clients
 sequences batched on their own; its loss is TFF's (a mean of per-batch means, weighted by
 sequences), equal to the centralized one when every batch is free of padding. Both report loss,
 accuracy (and the paper pipeline's stricter accuracy), number of characters, perplexity and bits
-per char.
+per char. :class:`Evaluation` is the one the round loop calls: centralized, federated, both or none,
+as ``eval.centralized`` and ``eval.federated`` say.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import tensorflow_federated as tff
@@ -104,3 +106,35 @@ class FederatedEvaluator:
         output = self.process.next(state, self.datasets)
         metrics = output.metrics["client_work"]["eval"]["current_round_metrics"]
         return with_derived(metrics)
+
+
+class Evaluation:
+    """The server model's evaluation that ``eval`` asks for: centralized (``eval/`` metrics),
+    federated (``fed_eval/``), both, or none (no evaluation clients, or both off).
+
+    Build it inside the execution context, after the learning process: the federated evaluation
+    is TFF's own process, and a Keras model made before TFF traces its models stops working.
+    """
+
+    def __init__(self, cfg: EvalConfig, task: Task, sequences: ClientSequences | None):
+        batch_size = cfg.batch_size or task.pipeline.batch_size  # null: training.batch_size
+        on = sequences is not None
+        # TFF's process first, the Keras model after it (see above).
+        self.federated = (
+            FederatedEvaluator(task, sequences, batch_size) if on and cfg.federated else None
+        )
+        self.centralized = (
+            CentralizedEvaluator(task, sequences, batch_size) if on and cfg.centralized else None
+        )
+
+    def __call__(self, weights: tff.learning.models.ModelWeights) -> dict[str, float]:
+        """The metrics of ``weights``, with ``eval/seconds``; empty when nothing is evaluated."""
+        metrics = {}
+        started = time.monotonic()
+        if self.centralized is not None:
+            metrics.update({f"eval/{k}": v for k, v in self.centralized(weights).items()})
+        if self.federated is not None:
+            metrics.update({f"fed_eval/{k}": v for k, v in self.federated(weights).items()})
+        if metrics:
+            metrics["eval/seconds"] = time.monotonic() - started
+        return metrics

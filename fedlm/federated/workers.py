@@ -5,12 +5,14 @@ and has no public way to stop it: the worker outlives Python on every exit path 
 stdout and stderr open, which hangs anything that reads the output to its end (a CI runner,
 ``| tee``). fedlm therefore
 
-- patches the one place where TFF starts the worker (:func:`patch_worker_start`), and starts its
-  own local workers (:func:`start_local_worker`), both as a :class:`WorkerProcess`: a parent-death
-  signal, real file descriptors, quiet logs, and a record of every process;
-- ends the recorded workers on demand and at exit (:func:`end_workers`);
-- turns SIGTERM and SIGHUP into a normal exit (:func:`install_signal_handlers`), so ``finally``
-  blocks run.
+- has TFF start its worker through fedlm (:func:`patch_worker_start`, by way of
+  :mod:`fedlm.tff_compat`, the one home of TFF's private API), and starts its own local workers
+  (:func:`start_local_worker`), both as a :class:`WorkerProcess`: a parent-death signal, real
+  file descriptors, quiet logs, and a record of every process;
+- ends the recorded workers on demand and at exit (:func:`end_workers`).
+
+SIGTERM and SIGHUP become a normal exit in the commands (:mod:`fedlm.cli.signals`), so the
+``finally`` blocks that end the workers run.
 
 Nothing here imports TensorFlow Federated at module level, so ``fedlm-worker`` starts without it.
 """
@@ -22,7 +24,6 @@ import contextlib
 import errno
 import gc
 import importlib.util
-import inspect
 import os
 import select
 import shutil
@@ -34,13 +35,8 @@ import time
 import weakref
 from pathlib import Path
 
+from fedlm import tff_compat
 from fedlm.errors import FedlmError
-
-# The TFF release whose private worker start (executor_stacks/executor_factory.py) the patch was
-# written against, and the call it replaces. Re-check both on any TFF upgrade.
-TFF_VERSION = "0.87.0"
-TFF_WORKER_START = "subprocess.Popen(args, stdout=stdout, stderr=stderr)"
-_TFF_MODULE = "tensorflow_federated.python.core.impl.executor_stacks.executor_factory"
 
 _PR_SET_PDEATHSIG = 1
 _workers: list[WorkerProcess] = []
@@ -154,70 +150,23 @@ class WorkerProcess(subprocess.Popen):
             _workers.append(self)
 
 
-class _PopenForTff:
-    """``subprocess.Popen`` as TFF's executor-factory module sees it."""
-
-    def __call__(self, args, **kwargs) -> WorkerProcess:
-        # TFF retries a failed call by restarting its worker; after Ctrl-C that would bring back
-        # the worker execution_context has just ended, running an abandoned computation.
-        if threading.current_thread() in _closed_threads:
-            raise FedlmError(
-                "TFF tried to restart its worker after fedlm's execution_context ended"
-            )
-        return WorkerProcess(args, started_by_tff=True, **kwargs)
-
-    def __instancecheck__(self, obj: object) -> bool:
-        # TFF's ServiceManager.__del__ sends SIGINT to `self._process.pid` if
-        # `isinstance(self._process, subprocess.Popen)`, possibly long after fedlm has ended and
-        # reaped that worker, when the pid may belong to another process. For TFF, a worker is a
-        # Popen only until it has been reaped.
-        return isinstance(obj, subprocess.Popen) and obj.returncode is None
-
-    def __getitem__(self, item: object) -> object:  # TFF's annotation `subprocess.Popen[bytes]`
-        return subprocess.Popen[item]
-
-
-class _SubprocessForTff:
-    """Stands in for the ``subprocess`` module inside TFF's executor-factory module."""
-
-    Popen = _PopenForTff()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(subprocess, name)
-
-
-_SUBPROCESS_FOR_TFF = _SubprocessForTff()
-
-
-def check_worker_start(version: str, source: str) -> None:
-    """Raise :class:`FedlmError` unless ``source`` is TFF 0.87's worker start that fedlm patches."""
-    if version != TFF_VERSION or TFF_WORKER_START not in source:
-        found = "the call is missing" if TFF_WORKER_START not in source else "the call is there"
-        raise FedlmError(
-            f"fedlm patches how TFF {TFF_VERSION} starts its worker_binary (`{TFF_WORKER_START}` "
-            f"in {_TFF_MODULE}), but TFF {version} is installed and {found}. Re-check that "
-            "module's start_process and update fedlm/federated/runtime.py (TFF_VERSION), or "
-            f"install tensorflow-federated=={TFF_VERSION}."
-        )
+def _start_for_tff(args, **kwargs) -> WorkerProcess:
+    """How TFF's local runtime starts its worker once patched."""
+    # TFF retries a failed call by restarting its worker; after Ctrl-C that would bring back the
+    # worker execution_context has just ended, running an abandoned computation.
+    if threading.current_thread() in _closed_threads:
+        raise FedlmError("TFF tried to restart its worker after fedlm's execution_context ended")
+    return WorkerProcess(args, started_by_tff=True, **kwargs)
 
 
 def patch_worker_start() -> None:
     """Make TFF start its local worker as a :class:`WorkerProcess`; idempotent.
 
-    Replaces the module-level ``subprocess`` name of TFF's private executor-factory module, the
-    only caller of ``Popen`` in TFF's local runtime. Applies to every local C++ context, also
-    those created before the patch, as long as their worker has not started yet.
+    Applies to every local C++ context, also those created before the patch, as long as their
+    worker has not started yet (:func:`fedlm.tff_compat.replace_worker_start`).
     """
-    import tensorflow_federated as tff
-
-    module = sys.modules.get(_TFF_MODULE) or importlib.import_module(_TFF_MODULE)
-    if module.subprocess is _SUBPROCESS_FOR_TFF:
-        return
-    check_worker_start(tff.__version__, inspect.getsource(module.local_cpp_executor_factory))
-    if module.subprocess is not subprocess:
-        raise FedlmError(f"{_TFF_MODULE}.subprocess was already replaced by {module.subprocess!r}")
-    module.subprocess = _SUBPROCESS_FOR_TFF
-    atexit.register(_at_exit)
+    if tff_compat.replace_worker_start(_start_for_tff):
+        atexit.register(_at_exit)
 
 
 def running_workers() -> list[int]:
@@ -316,53 +265,7 @@ def end_workers(timeout: float = 5.0) -> list[int]:
 
 
 def _at_exit() -> None:
-    from tensorflow_federated.python.core.impl.context_stack import runtime_error_context
-
-    # Drop the context TFF installs at import while Python still works: deleted during
-    # interpreter teardown, its ServiceManager.__del__ fails with "Exception ignored in ...".
     if threading.current_thread() is threading.main_thread():
-        import tensorflow_federated as tff
-
-        tff.framework.get_context_stack().set_default_context(
-            runtime_error_context.RuntimeErrorContext()
-        )
+        tff_compat.drop_default_context()
         gc.collect()
     end_workers()
-
-
-def stray_workers() -> list[int]:
-    """Pids of running ``worker_binary`` children of this process that fedlm did not record."""
-    recorded = set(running_workers())
-    stray = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        pid, rest = text.split(" ", 1)
-        comm, fields = rest.rsplit(")", 1)
-        state, ppid = fields.split()[:2]
-        mine = comm == "(worker_binary" and int(ppid) == os.getpid() and state != "Z"
-        if mine and int(pid) not in recorded:
-            stray.append(int(pid))
-    return stray
-
-
-def _exit_on_signal(signum: int, frame: object) -> None:
-    # A second signal of the same kind ends the process at once (the default action).
-    signal.signal(signum, signal.SIG_DFL)
-    raise SystemExit(128 + signum)
-
-
-def install_signal_handlers() -> None:
-    """Turn SIGTERM and SIGHUP into ``SystemExit(128 + signum)`` so ``finally`` blocks run.
-
-    Only from the main thread, and only for signals that still have their default action (a
-    launcher's own handler, e.g. submitit's, is left alone). SIGINT already raises
-    ``KeyboardInterrupt``.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _exit_on_signal)

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedlm.cli.signals import install_signal_handlers
 from fedlm.config import RuntimeConfig
 from fedlm.federated import runtime, workers
 
@@ -32,7 +33,7 @@ def spin():
 
 def main(mode: str, pid_file: str, local_workers: str = "1") -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
-    workers.install_signal_handlers()
+    install_signal_handlers()
     with runtime.execution_context(RuntimeConfig(local_workers=int(local_workers))):
         result = total([1, 2, 3])
         if result != 6:

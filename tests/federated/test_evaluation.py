@@ -9,7 +9,7 @@ from fedlm.config import EvalConfig, ModelConfig
 from fedlm.data.clients import client_data_snippets
 from fedlm.data.inmemory import snippet_dataset
 from fedlm.data.pipelines import build_pipeline
-from fedlm.federated.evaluation import CentralizedEvaluator, evaluation_sequences
+from fedlm.federated.evaluation import CentralizedEvaluator, Evaluation, evaluation_sequences
 from fedlm.federated.task import Task
 from fedlm.models.metrics import TokenLoss
 
@@ -108,3 +108,23 @@ def test_the_study_evaluation_batch_sizes_give_the_same_metrics_within_1e6():
     for key in ("loss", "accuracy", "accuracy_no_eos_oov", "bits_per_char"):
         assert at_1024[key] == pytest.approx(at_64[key], abs=1e-6), key
     assert at_1024["num_tokens"] == at_64["num_tokens"]
+
+
+def test_the_runs_evaluation_names_the_centralized_metrics_and_is_empty_when_off():
+    """Centralized only (federated needs TFF's execution context: test_experiment.py), at
+    ``eval.batch_size`` or, when null, the pipeline's (training) batch size."""
+    task = Task(build_pipeline("tutorial", seq_len=10, batch_size=2), TINY)
+    weights = random_weights(task)
+    sequences = evaluation_sequences(EvalConfig(), task.pipeline, SNIPPETS, CLIENTS)
+    server = tff.learning.models.ModelWeights(trainable=weights, non_trainable=[])
+    evaluation = Evaluation(EvalConfig(), task, sequences)
+    assert evaluation.federated is None
+    assert next(iter(evaluation.centralized.dataset))[0].shape.as_list() == [2, 10]
+    at_5 = Evaluation(EvalConfig(batch_size=5), task, sequences).centralized.dataset
+    assert next(iter(at_5))[0].shape.as_list() == [5, 10]
+    metrics = evaluation(server)
+    expected = evaluate_once(task, weights, batch_size=2)
+    assert metrics.pop("eval/seconds") > 0
+    assert metrics == {f"eval/{k}": pytest.approx(v, rel=1e-6) for k, v in expected.items()}
+    assert Evaluation(EvalConfig(centralized=False), task, sequences)(server) == {}
+    assert Evaluation(EvalConfig(), task, None)(server) == {}

@@ -20,9 +20,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedlm import tff_compat
 from fedlm.config import RuntimeConfig
 from fedlm.errors import ConfigError, FedlmError
-from fedlm.federated import runtime, workers
+from fedlm.federated import runtime, subrounds, workers
 
 SCRIPT = Path(__file__).with_name("runtime_exit_script.py")
 FEDLM_WORKER = str(Path(sys.executable).with_name("fedlm-worker"))
@@ -208,15 +209,13 @@ def test_enter_and_exit_again_gives_a_fresh_context_and_leaves_no_worker(local_w
     assert len(set().union(*started)) == 3 * local_workers
 
 
-def test_patch_is_in_place_idempotent_and_refuses_other_tff_versions():
+def test_patch_is_in_place_and_idempotent():
     workers.patch_worker_start()
     workers.patch_worker_start()
-    module = importlib.import_module(workers._TFF_MODULE)
-    assert isinstance(module.subprocess.Popen, workers._PopenForTff)
-    with pytest.raises(FedlmError, match=r"0\.87\.0.*TFF 0\.88\.0 is installed"):
-        workers.check_worker_start("0.88.0", workers.TFF_WORKER_START)
-    with pytest.raises(FedlmError, match="the call is missing"):
-        workers.check_worker_start(workers.TFF_VERSION, "subprocess.run(args)")
+    module = importlib.import_module(tff_compat.EXECUTOR_FACTORY)
+    assert isinstance(module.subprocess, tff_compat._SubprocessForTff)
+    assert not tff_compat.replace_worker_start(workers.WorkerProcess)  # already in place
+    assert tff.__version__ == tff_compat.TFF_VERSION  # the release the patch was written for
 
 
 def test_unreachable_or_malformed_workers_are_named():
@@ -315,7 +314,7 @@ def test_the_workers_shares_run_at_the_same_time(monkeypatch):
     share's call would start only after the first had returned.
     """
     calls = []
-    invoke = runtime._OwnLoop.invoke
+    invoke = subrounds.OwnLoop.invoke
 
     async def recording_invoke(self, comp, arg):
         started = time.monotonic()
@@ -324,7 +323,7 @@ def test_the_workers_shares_run_at_the_same_time(monkeypatch):
         finally:
             calls.append((self._thread.name, started, time.monotonic()))
 
-    monkeypatch.setattr(runtime._OwnLoop, "invoke", recording_invoke)
+    monkeypatch.setattr(subrounds.OwnLoop, "invoke", recording_invoke)
     with runtime.execution_context(RuntimeConfig(local_workers=2)):
         assert busy_total([3_000_000, 3_000_000]) == 2
     shares = [c for c in calls if c[2] - c[1] > 0.1]  # the two up-to-merge calls
@@ -369,7 +368,7 @@ def test_balanced_order_evens_out_the_shares_within_tffs_counts():
     assert first == sorted(first) and second == sorted(second)  # sampled order kept inside
     assert runtime.balanced_order(work, 1) == list(range(10))
     assert runtime.balanced_order([7], 3) == [0]
-    assert runtime.Runtime("local", 1).order(work) == list(range(10))
+    assert runtime.Runtime(1).order(work) == list(range(10))
 
 
 def test_local_workers_and_threads_are_checked():
