@@ -376,20 +376,3 @@ class GenerateConfig:
     top_k: int | None = None
     seed: int | None = None
     vocab_size: int | None = None  # null: the saved model's embedding rows
-
-
-# Moved to their group's module (issue 24), and resolved here on first use until
-# fedlm/experiment.py, fedlm/cli/train.py, fedlm/cli/data.py and fedlm/tracking/run_info.py
-# import them from there.
-def __getattr__(name: str) -> Any:
-    if name not in ("validate", "PIPELINES", "OPTIMIZER_FIELDS", "AGGREGATOR_FIELDS"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from fedlm import checks
-    from fedlm.federated import aggregators, process
-
-    return {
-        "validate": checks.validate,
-        "PIPELINES": checks.PIPELINES,
-        "OPTIMIZER_FIELDS": {n: o.takes for n, o in process.OPTIMIZERS.items()},
-        "AGGREGATOR_FIELDS": {n: a.takes for n, a in aggregators.AGGREGATORS.items()},
-    }[name]

@@ -24,8 +24,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlm.config import TrainConfig, TrainingConfig, validate
-from fedlm.data.clients import build_stamp, client_snippets, load_client_data
+from fedlm.checks import validate
+from fedlm.config import TrainConfig, TrainingConfig
+from fedlm.data.clients import build_stamp, load_snippets
 from fedlm.data.inmemory import ClientSequences, snippet_dataset
 from fedlm.data.sizes import eligible_clients
 from fedlm.errors import ModelError
@@ -135,11 +136,9 @@ def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
     tf.keras.utils.set_random_seed(cfg.seed)
     pretrained = initial_weights(cfg, task, say)
     say(f"data: reading the {cfg.data.name} clients' text")  # with a first build, 15-30 s
-    train_data, test_data = load_client_data(
-        cfg.data.name, cfg.data.cache_dir, cfg.data.source, cfg.data.source_url
-    )
     # Every client's text is read once, here; the rounds and the evaluation use it from memory.
-    train_snippets = client_snippets(train_data, cfg.data, "train")
+    snippets = load_snippets(cfg.data, say)
+    train_snippets = snippets.train
     eligible = eligible_clients(pipeline, train_snippets)
     skipped = len(train_snippets) - len(eligible)
     say(
@@ -160,7 +159,7 @@ def prepare(cfg: TrainConfig, say: Callable[[str], None] = print) -> Setup:
         if cfg.eval.batch_size
         else pipeline
     )
-    test_snippets = client_snippets(test_data, cfg.data, "test")
+    test_snippets = snippets.test
     eval_ids = evaluation_client_ids(
         cfg.eval, eligible_clients(eval_pipeline, test_snippets, key=None), list(test_snippets)
     )

@@ -18,7 +18,7 @@ import sys
 import time
 
 from fedlm.cli.common import report_errors
-from fedlm.config import PIPELINES
+from fedlm.data.pipelines import PIPELINES
 from fedlm.errors import DataError, FedlmError
 from fedlm.vocab import UNKNOWN_POLICIES
 

@@ -63,7 +63,7 @@ def check_command_line(argv: list[str]) -> None:
 
 def typed_config(cfg: DictConfig) -> TrainConfig:
     """The composed config as the typed ``TrainConfig``, every key and value checked."""
-    from fedlm.config import validate
+    from fedlm.checks import validate
 
     check_keys(OmegaConf.to_container(cfg, resolve=False), TrainConfig)
     train_cfg: TrainConfig = OmegaConf.to_object(cfg)

@@ -234,12 +234,3 @@ def client_data_snippets(client_data: ClientData) -> dict[str, list[str]]:
         dataset = client_data.create_tf_dataset_for_client(cid).with_options(options)
         snippets[cid] = [x["snippets"].numpy().decode("utf-8") for x in dataset]
     return snippets
-
-
-def client_snippets(client_data: ClientData, data: DataConfig, split: str) -> dict[str, list[str]]:
-    """Every client's snippets of ``split`` of the data that :func:`load_client_data` loaded for
-    ``data``: read from the SQLite file for ``shakespeare``, through ``client_data`` otherwise.
-    (:func:`load_snippets` gives both splits in one call.)"""
-    if data.name == "shakespeare":
-        return read_snippets(data.cache_dir, split)
-    return client_data_snippets(client_data)

@@ -1,7 +1,7 @@
 """Client data held in memory: every client's snippets read once, evaluation sequences made once.
 
 Training. :func:`snippet_dataset` gives a client's snippets (read once from the SQLite file by
-:func:`fedlm.data.clients.client_snippets`) as the very dataset TFF's ``ClientData`` would give
+:func:`fedlm.data.clients.load_snippets`) as the very dataset TFF's ``ClientData`` would give
 for that client: same element structure, same order, so the pipeline's seeded shuffle makes the
 same batches, and nothing reads SQLite during the rounds.
 

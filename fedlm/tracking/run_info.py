@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from fedlm import paths
-from fedlm.config import AGGREGATOR_FIELDS, OPTIMIZER_FIELDS, TrainConfig
+from fedlm.config import TrainConfig
+from fedlm.federated.aggregators import AGGREGATORS
+from fedlm.federated.process import OPTIMIZERS
 
 # Older tracking servers cut param values at 500 characters and refuse longer ones; the whole
 # config is logged as config.yaml anyway.
 MAX_PARAM_LENGTH = 500
+OPTIMIZER_FIELDS = {name: o.takes for name, o in OPTIMIZERS.items()}
+AGGREGATOR_FIELDS = {name: a.takes for name, a in AGGREGATORS.items()}
 # Keys that differ between a run and its resumption: recorded as tags, not as (immutable) params.
 NOT_PARAMS = ("resume", "output_dir")
 # Keys that may differ when a run is resumed (where it runs, not what it computes); the run keeps

@@ -18,7 +18,6 @@ from fedlm.data.build import (
 from fedlm.data.clients import (
     build_stamp,
     client_data_snippets,
-    client_snippets,
     load_client_data,
     load_snippets,
     read_snippets,
@@ -66,7 +65,6 @@ def test_synthetic_is_tffs_synthetic_shakespeare_for_both_splits():
     )
     assert {k: snippets[k] for k in SYNTHETIC_CUPID} == SYNTHETIC_CUPID
     assert client_data_snippets(test) == snippets
-    assert client_snippets(train, DataConfig(name="synthetic"), "train") == snippets
 
 
 def test_the_build_stamp_a_run_records_is_that_of_the_database_it_reads(source, tmp_path):
@@ -103,8 +101,6 @@ def test_a_missing_database_is_built_from_the_source(source, tmp_path, capsys):
     )
     assert client_data_snippets(train) == TRAIN
     assert client_data_snippets(test) == TEST
-    config = DataConfig(cache_dir=str(cache_dir))
-    assert client_snippets(train, config, "test") == TEST
 
 
 def test_a_missing_source_is_a_data_error_naming_it(tmp_path, no_network, monkeypatch):
