@@ -36,7 +36,7 @@ from fedlm.federated.evaluation import Evaluation, evaluation_client_ids, evalua
 from fedlm.federated.process import build_learning_process
 from fedlm.federated.samplers import Sampler, build_sampler
 from fedlm.federated.task import Task, build_pipeline
-from fedlm.models.generate import generate_text
+from fedlm.models.generate import TextGenerator
 from fedlm.models.pretrained import load_pretrained_weights, pretrained_available
 from fedlm.rounds import (
     STOP_ROUND,
@@ -242,6 +242,7 @@ class ServerModel:
     def __init__(self, cfg: TrainConfig, task: Task):
         self.cfg, self.task = cfg, task
         self.keras_model = task.keras_model()
+        self.generator: TextGenerator | None = None
 
     def weights(self, weights: tff.learning.models.ModelWeights) -> list[np.ndarray]:
         weights.assign_weights_to(self.keras_model)
@@ -249,16 +250,17 @@ class ServerModel:
 
     def generate(self, weights: tff.learning.models.ModelWeights, round_num: int) -> str:
         """``eval.generate_length`` characters after ``eval.prompt``, seeded by the round."""
+        if self.generator is None:  # built at the first text, kept for the run
+            self.generator = TextGenerator(
+                self.cfg.model, self.task.vocab_size, self.task.char_id_offset
+            )
         e = self.cfg.eval
-        return generate_text(
+        return self.generator(
             self.weights(weights),
-            self.cfg.model,
-            self.task.vocab_size,
             e.prompt,
             length=e.generate_length,
             temperature=e.temperature,
             seed=self.cfg.seed + round_num,
-            id_offset=self.task.char_id_offset,
         )
 
 

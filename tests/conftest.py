@@ -19,6 +19,21 @@ def _patch_tff() -> None:
         workers.patch_worker_start()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n``, in pyproject's addopts), the tests that share a module- or
+    class-scoped fixture (a run made once for several tests) go to one worker together, so the
+    fixture is made once; every other test goes wherever a worker is free (``--dist loadgroup``)."""
+    for item in items:
+        fixturedefs = getattr(item, "_fixtureinfo", None)
+        shared = fixturedefs is not None and any(
+            fixturedef.scope in ("module", "class")
+            for defs in fixturedefs.name2fixturedefs.values()
+            for fixturedef in defs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def pytest_collection_finish(session):
     # Also when every test is deselected (`-m slow` with none marked): without the patch's exit
     # handler, TFF's ServiceManager.__del__ fails at interpreter exit with a traceback.

@@ -54,6 +54,46 @@ def sample_next(
     return int(rng.choice(len(probs), p=probs / probs.sum()))
 
 
+class TextGenerator:
+    """Samples text from weights of one architecture: the stateful batch-1 model and its step
+    function are built once, so a run that generates every evaluation pays for them once.
+
+    ``id_offset``: the id of ``vocab.CHARS[0]`` in the model, 0 for the tutorial's pipeline, 1 for
+    the papers' (TFF's baseline ids, where 0 is padding); only character ids are ever sampled.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, id_offset: int = 0):
+        if not 0 <= id_offset <= vocab_size - len(vocab.CHARS):
+            raise ConfigError("id_offset", id_offset, f"0..{vocab_size - len(vocab.CHARS)}")
+        self.id_offset = id_offset
+        self.model = build_model(cfg, vocab_size, batch_size=1, stateful=True)
+        self.step = tf.function(lambda ids: self.model(ids, training=False)[:, -1, :])
+
+    def __call__(
+        self,
+        weights: list[np.ndarray],
+        start_string: str,
+        length: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """``start_string`` followed by ``length`` characters sampled from ``weights``."""
+        check_prompt(start_string)
+        check_sampling(length, temperature, top_k)
+        self.model.set_weights(weights)
+        self.model.reset_states()  # as a new model: the recurrent state starts at zero
+        offset = self.id_offset
+        rng = np.random.default_rng(seed)
+        ids = tf.constant([[i + offset for i in vocab.encode(start_string)]], tf.int64)
+        generated = []
+        for _ in range(length):
+            next_char = sample_next(self.step(ids)[0].numpy()[offset:], temperature, top_k, rng)
+            generated.append(vocab.CHARS[next_char])
+            ids = tf.constant([[next_char + offset]], tf.int64)
+        return start_string + "".join(generated)
+
+
 def generate_text(
     weights: list[np.ndarray],
     cfg: ModelConfig,
@@ -65,26 +105,12 @@ def generate_text(
     seed: int | None = None,
     id_offset: int = 0,
 ) -> str:
-    """``start_string`` followed by ``length`` sampled characters.
-
-    ``id_offset``: the id of ``vocab.CHARS[0]`` in the model, 0 for the tutorial's pipeline, 1 for
-    the papers' (TFF's baseline ids, where 0 is padding); only character ids are ever sampled.
-    """
+    """``start_string`` followed by ``length`` sampled characters (one :class:`TextGenerator`'s
+    text: build one to generate several times from the same architecture)."""
     check_prompt(start_string)
     check_sampling(length, temperature, top_k)
-    if not 0 <= id_offset <= vocab_size - len(vocab.CHARS):
-        raise ConfigError("id_offset", id_offset, f"0..{vocab_size - len(vocab.CHARS)}")
-    model = build_model(cfg, vocab_size, batch_size=1, stateful=True)
-    model.set_weights(weights)
-    rng = np.random.default_rng(seed)
-    step = tf.function(lambda ids: model(ids, training=False)[:, -1, :])
-    ids = tf.constant([[i + id_offset for i in vocab.encode(start_string)]], tf.int64)
-    generated = []
-    for _ in range(length):
-        next_char = sample_next(step(ids)[0].numpy()[id_offset:], temperature, top_k, rng)
-        generated.append(vocab.CHARS[next_char])
-        ids = tf.constant([[next_char + id_offset]], tf.int64)
-    return start_string + "".join(generated)
+    generator = TextGenerator(cfg, vocab_size, id_offset)
+    return generator(weights, start_string, length, temperature, top_k, seed)
 
 
 def load_weights_for_generation(

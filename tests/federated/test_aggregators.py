@@ -166,33 +166,36 @@ def test_measure_norms_logs_the_clients_update_norms_and_changes_no_weight():
     algorithm = AlgorithmConfig(name="fedavg", client_weighting="uniform")
     sgd = OptimizerConfig(name="sgd", learning_rate=0.5)
 
-    def run(measure_norms, datasets):
-        with runtime.execution_context(RuntimeConfig()):
-            process = build_learning_process(
-                task.model_fn(a.element_spec),
-                algorithm,
-                sgd,
-                OptimizerConfig(),
-                ignore_id=0,
-                aggregator=AggregatorConfig(name="mean", measure_norms=measure_norms),
-                clients_per_round=len(datasets),
-            )
-            state = process.set_model_weights(process.initialize(), start)
-            output = process.next(state, datasets)
-            weights = process.get_model_weights(output.state).trainable
+    def build(measure_norms):
+        return build_learning_process(
+            task.model_fn(a.element_spec),
+            algorithm,
+            sgd,
+            OptimizerConfig(),
+            ignore_id=0,
+            aggregator=AggregatorConfig(name="mean", measure_norms=measure_norms),
+            clients_per_round=2,  # the mean's build does not depend on it: one build serves all
+        )
+
+    def run(process, datasets):
+        state = process.set_model_weights(process.initialize(), start)
+        output = process.next(state, datasets)
+        weights = process.get_model_weights(output.state).trainable
         return weights, measurement_metrics(output.metrics["aggregator"], len(datasets))
 
-    plain, plain_metrics = run(False, [a, b])
-    measured, metrics = run(True, [a, b])
-    for got, want in zip(measured, plain, strict=True):
+    with runtime.execution_context(RuntimeConfig()):
+        plain, measured = build(False), build(True)
+        plain_weights, plain_metrics = run(plain, [a, b])
+        measured_weights, metrics = run(measured, [a, b])
+        alone = [run(plain, [dataset])[0] for dataset in (a, b)]  # each client's own update
+    for got, want in zip(measured_weights, plain_weights, strict=True):
         np.testing.assert_array_equal(got, want)
     assert "aggregator/client_norm_mean" not in plain_metrics
 
-    def update_norm(dataset):
-        after, _ = run(False, [dataset])
+    def update_norm(after):
         deltas = [s - w for s, w in zip(start.trainable, after, strict=True)]
         return float(np.sqrt(sum(np.sum(np.square(d)) for d in deltas)))
 
-    norms = [update_norm(a), update_norm(b)]
+    norms = [update_norm(after) for after in alone]
     assert metrics["aggregator/client_norm_mean"] == pytest.approx(np.mean(norms), rel=1e-4)
     assert metrics["aggregator/client_norm_std"] == pytest.approx(np.std(norms, ddof=1), rel=1e-3)

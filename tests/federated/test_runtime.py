@@ -325,7 +325,7 @@ def test_the_workers_shares_run_at_the_same_time(monkeypatch):
 
     monkeypatch.setattr(subrounds.OwnLoop, "invoke", recording_invoke)
     with runtime.execution_context(RuntimeConfig(local_workers=2)):
-        assert busy_total([3_000_000, 3_000_000]) == 2
+        assert busy_total([500_000, 500_000]) == 2
     shares = [c for c in calls if c[2] - c[1] > 0.1]  # the two up-to-merge calls
     assert sorted(name for name, _, _ in shares) == ["fedlm-worker-0", "fedlm-worker-1"]
     (_, start_a, end_a), (_, start_b, end_b) = shares

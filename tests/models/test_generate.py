@@ -5,7 +5,12 @@ import tensorflow as tf
 from fedlm import vocab
 from fedlm.errors import ConfigError, ModelError
 from fedlm.models.architectures import build_model
-from fedlm.models.generate import generate_text, load_weights_for_generation, sample_next
+from fedlm.models.generate import (
+    TextGenerator,
+    generate_text,
+    load_weights_for_generation,
+    sample_next,
+)
 
 
 @pytest.fixture
@@ -21,6 +26,20 @@ def test_generation_is_reproducible_for_a_seed(weights, tiny):
     assert generate_text(weights, tiny, 86, "To be, ", length=40, seed=7) == text
     assert generate_text(weights, tiny, 86, "To be, ", length=40, seed=8) != text
     assert generate_text(weights, tiny, 86, "To be, ", length=0, seed=7) == "To be, "
+
+
+def test_one_generator_used_again_gives_each_time_what_a_new_one_gives(weights, tiny):
+    """The model is built once and its recurrent state starts at zero for every text, whatever
+    the weights and the prompt's length before."""
+    tf.keras.utils.set_random_seed(4)
+    other = [8 * w for w in build_model(tiny, 86).get_weights()]  # sharper: greedy texts differ
+    generator = TextGenerator(tiny, 86)
+    for w, prompt in ((weights, "To be, "), (other, "Or"), (weights, "To be, "), (other, "To")):
+        expected = generate_text(w, tiny, 86, prompt, length=20, top_k=1)
+        assert generator(w, prompt, length=20, top_k=1) == expected
+    assert generator(other, "Or", length=20, top_k=1) != generator(
+        weights, "Or", length=20, top_k=1
+    )
 
 
 def test_top_1_is_greedy_whatever_the_seed(weights, tiny):
