@@ -85,6 +85,15 @@ def no_tff_worker_left(request):
     )
 
 
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """A fedlm cache of the test's own (FEDLM_CACHE_DIR), so nothing reads or writes
+    ~/.cache/fedlm."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FEDLM_CACHE_DIR", str(cache))
+    return cache
+
+
 class TextServer:
     """A local HTTP server (127.0.0.1, a free port) that stands in for Project Gutenberg: it
     serves ``files[path]`` with HTTP ``Range`` support, records each request's ``Range`` header

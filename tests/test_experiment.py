@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from shrunk import compose_train
 
-from fedlm.cli.common import CONFIG_DIR
-from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import TrainConfig
 from fedlm.errors import ConfigError, ModelError
 from fedlm.experiment import prepare, run
@@ -21,22 +18,15 @@ from fedlm.federated.task import Task, build_pipeline
 from fedlm.tracking.base import Tracker
 
 SMALL = [
-    "data=synthetic",
-    "model=tiny",
     "tracking=none",
     "training.rounds=2",
-    "training.clients_per_round=2",
-    "training.seq_len=10",
-    "training.batch_size=2",
     "training.max_batches_per_client=3",
     "eval.generate_length=5",
 ]
 
 
 def config(tmp_path, *overrides) -> TrainConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*SMALL, f"output_dir={tmp_path}", *overrides])
-    return OmegaConf.to_object(cfg)
+    return compose_train(*SMALL, f"output_dir={tmp_path}", *overrides)
 
 
 class RecordingTracker(Tracker):
@@ -449,10 +439,9 @@ def test_a_study_that_starts_from_the_pretrained_model_stops_without_one(
         raise OSError(101, "Network is unreachable")
 
     monkeypatch.setattr(socket, "create_connection", offline)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"+experiment={study}", f"output_dir={tmp_path}"])
+    cfg = compose_train(f"+experiment={study}", f"output_dir={tmp_path}", shrunk=False)
     with pytest.raises(ModelError) as refused:
-        prepare(OmegaConf.to_object(cfg), say=print)
+        prepare(cfg, say=print)
     assert str(refused.value) == (
         "model.pretrained='dickens': this study starts from the pre-trained Dickens model, and "
         "there is none: make one with `uv run fedlm-pretrain` (about 45 minutes, see the "
@@ -467,8 +456,6 @@ def test_the_dp_study_without_its_pretrained_model_names_the_command_that_makes_
     from fedlm.checks import check_pretrained
 
     monkeypatch.setenv("FEDLM_CACHE_DIR", str(tmp_path / "cache"))  # no pre-trained model
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["+experiment=dp", f"output_dir={tmp_path}"])
-    cfg = OmegaConf.to_object(cfg)
+    cfg = compose_train("+experiment=dp", f"output_dir={tmp_path}", shrunk=False)
     with pytest.raises(ModelError, match="uv run fedlm-pretrain model=lstm_2x256 pipeline=paper"):
         check_pretrained(cfg.model, cfg.data.pipeline)

@@ -5,13 +5,11 @@ import collections
 
 import numpy as np
 import pytest
+import shrunk
 import tensorflow as tf
 import tensorflow_federated as tff
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from fedlm.checks import validate
-from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import AggregatorConfig, RuntimeConfig
 from fedlm.errors import ConfigError
@@ -80,9 +78,7 @@ def test_bits_per_client_are_what_tffs_quantizing_encoder_emits():
 
 
 def compose_train(*overrides):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["output_dir=.", *overrides])
-    return OmegaConf.to_object(cfg)
+    return shrunk.compose_train("output_dir=.", *overrides, shrunk=False)
 
 
 def test_choosing_a_dp_aggregator_sets_uniform_client_weights():

@@ -2,34 +2,24 @@
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from shrunk import compose_train
 
-from fedlm.cli.common import CONFIG_DIR
-from fedlm.cli.train import run_context  # noqa: F401  (registers the schema and resolvers)
 from fedlm.config import ModelConfig
 from fedlm.data.pipelines import build_pipeline
 from fedlm.experiment import run
 from fedlm.federated.task import Task
 
 SMALL = [
-    "data=synthetic",
-    "model=tiny",
     "model.cell=lstm",
     "tracking=none",
     "training.rounds=1",
-    "training.clients_per_round=2",
-    "training.seq_len=10",
-    "training.batch_size=2",
     "training.max_batches_per_client=3",
     "eval.generate_length=0",
 ]
 
 
 def one_round(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*SMALL, f"output_dir={tmp_path}", *overrides])
-    return run(OmegaConf.to_object(cfg), say=lambda line: None)
+    return run(compose_train(*SMALL, f"output_dir={tmp_path}", *overrides), say=lambda line: None)
 
 
 @pytest.mark.parametrize("pipeline", ["paper", "tutorial"])

@@ -14,11 +14,9 @@ from fedlm.models.pretrained import save_model
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch) -> Path:
-    """Every test gets its own fedlm cache, so nothing reads or writes ~/.cache/fedlm."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("FEDLM_CACHE_DIR", str(cache))
-    return cache
+def own_cache(isolated_cache) -> Path:
+    """Every model test gets its own fedlm cache (tests/conftest.py)."""
+    return isolated_cache
 
 
 @pytest.fixture
