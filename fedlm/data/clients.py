@@ -40,7 +40,9 @@ from fedlm.data.tf_example import snippet
 from fedlm.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from tensorflow_federated.python.simulation.datasets.client_data import ClientData
+    import tensorflow_federated as tff
+
+    ClientData = tff.simulation.datasets.ClientData  # TFF's public name
 
 SPLITS = ("train", "test")
 Say = Callable[[str], None]
