@@ -34,8 +34,8 @@ from fedlm.config import (
 from fedlm.data.build import check_cache_dir, database_path
 from fedlm.data.clients import DATASETS, data_source, read_snippets
 from fedlm.data.fetch import complete_works_path
-from fedlm.data.pipelines import PIPELINES, check_pipeline
-from fedlm.data.sizes import BatchCounter, eligible_clients
+from fedlm.data.pipelines import PIPELINES, BatchCounter, check_pipeline
+from fedlm.data.sizes import eligible_clients
 from fedlm.errors import ConfigError, ModelError
 from fedlm.federated.aggregators import check_aggregator
 from fedlm.federated.process import ALGORITHMS, check_process
