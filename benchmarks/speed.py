@@ -4,12 +4,14 @@
     uv run python benchmarks/speed.py --settings reddi2021 --rounds 12
     uv run python benchmarks/speed.py --settings reddi2021 --long 300   # memory at round 50 vs 300
     uv run python benchmarks/speed.py --settings custom -- data=synthetic model=tiny ...
-    uv run python benchmarks/speed.py --table benchmarks/measured/speed_2core.json   # README table
+    uv run python benchmarks/speed.py --table A.json B.json   # the table of measured files
+    uv run python benchmarks/speed.py --table A.json B.json --readme README.md   # put it there
 
 For each setting, in one process:
 
 1. fedlm: ``fedlm.experiment.run`` as ``fedlm-train`` would run it (tracking off, evaluation
-   before the first and after the last round), recording each round's seconds and tokens, the
+   before the first and after the last round whatever the setting's schedule: :data:`QUIET`;
+   no round's seconds include an evaluation), recording each round's seconds and tokens, the
    time from the start to the end of the first round, the final evaluation's seconds, and the
    resident memory of this process and of its TFF workers (sampled every 0.2 s).
 2. plain TensorFlow, round by round right after fedlm's round of the same number (so that a
@@ -30,9 +32,11 @@ One definition of the figures (:func:`round_figures`), in the table and the JSON
 ratio is the median over rounds 2 onward of the per-round ratios, fedlm's round i over plain
 TensorFlow's round i (the first round pays for tracing and compilation); beside it the medians of
 both sides over the same rounds, and each side's first round. Prints a Markdown table; ``--json
-PATH`` writes everything measured, and ``--table PATH`` prints the table of such a file (the
-README's performance table, with the projected time of a full-scale reddi2021 run) without
-measuring anything. Speed and memory are measured here, never in tests; run it on a quiet machine.
+PATH`` writes everything measured, and ``--table PATH ...`` prints the table of such files (with
+the projected time of a full-scale reddi2021 run) without measuring anything; with ``--readme
+README.md`` it replaces the README's performance table (between :data:`TABLE_START` and
+:data:`TABLE_END`) with it, so that table is always made from the committed JSON files. Speed
+and memory are measured here, never in tests; run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -75,7 +79,16 @@ SETTINGS = {
     "mcmahan2017": ["+experiment=mcmahan2017", "experiment_scale=full"],
     "custom": [],
 }
-QUIET = ["tracking=none", "eval.every=0", "eval.generate_length=0", "output_dir=."]
+# The benchmark times training rounds, so it sets the evaluation schedule itself, whatever the
+# setting's: before the first and after the last round only (eval.final_window=0 too: the
+# reddi2021 study's window of 100 would be refused at fewer rounds), no generated text.
+QUIET = [
+    "tracking=none",
+    "eval.every=0",
+    "eval.final_window=0",
+    "eval.generate_length=0",
+    "output_dir=.",
+]
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -407,10 +420,10 @@ def projected_hours(report: dict, rounds: int, evaluations: int) -> float | None
 def table(reports: list[dict]) -> str:
     """The Markdown table of the settings' figures (:func:`round_figures`), and what it shows."""
     rows = [
-        "| setting | fedlm s/round | plain TF s/round | ratio | first round fedlm / plain s "
-        "| chars/s fedlm | start to first round s | eval fedlm / Keras s | peak RSS MiB "
-        "| overrides |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| setting | rounds | fedlm s/round | plain TF s/round | ratio "
+        "| first round fedlm / plain s | chars/s fedlm | start to first round s "
+        "| eval fedlm / Keras s | peak RSS MiB | overrides |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     compared = set()
     for r in reports:
@@ -421,7 +434,7 @@ def table(reports: list[dict]) -> str:
         first += num(figures.get("plain_first_round_seconds"), "{:.1f}")
         evaluation = f"{num(e.get('fedlm_seconds'))} / {num(e.get('keras_seconds'))}"
         rows.append(
-            f"| {r['setting']} "
+            f"| {r['setting']} | {r['rounds']} "
             f"| {num(figures.get('fedlm_median_round_seconds', f['median_round_seconds']))} "
             f"| {num(figures.get('plain_median_round_seconds'))} "
             f"| {num(figures.get('round_ratio'))} | {first} "
@@ -484,17 +497,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument(
         "--table",
+        nargs="+",
         default=None,
         metavar="JSON",
-        help="instead: print the Markdown table of a JSON file this benchmark wrote (measures "
-        "nothing)",
+        help="instead: print the Markdown table of JSON files this benchmark wrote, their "
+        "settings in order (measures nothing)",
+    )
+    parser.add_argument(
+        "--readme",
+        default=None,
+        metavar="MARKDOWN",
+        help="with --table: also put the table in this file, between its table markers",
     )
     parser.add_argument("overrides", nargs="*", help="fedlm-train overrides for every setting")
     args = parser.parse_args(argv)
+    if args.readme and not args.table:
+        parser.error("--readme needs --table JSON ...")
     if args.table:
-        with open(args.table) as f:
-            reports = json.load(f)["settings"]
-        print_table(reports)
+        reports = read_reports(args.table)
+        print(table_block(reports))
+        if args.readme:
+            write_table(args.readme, args.table, reports)
         return reports
     quiet_libraries()
     reports = []
@@ -508,23 +531,66 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "load_average_at_end": os.getloadavg(),
     }
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump({"machine": machine, "settings": reports}, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        write_atomically(args.json, json.dumps({"machine": machine, "settings": reports}, indent=2))
     if args.long:
         for r in reports:
             print(json.dumps({"setting": r["setting"], "rss_at_round": r["fedlm"]["rss_at_round"]}))
     else:
-        print_table(reports)
+        print(table_block(reports))
     return reports
 
 
-def print_table(reports: list[dict]) -> None:
+def read_reports(paths: Sequence[str]) -> list[dict]:
+    """The settings of the JSON files ``paths`` (as ``--json`` writes them), in order."""
+    reports = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                reports += json.load(f)["settings"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(
+                f"--table {path}: not a JSON file of this benchmark ({type(e).__name__}: {e}); "
+                "expected one that --json wrote, with a 'settings' list"
+            ) from e
+    return reports
+
+
+def table_block(reports: list[dict]) -> str:
     """The table, and the projected full-scale reddi2021 run where reddi2021 was measured."""
-    print(table(reports))
     projection = projection_line(reports)
-    if projection:
-        print("\n" + projection)
+    return table(reports) + (f"\n\n{projection}" if projection else "")
+
+
+TABLE_START = "<!-- speed table: made by `uv run python benchmarks/speed.py --table{files}` -->"
+TABLE_END = "<!-- end of speed table -->"
+
+
+def table_markers(paths: Sequence[str]) -> tuple[str, str]:
+    return TABLE_START.format(files="".join(f" {p}" for p in paths)), TABLE_END
+
+
+def write_table(markdown: str, paths: Sequence[str], reports: list[dict]) -> None:
+    """Replace the block between the table markers of ``markdown`` (naming ``paths``) with the
+    table of ``reports``, atomically."""
+    start, end = table_markers(paths)
+    with open(markdown) as f:
+        text = f.read()
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise SystemExit(
+            f"--readme {markdown}: expected the line {start!r} once, and after it the line "
+            f"{end!r} once, around the table to replace"
+        )
+    before, rest = text.split(start)
+    after = rest.split(end, 1)[1]
+    write_atomically(markdown, f"{before}{start}\n{table_block(reports)}\n{end}{after}")
+
+
+def write_atomically(path: str, text: str) -> None:
+    """``text`` into ``path`` by a temporary file in the same folder, renamed into place."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 about a second instead of after 10-20 s of imports (or minutes into a run).
 
 :func:`validate` checks every value on its own, each config group by its own check beside its
-builder (``data.pipeline``: fedlm/data/pipelines.py; optimizers and algorithm:
-fedlm/federated/process.py; aggregator: aggregators.py; sampler: samplers.py), the rest here; the
-builders then take what it passed. :func:`check_data` checks the values against the files and the
-data: a ``model.pretrained`` path, ``data.cache_dir`` and ``data.source`` (fetched from
-``data.source_url`` when it is not at hand and the database is not built yet), and, when the
-federated Shakespeare database is already built, that enough training clients have a full batch at
-this ``seq_len`` and batch size for the sampler (``training.clients_per_round``,
-``sampler.client_ids``). :func:`fedlm.experiment.run` checks the data again where it uses them
-(it calls :func:`validate` too), so a library caller is never without them.
+builder (``data.name``: fedlm/data/clients.py; ``data.pipeline``: fedlm/data/pipelines.py;
+optimizers and algorithm: fedlm/federated/process.py; aggregator: aggregators.py; sampler:
+samplers.py; runtime: runtime.py), the rest here; the builders then take what it passed.
+:func:`check_data` checks the values against the files and the data: a ``model.pretrained``
+path, ``data.cache_dir`` and ``data.source`` (fetched from ``data.source_url`` when it is not at
+hand and the database is not built yet), and, when the federated Shakespeare database is already
+built, that enough training clients have a full batch at this ``seq_len`` and batch size for the
+sampler (``training.clients_per_round``, ``sampler.client_ids``). :func:`fedlm.experiment.run`
+checks the data again where it uses them (it calls :func:`validate` too), so a library caller is
+never without them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from pathlib import Path
 from fedlm import paths
 from fedlm.config import (
     CELLS,
-    DATASETS,
     EVAL_ROLES,
-    RUNTIMES,
     STOP_METRICS,
     STOP_PREFIXES,
     ModelConfig,
@@ -33,13 +32,14 @@ from fedlm.config import (
     positive,
 )
 from fedlm.data.build import check_cache_dir, database_path
-from fedlm.data.clients import read_snippets
+from fedlm.data.clients import DATASETS, data_source, read_snippets
 from fedlm.data.fetch import complete_works_path
-from fedlm.data.pipelines import PIPELINES, check_pipeline
-from fedlm.data.sizes import BatchCounter, eligible_clients
+from fedlm.data.pipelines import PIPELINES, BatchCounter, check_pipeline
+from fedlm.data.sizes import eligible_clients
 from fedlm.errors import ConfigError, ModelError
 from fedlm.federated.aggregators import check_aggregator
-from fedlm.federated.process import check_process
+from fedlm.federated.process import ALGORITHMS, check_process
+from fedlm.federated.runtime import check_runtime
 from fedlm.federated.samplers import build_sampler, check_sampler
 from fedlm.vocab import UNKNOWN_POLICIES
 
@@ -62,22 +62,7 @@ def validate(cfg: TrainConfig) -> None:
     check_stop_at(cfg)
     check_eval(cfg)
     check_tracking(cfg)
-    check_aggregator(cfg)
-
-
-def check_runtime(cfg: TrainConfig) -> None:
-    runtime = cfg.runtime
-    one_of("runtime.name", runtime.name, RUNTIMES)
-    local_workers = runtime.local_workers
-    if local_workers != "auto" and (
-        not isinstance(local_workers, int) or isinstance(local_workers, bool) or local_workers < 1
-    ):
-        raise ConfigError("runtime.local_workers", local_workers, "'auto' or an integer >= 1")
-    at_least("runtime.intra_op_threads", runtime.intra_op_threads, 1, allow_none=True)
-    at_least("runtime.inter_op_threads", runtime.inter_op_threads, 1, allow_none=True)
-    at_least("runtime.give_up_after_s", runtime.give_up_after_s, 0, allow_none=True)
-    if runtime.name == "remote" and not runtime.workers:
-        raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
+    check_aggregator(cfg, ALGORITHMS[cfg.algorithm.name].weighted)
 
 
 def check_training(cfg: TrainConfig) -> None:
@@ -198,7 +183,7 @@ def check_data(cfg: TrainConfig) -> None:
     ``cfg`` does not fit the data; pure Python (sqlite3), about a second for the full dataset."""
     data, t = cfg.data, cfg.training
     check_pretrained(cfg.model, data.pipeline)
-    if data.name != "shakespeare":
+    if not data_source(data.name).in_cache_dir:
         return  # TFF's synthetic data: three clients, checked when the run loads them
     database = database_path(check_cache_dir(data.cache_dir))
     if not database.is_file():

@@ -18,12 +18,10 @@ from typing import Any
 
 from fedlm.errors import ConfigError, UnknownKeyError
 
-# The choices of data.name, model.cell, eval.role and runtime.name. The other groups' names are
-# their builders' registries (PIPELINES, OPTIMIZERS, ALGORITHMS, AGGREGATORS, SAMPLERS).
-DATASETS = ("shakespeare", "synthetic")
+# The choices of model.cell and eval.role. The config groups' names are their builders'
+# registries (DATASETS, PIPELINES, OPTIMIZERS, ALGORITHMS, AGGREGATORS, SAMPLERS, RUNTIMES).
 CELLS = ("gru", "lstm")
 EVAL_ROLES = ("test", "validation")
-RUNTIMES = ("local", "remote")
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""Every use of TensorFlow Federated's private API in fedlm's runtime, written for TFF 0.87.0.
+"""Every use of TensorFlow Federated's private API in fedlm, written for TFF 0.87.0.
 
-TFF 0.87's local runtime starts ``tensorflow_federated/data/worker_binary`` with
-``subprocess.Popen`` inside its private executor-factory module and has no public way to stop it
-(fedlm/federated/workers.py says why that matters). fedlm therefore
+Two are needed. The first: TFF 0.87's local runtime starts
+``tensorflow_federated/data/worker_binary`` with ``subprocess.Popen`` inside its private
+executor-factory module and has no public way to stop it (fedlm/federated/workers.py says why
+that matters). fedlm therefore
 
 - replaces that module's ``subprocess`` name (:func:`replace_worker_start`), after checking that
   the installed TFF is the release this was written for and still starts its worker with the call
@@ -10,9 +11,14 @@ TFF 0.87's local runtime starts ``tensorflow_federated/data/worker_binary`` with
 - resets TFF's default context to its private ``RuntimeErrorContext`` at exit
   (:func:`drop_default_context`), only ever after that check has passed.
 
+The second: the papers' Shakespeare pipeline (fedlm/data/paper.py) calls TFF's baseline
+preprocessing, whose module ``tff.simulation.baselines.shakespeare`` does not re-export
+(:func:`shakespeare_preprocessing`, checked by :func:`check_shakespeare_preprocessing`).
+
 On a TFF upgrade, re-read ``local_cpp_executor_factory`` in :data:`EXECUTOR_FACTORY` and the
-``ServiceManager`` there, then update :data:`TFF_VERSION`. Nothing here imports TensorFlow
-Federated at module level.
+``ServiceManager`` there, and :data:`SHAKESPEARE_PREPROCESSING` (tests/data/test_paper.py pins
+its batches), then update :data:`TFF_VERSION`. Nothing here imports TensorFlow Federated at
+module level.
 """
 
 from __future__ import annotations
@@ -20,13 +26,25 @@ from __future__ import annotations
 import importlib
 import inspect
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import ModuleType
 
 from fedlm.errors import FedlmError
 
 TFF_VERSION = "0.87.0"  # the release whose private worker start the replacement was written for
 TFF_WORKER_START = "subprocess.Popen(args, stdout=stdout, stderr=stderr)"  # the call replaced
 EXECUTOR_FACTORY = "tensorflow_federated.python.core.impl.executor_stacks.executor_factory"
+SHAKESPEARE_PREPROCESSING = (
+    "tensorflow_federated.python.simulation.baselines.shakespeare.char_prediction_preprocessing"
+)
+# What fedlm/data/paper.py reads from it.
+SHAKESPEARE_NAMES = (
+    "get_special_tokens",
+    "CHAR_VOCAB",
+    "DEFAULT_SEQUENCE_LENGTH",
+    "DEFAULT_SHUFFLE_BUFFER_SIZE",
+    "create_preprocess_fn",
+)
 
 
 def check_worker_start(version: str, source: str) -> None:
@@ -107,3 +125,32 @@ def drop_default_context() -> None:
     tff.framework.get_context_stack().set_default_context(
         runtime_error_context.RuntimeErrorContext()
     )
+
+
+def check_shakespeare_preprocessing(version: str, found: Iterable[str]) -> None:
+    """Raise :class:`FedlmError` unless TFF ``version`` is the release fedlm's paper pipeline was
+    written for and its preprocessing module has every name of :data:`SHAKESPEARE_NAMES`
+    (``found``: the names it has)."""
+    missing = [name for name in SHAKESPEARE_NAMES if name not in set(found)]
+    if version != TFF_VERSION or missing:
+        found_line = f"{', '.join(missing)} missing" if missing else "every name there"
+        raise FedlmError(
+            f"fedlm's paper pipeline calls TFF {TFF_VERSION}'s Shakespeare baseline preprocessing "
+            f"({SHAKESPEARE_PREPROCESSING}: {', '.join(SHAKESPEARE_NAMES)}), but TFF {version} "
+            f"is installed, with {found_line}. Re-check that module against "
+            "tests/data/test_paper.py and update fedlm/tff_compat.py (TFF_VERSION), or install "
+            f"tensorflow-federated=={TFF_VERSION}."
+        )
+
+
+def shakespeare_preprocessing() -> ModuleType:
+    """TFF's Shakespeare baseline preprocessing module (its tokens, vocabulary, defaults and
+    ``create_preprocess_fn``), after :func:`check_shakespeare_preprocessing`."""
+    import tensorflow_federated as tff
+
+    try:
+        module = importlib.import_module(SHAKESPEARE_PREPROCESSING)
+    except ImportError:  # moved or renamed: the check names what is missing
+        module = None
+    check_shakespeare_preprocessing(tff.__version__, dir(module) if module is not None else ())
+    return module

@@ -68,6 +68,7 @@ def fetch(args: argparse.Namespace) -> int:
     from fedlm.cli import pretrain, train  # noqa: F401 (their schemas, in Hydra's ConfigStore)
     from fedlm.cli.common import CONFIG_DIR
     from fedlm.config import check_url
+    from fedlm.data.clients import data_source
     from fedlm.data.fetch import complete_works_path, corpus_files
 
     corpus = [o for o in args.overrides if _override_key(o).startswith("corpus")]
@@ -80,7 +81,7 @@ def fetch(args: argparse.Namespace) -> int:
         raise FedlmError(" ".join(str(e).split())) from e
     check_url("data.source_url", data.source_url)
     texts = []
-    if data.name == "shakespeare" and data.source is not None:
+    if data_source(data.name).in_cache_dir and data.source is not None:
         texts.append(complete_works_path(data.source, data.source_url))
     texts += corpus_files(pretrain_cfg.corpus, pretrain_cfg.corpus_urls)
     missing = [str(path) for path in texts if not path.exists()]

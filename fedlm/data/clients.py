@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedlm import paths
-from fedlm.config import DATASETS, DataConfig
+from fedlm.config import DataConfig, one_of
 from fedlm.data.build import (
     DATABASE_NAME,
     build_shakespeare,
@@ -40,7 +40,9 @@ from fedlm.data.tf_example import snippet
 from fedlm.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from tensorflow_federated.python.simulation.datasets.client_data import ClientData
+    import tensorflow_federated as tff
+
+    ClientData = tff.simulation.datasets.ClientData  # TFF's public name
 
 SPLITS = ("train", "test")
 Say = Callable[[str], None]
@@ -67,19 +69,23 @@ class ClientSnippets:
 
 
 def load_snippets(data: DataConfig, say: Say = print) -> ClientSnippets:
-    """Every client's snippets of both splits of the dataset ``data.name`` (``shakespeare`` or
-    ``synthetic``), each source read once. Raises :class:`ConfigError` for an unknown name and
+    """Every client's snippets of both splits of the dataset ``data.name`` (:data:`DATASETS`),
+    each source read once. Raises :class:`ConfigError` for an unknown name and
     :class:`DataError` as :func:`shakespeare_database` and :func:`read_snippets` do."""
-    if data.name not in DATASETS:
-        raise ConfigError("data.name", data.name, DATASETS)
-    if data.name == "synthetic":
-        import tensorflow_federated as tff  # here only: importing TFF costs seconds
+    return data_source(data.name).snippets(data, say)
 
-        train = client_data_snippets(tff.simulation.datasets.shakespeare.get_synthetic())
-        return ClientSnippets(train, {cid: list(s) for cid, s in train.items()})  # both splits
+
+def _shakespeare_snippets(data: DataConfig, say: Say) -> ClientSnippets:
     database = shakespeare_database(data.cache_dir, data.source, data.source_url, say)
     folder = database.parent
     return ClientSnippets(read_snippets(folder, "train"), read_snippets(folder, "test"))
+
+
+def _synthetic_snippets(data: DataConfig, say: Say) -> ClientSnippets:
+    import tensorflow_federated as tff  # here only: importing TFF costs seconds
+
+    train = client_data_snippets(tff.simulation.datasets.shakespeare.get_synthetic())
+    return ClientSnippets(train, {cid: list(s) for cid, s in train.items()})  # both splits
 
 
 def shakespeare_database(
@@ -167,13 +173,12 @@ def load_client_data(
     both, or TFF's reading of the database :func:`shakespeare_database` makes ready. Raises
     :class:`ConfigError` for an unknown name and :class:`DataError` as that function does, or
     for a database TFF cannot read."""
-    if name not in DATASETS:
-        raise ConfigError("data.name", name, DATASETS)
+    return data_source(name).client_data(cache_dir, source, source_url, say)
+
+
+def _shakespeare_client_data(cache_dir, source, source_url, say) -> tuple[ClientData, ClientData]:
     import tensorflow_federated as tff
 
-    if name == "synthetic":
-        synthetic = tff.simulation.datasets.shakespeare.get_synthetic()
-        return synthetic, synthetic
     database = shakespeare_database(cache_dir, source, source_url, say)
     try:
         return tff.simulation.datasets.shakespeare.load_data(cache_dir=str(database.parent))
@@ -184,11 +189,45 @@ def load_client_data(
         ) from e
 
 
+def _synthetic_client_data(cache_dir, source, source_url, say) -> tuple[ClientData, ClientData]:
+    import tensorflow_federated as tff
+
+    synthetic = tff.simulation.datasets.shakespeare.get_synthetic()
+    return synthetic, synthetic
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A ``data.name``: how its clients are read, and whether they live in ``data.cache_dir``."""
+
+    snippets: Callable[[DataConfig, Say], ClientSnippets]  # :func:`load_snippets`
+    client_data: Callable[..., tuple[ClientData, ClientData]]  # :func:`load_client_data`
+    # Read from data.cache_dir/shakespeare.sqlite, built from data.source (or downloaded by TFF)
+    # when it is not there: checked against the data before TensorFlow is imported, its text
+    # fetched by `fedlm-data fetch`, its build stamped on the run. False: held in memory by TFF,
+    # checked when the run loads it.
+    in_cache_dir: bool
+
+
+# data.name (conf/data/): the federated Shakespeare database (conf/data/shakespeare.yaml, and
+# TFF's published one, tff.yaml), or TFF's 3-client synthetic Shakespeare (synthetic.yaml)
+DATASETS = {
+    "shakespeare": DataSource(_shakespeare_snippets, _shakespeare_client_data, in_cache_dir=True),
+    "synthetic": DataSource(_synthetic_snippets, _synthetic_client_data, in_cache_dir=False),
+}
+
+
+def data_source(name: str) -> DataSource:
+    """The :class:`DataSource` of ``data.name``; :class:`ConfigError` for an unknown name."""
+    one_of("data.name", name, DATASETS)
+    return DATASETS[name]
+
+
 def build_stamp(name: str, cache_dir: str | os.PathLike) -> dict[str, str] | None:
     """The build stamp (parser version, source and its SHA-256: :mod:`fedlm.data.build`) of the
     database that :func:`load_snippets` reads for ``name``; None for synthetic data and for a
     database without one (TFF's download)."""
-    if name != "shakespeare":
+    if not data_source(name).in_cache_dir:
         return None
     return read_stamp(database_path(Path(cache_dir).expanduser()))
 

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorflow_federated as tff
 
-# The baseline's preprocessing module is not re-exported by tff.simulation.baselines.shakespeare.
-from tensorflow_federated.python.simulation.baselines.shakespeare import (
-    char_prediction_preprocessing as tff_preprocessing,
-)
-
 from fedlm.data import sizes
 from fedlm.data.preprocess import check_int
+from fedlm.tff_compat import shakespeare_preprocessing
+
+# The baseline's preprocessing module, which tff.simulation.baselines.shakespeare does not
+# re-export (TFF's private API: fedlm/tff_compat.py).
+tff_preprocessing = shakespeare_preprocessing()
 
 PAD, OOV, BOS, EOS = tff_preprocessing.get_special_tokens()  # 0, 87, 88, 89; characters 1..86
 VOCAB_SIZE = tff.simulation.baselines.shakespeare.VOCAB_LENGTH  # 90

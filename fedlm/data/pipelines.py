@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fedlm.config import DataConfig
+from fedlm.data import sizes
 from fedlm.errors import ConfigError
 from fedlm.vocab import UNKNOWN_POLICIES
 
@@ -40,11 +41,22 @@ def _paper(seq_len, batch_size, shuffle_buffer, unknown_chars, pad, loss_on_padd
     )
 
 
+def _tutorial_batches(snippets, seq_len, batch_size, unknown_chars, pad) -> int:
+    return sizes.tutorial_batches(snippets, seq_len, batch_size, unknown_chars or "drop", pad)
+
+
+def _paper_batches(snippets, seq_len, batch_size, unknown_chars, pad) -> int:
+    return sizes.paper_batches(snippets, seq_len, batch_size)
+
+
 @dataclass(frozen=True)
 class PipelineKind:
     """A pipeline as the config checks and the task see it."""
 
     build: Callable[..., Any]
+    # Batches one epoch of a client's snippets yields, before any cap, in pure Python:
+    # (snippets, seq_len, batch_size, unknown_chars, pad) -> int (fedlm/data/sizes.py)
+    count_batches: Callable[..., int]
     # Pads every sequence itself with id 0, which the model's embedding masks (TFF's baseline):
     # data.pad is refused; its padding targets are what data.loss_on_padding counts.
     pads_itself: bool
@@ -52,19 +64,42 @@ class PipelineKind:
     char_id_offset: int  # the model id of the vocabulary's first character
     metrics: tuple[str, ...] = ()  # logged beside accuracy; training.stop_at may name them
     pretrain_args: str = ""  # what `fedlm-pretrain` needs for a model that starts such a run
+    # The name `fedlm-pretrain` gives that model: <model.name><suffix>.h5, beside the tutorial
+    # pipeline's (another vocabulary)
+    pretrained_suffix: str = ""
 
 
 PIPELINES = {
-    "tutorial": PipelineKind(_tutorial, False, (None, *UNKNOWN_POLICIES), char_id_offset=0),
+    "tutorial": PipelineKind(
+        _tutorial, _tutorial_batches, False, (None, *UNKNOWN_POLICIES), char_id_offset=0
+    ),
     "paper": PipelineKind(
         _paper,
+        _paper_batches,
         True,
         (None, "oov"),
         char_id_offset=1,
         metrics=("accuracy_no_eos_oov",),
         pretrain_args=" pipeline=paper seq_len=80",
+        pretrained_suffix="_paper",
     ),
 }
+
+
+@dataclass(frozen=True)
+class BatchCounter:
+    """Counts a client's batches as the pipeline named ``pipeline`` would make them, without
+    building it (no TensorFlow)."""
+
+    pipeline: str = "tutorial"
+    seq_len: int = 100
+    batch_size: int = 8
+    unknown_chars: str | None = None  # None: the pipeline's own (tutorial: drop)
+    pad: bool = False
+
+    def num_batches(self, snippets: Sequence[str]) -> int:
+        count = PIPELINES[self.pipeline].count_batches
+        return count(snippets, self.seq_len, self.batch_size, self.unknown_chars, self.pad)
 
 
 def check_options(

@@ -2,15 +2,15 @@
 
 ``fedlm-train`` sizes every client before it imports TensorFlow, so that a ``clients_per_round``
 larger than the clients with data, or a ``seq_len`` at which no client has one full batch, is
-reported in a second. The pipelines (``fedlm/data/preprocess.py``, ``fedlm/data/paper.py``) count
-with these same functions; their tests check the counts against the batches they yield.
+reported in a second (:class:`fedlm.data.pipelines.BatchCounter`). The pipelines
+(``fedlm/data/preprocess.py``, ``fedlm/data/paper.py``) count with these same functions; their
+tests check the counts against the batches they yield.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from fedlm import vocab
 from fedlm.errors import ConfigError
@@ -53,28 +53,12 @@ def paper_batches(snippets: Iterable[str | bytes], seq_len: int, batch_size: int
     return math.ceil(paper_sequences(snippets, seq_len) / batch_size)
 
 
-@dataclass(frozen=True)
-class BatchCounter:
-    """Counts a client's batches as the pipeline named ``pipeline`` would make them."""
-
-    pipeline: str = "tutorial"
-    seq_len: int = 100
-    batch_size: int = 8
-    unknown_chars: str | None = None  # None: the pipeline's own (tutorial: drop)
-    pad: bool = False
-
-    def num_batches(self, snippets: Sequence[str]) -> int:
-        if self.pipeline == "paper":
-            return paper_batches(snippets, self.seq_len, self.batch_size)
-        policy = self.unknown_chars or "drop"
-        return tutorial_batches(snippets, self.seq_len, self.batch_size, policy, self.pad)
-
-
 def eligible_clients(
     pipeline, snippets: Mapping[str, Sequence[str]], key: str | None = "training.seq_len"
 ) -> dict[str, int]:
     """Client id -> batches per epoch under ``pipeline`` (anything with ``num_batches``, such as
-    a :class:`BatchCounter` or a pipeline), for the clients with at least one batch.
+    a :class:`fedlm.data.pipelines.BatchCounter` or a pipeline), for the clients with at least
+    one batch.
 
     Raises :class:`ConfigError` naming ``key`` (the sequence length) when no client has one;
     ``key=None``: returns an empty dict then.

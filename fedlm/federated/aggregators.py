@@ -156,8 +156,9 @@ def build_aggregator(
 # -- what validation checks -----------------------------------------------------------------------
 
 
-def check_aggregator(cfg: TrainConfig) -> None:
-    """The aggregator's keys, and the combinations TFF can build and fedlm can account for."""
+def check_aggregator(cfg: TrainConfig, weighted: bool) -> None:
+    """The aggregator's keys, and the combinations TFF can build and fedlm can account for;
+    ``weighted``: whether the algorithm weighs its clients (as :func:`build_aggregator`)."""
     agg = cfg.aggregator
     one_of("aggregator.name", agg.name, AGGREGATORS)
     kind = AGGREGATORS[agg.name]
@@ -176,10 +177,10 @@ def check_aggregator(cfg: TrainConfig) -> None:
         runnable = ", ".join(name for name, a in AGGREGATORS.items() if not a.refused)
         raise ConfigError("aggregator.name", agg.name, f"one of {runnable}: {kind.refused}")
     if kind.private:
-        _check_private(cfg)
+        _check_private(cfg, weighted)
 
 
-def _check_private(cfg: TrainConfig) -> None:
+def _check_private(cfg: TrainConfig, weighted: bool) -> None:
     """A DP aggregator: its noise and clip, and the weighting and sampling its privacy needs."""
     agg = cfg.aggregator
     if agg.noise_multiplier is None:
@@ -197,7 +198,7 @@ def _check_private(cfg: TrainConfig) -> None:
     at_least("aggregator.clipped_count_stddev", agg.clipped_count_stddev, 0.0, allow_none=True)
     if agg.delta is not None and not 0.0 < agg.delta < 1.0:
         raise ConfigError("aggregator.delta", agg.delta, "a number in (0, 1), or null")
-    if cfg.algorithm.name != "fedavg_unweighted" and cfg.algorithm.client_weighting != "uniform":
+    if weighted and cfg.algorithm.client_weighting != "uniform":
         raise ConfigError(
             "algorithm.client_weighting",
             cfg.algorithm.client_weighting,

@@ -61,12 +61,20 @@ ALGORITHMS = {
     "fedavg_unweighted": Algorithm(weighted=False, proximal=False),
     "fedprox": Algorithm(weighted=True, proximal=True),
 }
-# algorithm.client_weighting -> tff.learning.ClientWeighting; num_tokens has the model report
-# its non-padding targets as its examples (fedlm.federated.task.TokenWeightedModel)
+
+
+class Weighting(NamedTuple):
+    tff: str  # the tff.learning.ClientWeighting
+    # The model reports its non-padding targets as its examples, which TFF's NUM_EXAMPLES then
+    # weighs by (fedlm.federated.task.TokenWeightedModel)
+    by_tokens: bool = False
+
+
+# algorithm.client_weighting
 CLIENT_WEIGHTINGS = {
-    "num_examples": "NUM_EXAMPLES",
-    "num_tokens": "NUM_EXAMPLES",
-    "uniform": "UNIFORM",
+    "num_examples": Weighting("NUM_EXAMPLES"),
+    "num_tokens": Weighting("NUM_EXAMPLES", by_tokens=True),
+    "uniform": Weighting("UNIFORM"),
 }
 LOOP_IMPLEMENTATIONS = ("dataset_reduce", "dataset_iterator")  # tff.learning.LoopImplementation
 
@@ -116,8 +124,9 @@ def client_weighting(name: str, model_fn: ModelFn, ignore_id: int | None):
 
     from fedlm.federated.task import TokenWeightedModel
 
-    weighting = tff.learning.ClientWeighting[CLIENT_WEIGHTINGS[name]]
-    if name != "num_tokens":
+    kind = CLIENT_WEIGHTINGS[name]
+    weighting = tff.learning.ClientWeighting[kind.tff]
+    if not kind.by_tokens:
         return weighting, model_fn
     return weighting, lambda: TokenWeightedModel(model_fn(), ignore_id)
 

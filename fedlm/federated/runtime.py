@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from fedlm.config import RUNTIMES, RuntimeConfig
+from fedlm.config import RuntimeConfig, TrainConfig, at_least, one_of
 from fedlm.errors import ConfigError, FedlmError
 from fedlm.federated import subrounds
 from fedlm.federated import workers as worker_processes
@@ -161,8 +161,9 @@ def _connect(addresses: Sequence[str], timeout: float, hint: str, alive=None):
     return channels
 
 
-def _local_channels(cfg: RuntimeConfig):
-    """Start the local workers ``cfg`` asks for; gRPC channels to them once all of them answer."""
+def _local_channels(cfg: RuntimeConfig, connect_timeout: float):
+    """Start the local workers ``cfg`` asks for; gRPC channels to them once all of them answer
+    (within :data:`LOCAL_START_TIMEOUT`: ``connect_timeout`` is for workers fedlm did not start)."""
     addresses, processes = [], {}
     for _ in range(local_workers(cfg)):
         process, port = worker_processes.start_local_worker(
@@ -186,7 +187,8 @@ def _local_channels(cfg: RuntimeConfig):
     return addresses, channels, exited
 
 
-def _remote_channels(cfg: RuntimeConfig, timeout: float):
+def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
+    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
     if not cfg.workers:
         raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
     if cfg.max_concurrent_computation_calls != -1:
@@ -200,11 +202,39 @@ def _remote_channels(cfg: RuntimeConfig, timeout: float):
         _check_address(address)
     channels = _connect(
         list(cfg.workers),
-        timeout,
+        connect_timeout,
         "start one on each host with `fedlm-worker --port PORT` "
         "and check that the port is reachable from here",
     )
     return list(cfg.workers), channels, None
+
+
+@dataclass(frozen=True)
+class RuntimeKind:
+    """A ``runtime.name``: where its workers come from."""
+
+    # (cfg, connect_timeout) -> (addresses, gRPC channels, the reason a worker exited or None)
+    channels: Callable
+    starts_workers: bool  # fedlm starts runtime.local_workers itself; else runtime.workers
+
+
+# runtime.name (conf/runtime/)
+RUNTIMES = {
+    "local": RuntimeKind(_local_channels, starts_workers=True),
+    "remote": RuntimeKind(_remote_channels, starts_workers=False),
+}
+
+
+def check_runtime(cfg: TrainConfig) -> None:
+    """``runtime.*``, before anything is started."""
+    runtime = cfg.runtime
+    one_of("runtime.name", runtime.name, RUNTIMES)
+    local_workers(runtime)  # 'auto' or an integer >= 1
+    at_least("runtime.intra_op_threads", runtime.intra_op_threads, 1, allow_none=True)
+    at_least("runtime.inter_op_threads", runtime.inter_op_threads, 1, allow_none=True)
+    at_least("runtime.give_up_after_s", runtime.give_up_after_s, 0, allow_none=True)
+    if not RUNTIMES[runtime.name].starts_workers and not runtime.workers:
+        raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
 
 
 @contextlib.contextmanager
@@ -239,10 +269,7 @@ def execution_context(
     loops: list[subrounds.OwnLoop] = []
     finished = False
     try:
-        if cfg.name == "local":
-            addresses, channels, exited = _local_channels(cfg)
-        else:
-            addresses, channels, exited = _remote_channels(cfg, connect_timeout)
+        addresses, channels, exited = RUNTIMES[cfg.name].channels(cfg, connect_timeout)
         context, loops, dispose = subrounds.split_context(channels, say)
         watchdog = subrounds.Watchdog(
             channels, addresses, loops, give_up_after, say, say_every, exited

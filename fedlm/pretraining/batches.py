@@ -124,8 +124,15 @@ def paper_batches(cfg: PretrainConfig) -> CorpusBatches:
     )
 
 
+# pipeline (the names of fedlm.data.pipelines.PIPELINES) -> the corpus under it
+CORPUS_BATCHES: dict[str, Callable[[PretrainConfig], CorpusBatches]] = {
+    "tutorial": tutorial_batches,
+    "paper": paper_batches,
+}
+
+
 def corpus_batches(cfg: PretrainConfig) -> CorpusBatches:
-    return paper_batches(cfg) if cfg.pipeline == "paper" else tutorial_batches(cfg)
+    return CORPUS_BATCHES[cfg.pipeline](cfg)
 
 
 def shakespeare_test_snippets(source: str) -> tuple[str, list[str]]:

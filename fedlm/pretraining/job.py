@@ -23,16 +23,21 @@ import tensorflow as tf
 
 from fedlm import vocab
 from fedlm.config import PretrainConfig
+from fedlm.data.pipelines import PIPELINES
 from fedlm.errors import ConfigError, DataError
 from fedlm.io import write_text
 from fedlm.models.architectures import build_model, check_model_config
 from fedlm.models.metrics import CharacterAccuracy, bits_per_char, loss_fn, perplexity
 from fedlm.models.pretrained import default_pretrained_path, load_pretrained_weights, save_model
-from fedlm.pretraining.batches import CorpusBatches, corpus_batches, shakespeare_test_snippets
+from fedlm.pretraining.batches import (
+    CORPUS_BATCHES,
+    CorpusBatches,
+    corpus_batches,
+    shakespeare_test_snippets,
+)
 
 SHAKESPEARE_SOURCES = ("auto", "sqlite", "gutenberg", "synthetic", "none")
 KERAS_OPTIMIZERS = ("adam", "sgd")
-PIPELINES = ("tutorial", "paper")
 
 
 @dataclass
@@ -68,8 +73,8 @@ def validate_pretrain(cfg: PretrainConfig) -> None:
         raise ConfigError("time_limit_minutes", cfg.time_limit_minutes, "a number > 0 or null")
     if cfg.shakespeare not in SHAKESPEARE_SOURCES:
         raise ConfigError("shakespeare", cfg.shakespeare, SHAKESPEARE_SOURCES)
-    if cfg.pipeline not in PIPELINES:
-        raise ConfigError("pipeline", cfg.pipeline, PIPELINES)
+    if cfg.pipeline not in CORPUS_BATCHES:
+        raise ConfigError("pipeline", cfg.pipeline, CORPUS_BATCHES)
 
 
 class ProgressLine(tf.keras.callbacks.Callback):
@@ -144,7 +149,7 @@ def default_output(cfg: PretrainConfig) -> Path:
     """Where the model goes without ``output``: what ``model.pretrained=dickens`` loads, and for
     the paper pipeline a name of its own beside it (its vocabulary is another)."""
     path = default_pretrained_path(cfg.model.name)
-    return path.with_name(f"{path.stem}_paper{path.suffix}") if cfg.pipeline == "paper" else path
+    return path.with_name(f"{path.stem}{PIPELINES[cfg.pipeline].pretrained_suffix}{path.suffix}")
 
 
 def compile_model(model: tf.keras.Model, cfg: PretrainConfig, ignore_id: int) -> tf.keras.Model:

@@ -85,11 +85,11 @@ def test_the_table_of_a_json_file_shows_the_figures_of_its_round_times(speed, tm
     path.write_text(json.dumps({"machine": {}, "settings": [hand_made()]}))
     speed.main(["--table", str(path)])
     assert capsys.readouterr().out.splitlines() == [
-        "| setting | fedlm s/round | plain TF s/round | ratio | first round fedlm / plain s "
-        "| chars/s fedlm | start to first round s | eval fedlm / Keras s | peak RSS MiB "
-        "| overrides |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        "| custom | 10.00 | 10.00 | 0.90 | 20.0 / 30.0 | 1,234 | 60 | 20.00 / 16.00 | 2,048 "
+        "| setting | rounds | fedlm s/round | plain TF s/round | ratio "
+        "| first round fedlm / plain s | chars/s fedlm | start to first round s "
+        "| eval fedlm / Keras s | peak RSS MiB | overrides |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| custom | 4 | 10.00 | 10.00 | 0.90 | 20.0 / 30.0 | 1,234 | 60 | 20.00 / 16.00 | 2,048 "
         "| `model=tiny` |",
         "",
         "Rounds compared: 2–4. Ratio: the median of the per-round ratios, fedlm's round i over "
@@ -121,10 +121,51 @@ def test_the_table_of_the_committed_measurements(speed, capsys):
     fedlm, plain = reports[0]["fedlm"]["round_seconds"], reports[0]["plain"]["round_seconds"]
     ratio = statistics.median([f / p for f, p in zip(fedlm[1:], plain[1:], strict=True)])
     assert f"{ratio:.2f}" == "0.69"  # where the file's own sum ratio says 0.71
-    assert "| reddi2021 | 11.39 | 14.06 | 0.69 |" in out
-    assert "| tutorial | 5.50 | 4.25 | 1.29 |" in out
+    assert "| reddi2021 | 6 | 11.39 | 14.06 | 0.69 |" in out
+    assert "| tutorial | 6 | 5.50 | 4.25 | 1.29 |" in out
     assert out.splitlines()[2].endswith("| `+experiment=reddi2021 experiment_scale=full` |")
     assert "Projected full-scale reddi2021 run (1200 rounds; 156 evaluations" in out
+
+
+def test_the_readmes_performance_table_is_the_table_of_the_committed_files(speed, capsys):
+    readme = (SPEED.parents[1] / "README.md").read_text()
+    start = next(line for line in readme.splitlines() if line.startswith("<!-- speed table:"))
+    files = start.split("--table ", 1)[1].split("`", 1)[0].split()
+    assert start == speed.table_markers(files)[0]
+    reports = speed.main(["--table", *[str(SPEED.parents[1] / f) for f in files]])
+    block = readme.split(start + "\n", 1)[1].split("\n" + speed.TABLE_END, 1)[0]
+    assert block == capsys.readouterr().out.rstrip("\n") == speed.table_block(reports)
+    assert [r["setting"] for r in reports] == ["reddi2021", "reddi2021", "tutorial", "mcmahan2017"]
+
+
+def test_readme_puts_the_table_between_its_markers_and_refuses_a_file_without_them(
+    speed, tmp_path, capsys
+):
+    path = tmp_path / "speed.json"
+    path.write_text(json.dumps({"machine": {}, "settings": [hand_made()]}))
+    start, end = speed.table_markers([str(path)])
+    markdown = tmp_path / "README.md"
+    markdown.write_text(f"# Performance\n\n{start}\nan old table\n{end}\n\nAfter.\n")
+    reports = speed.main(["--table", str(path), "--readme", str(markdown)])
+    table = speed.table_block(reports)
+    assert markdown.read_text() == f"# Performance\n\n{start}\n{table}\n{end}\n\nAfter.\n"
+    assert not list(tmp_path.glob("*.tmp"))  # written by a temporary file renamed into place
+    markdown.write_text("no markers\n")
+    with pytest.raises(SystemExit, match=r"--readme .*README.md: expected the line '<!-- speed"):
+        speed.main(["--table", str(path), "--readme", str(markdown)])
+    assert markdown.read_text() == "no markers\n"
+    with pytest.raises(SystemExit, match=r"--table .*missing.json: not a JSON file of this bench"):
+        speed.main(["--table", str(tmp_path / "missing.json")])
+
+
+def test_the_benchmark_sets_the_evaluation_schedule_itself(speed):
+    # The reddi2021 study evaluates each of its last 100 rounds, which 6 rounds cannot hold.
+    from fedlm.checks import validate
+
+    cfg = speed.compose_config([*speed.SETTINGS["reddi2021"], "training.rounds=6"])
+    assert (cfg.eval.every, cfg.eval.final_window, cfg.eval.generate_length) == (0, 0, 0)
+    validate(cfg)  # what refused `--settings reddi2021 --rounds 6` before it measured anything
+    assert speed.evaluations_of(cfg) == 2  # round 0 and the last: in neither side's round seconds
 
 
 @pytest.mark.slow  # runs the benchmark end to end: 15-50 s each
@@ -137,8 +178,8 @@ def test_two_rounds_on_the_tiny_model_match_plain_tensorflow(
     speed.main([*argv, *TINY, f"runtime.local_workers={local_workers}"])
 
     table = capsys.readouterr().out
-    assert table.splitlines()[0].startswith("| setting | fedlm s/round | plain TF s/round | ratio")
-    assert "| custom |" in table
+    assert table.splitlines()[0].startswith("| setting | rounds | fedlm s/round | plain TF s/round")
+    assert "| custom | 2 |" in table
     data = json.loads(out.read_text())
     assert data["machine"]["cores"] >= 1
     (report,) = data["settings"]

@@ -156,3 +156,16 @@ def test_pretrain_paper_saves_a_90_id_model_that_a_paper_run_loads(paragraph_boo
 def test_an_unknown_pipeline_is_refused_before_any_work(paragraph_books):
     with pytest.raises(ConfigError, match=r"pipeline=.*'tutorial', 'paper'"):
         pretrain(paper_config(paragraph_books, pipeline="leaf"))
+
+
+def test_every_data_pipeline_can_be_pre_trained_for_and_names_its_model():
+    from fedlm.config import ModelConfig
+    from fedlm.data.pipelines import PIPELINES
+    from fedlm.pretraining.batches import CORPUS_BATCHES
+    from fedlm.pretraining.job import default_output
+
+    assert list(CORPUS_BATCHES) == list(PIPELINES)
+    tiny = ModelConfig(name="tiny")
+    assert default_output(PretrainConfig(model=tiny)) == default_pretrained_path("tiny")
+    paper = default_output(PretrainConfig(model=tiny, pipeline="paper"))
+    assert paper == default_pretrained_path("tiny").with_name("tiny_paper.h5")
