@@ -19,6 +19,7 @@ def _patch_tff() -> None:
         workers.patch_worker_start()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``-n``, in pyproject's addopts), the tests that share a module- or
     class-scoped fixture (a run made once for several tests) go to one worker together, so the
