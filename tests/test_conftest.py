@@ -40,3 +40,35 @@ def test_after_it():
         ]
     )
     assert workers.running_workers() == []
+
+
+def test_tests_sharing_a_module_fixture_run_on_one_xdist_worker_which_makes_it_once(pytester):
+    """Side by side (-n 2), a module-scoped run is made once, on the worker that runs all the tests
+    that use it; the other tests go wherever a worker is free."""
+    pytester.makeconftest(CONFTEST)
+    made = pytester.path / "made.txt"
+    pytester.makepyfile(
+        test_shared=f"""
+import os
+import pytest
+
+@pytest.fixture(scope="module")
+def shared_run():
+    with open({str(made)!r}, "a") as f:
+        f.write(f"{{os.getpid()}}\\n")
+
+@pytest.mark.parametrize("i", range(6))
+def test_uses_it(shared_run, i):
+    pass
+
+@pytest.mark.parametrize("i", range(6))
+def test_free(i):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"
+    )
+
+    result.assert_outcomes(passed=12)
+    assert len(made.read_text().split()) == 1
