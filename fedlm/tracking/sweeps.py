@@ -69,6 +69,7 @@ def start_sweep(
             KEYS_TAG: " ".join(swept_keys)[:5000],
             run_info.DESCRIPTION_TAG: run_info.description(overrides, multirun=True)[:5000],
             **run_info.git_state(),
+            **run_info.source_tags(),
         },
     )
     params = [

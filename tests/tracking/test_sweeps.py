@@ -63,6 +63,7 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
     assert parent.data.tags["fedlm.sweep.keys"] == "server_optimizer"
     assert re.fullmatch(r"sweep server_optimizer \d{4}-\d\d-\d\d \d\d:\d\d", parent.info.run_name)
     assert parent.data.params == {"server_optimizer": "sgd,adam"}
+    assert parent.data.tags["mlflow.source.name"] == "fedlm-train"  # the runs table's Source
     assert parent.data.tags["mlflow.note.content"] == (
         "Reproduce with:\n\n"
         "    uv run fedlm-train -m server_optimizer=sgd,adam training.rounds=2\n\n"
@@ -92,6 +93,7 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
         assert tags["override.server_optimizer"] == optimizer
         assert tags["fedlm.sweep.values"] == f"server_optimizer={optimizer}"
         assert tags["mlflow.runName"] == optimizer
+        assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("fedlm-train", "LOCAL")
 
     callback.on_multirun_end(multirun_config(sweep_dir))
     parent = client.get_run(parent.info.run_id)
@@ -125,7 +127,9 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.md").write_text("# a report\n")
     summary = log_report(None, "sweeps", tmp_path / "report", job_ids)
-    assert client.get_run(summary).data.tags[run_info.PARENT_RUN_TAG] == parent.info.run_id
+    report_tags = client.get_run(summary).data.tags
+    assert report_tags[run_info.PARENT_RUN_TAG] == parent.info.run_id
+    assert report_tags["mlflow.source.name"] == "fedlm-report"
     single = build_tracker(TrainConfig(output_dir=str(tmp_path / "single")), {})
     single.cfg.tracking.experiment_name = "sweeps"
     single.start(dataclasses.asdict(single.cfg))
