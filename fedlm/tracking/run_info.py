@@ -59,13 +59,23 @@ SHORT_WORDS = {"learning_rate": "lr"}
 # each dotted swept key (its parent's name lists the keys, in the same order).
 NAME_LENGTH = 40
 CHILD_NAME_LENGTH = 16
-# Keys that only one choice of a config group takes (the others leave them null): logged only for
-# that choice, so that a run's params hold what its choices use.
-PIPELINE_FIELDS = {"data.pad": "tutorial", "data.loss_on_padding": "paper"}
-SAMPLER_FIELDS = {"sampler.client_ids": "fixed"}
-# Where the data is read or built from: not a key of TFF's in-memory synthetic set.
-DATA_FILE_FIELDS = ("data.cache_dir", "data.source", "data.source_url")
-IN_MEMORY_DATA = "synthetic"
+# Keys that only some choices of a config group take (the others leave them null or unused):
+# key -> (the key that makes the choice, the choices that take it). Logged only for those, so that
+# a run's params hold what its choices use.
+ONLY_FOR = {
+    "data.pad": ("data.pipeline", ("tutorial",)),
+    "data.loss_on_padding": ("data.pipeline", ("paper",)),
+    # where the data is read or built from: not a key of TFF's in-memory synthetic set
+    "data.cache_dir": ("data.name", ("shakespeare",)),
+    "data.source": ("data.name", ("shakespeare",)),
+    "data.source_url": ("data.name", ("shakespeare",)),
+    "sampler.client_ids": ("sampler.name", ("fixed",)),
+    # where it runs (resumes and reports never compare these: MAY_CHANGE, report NOT_SETTINGS)
+    "runtime.workers": ("runtime.name", ("remote",)),
+    "runtime.local_workers": ("runtime.name", ("local",)),
+    "runtime.intra_op_threads": ("runtime.name", ("local",)),
+    "runtime.inter_op_threads": ("runtime.name", ("local",)),
+}
 
 
 def param_value(value: Any) -> str:
@@ -104,18 +114,16 @@ def params(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _used(key: str, flat: Mapping[str, str]) -> bool:
-    """Whether the config's choices (``flat``'s ``*.name`` and ``data.pipeline``) take ``key``."""
+    """Whether the config's choices (``flat``'s ``*.name`` and ``data.pipeline``) take ``key``
+    (:data:`ONLY_FOR`, and the optimizers' and aggregators' own keys)."""
     group, _, field = key.partition(".")
     if group in ("client_optimizer", "server_optimizer") and field in _OPTIONAL_OPTIMIZER_FIELDS:
         return field in OPTIMIZER_FIELDS.get(flat.get(f"{group}.name"), ())
     if group == "aggregator" and field in _OPTIONAL_AGGREGATOR_FIELDS:
         return field in AGGREGATOR_FIELDS.get(flat.get("aggregator.name"), ())
-    if key in PIPELINE_FIELDS:
-        return flat.get("data.pipeline") == PIPELINE_FIELDS[key]
-    if key in SAMPLER_FIELDS:
-        return flat.get("sampler.name") == SAMPLER_FIELDS[key]
-    if key in DATA_FILE_FIELDS:
-        return flat.get("data.name") != IN_MEMORY_DATA
+    if key in ONLY_FOR:
+        choice, takers = ONLY_FOR[key]
+        return flat.get(choice) in takers
     return True
 
 

@@ -228,6 +228,7 @@ def test_params_leave_out_the_keys_of_choices_not_made():
         *(f"aggregator.{k}" for k in ("initial_clip", "target_quantile", "clip_learning_rate")),
         *(f"aggregator.{k}" for k in ("clipped_count_stddev", "zeroing", "clipping")),
         "data.pad",
+        "runtime.workers",  # remote's
     }
 
 
@@ -249,6 +250,18 @@ def test_the_synthetic_data_has_no_file_keys():
     params = run_info.params(dataclasses.asdict(cfg))
     assert not {"data.cache_dir", "data.source", "data.source_url"} & set(params)
     assert params["data.name"] == "synthetic"
+
+
+def test_a_remote_run_logs_its_workers_and_not_the_local_ones_threads():
+    cfg = TrainConfig()
+    cfg.runtime.name, cfg.runtime.workers = "remote", ["node1:8000"]
+    runtime = {k: v for k, v in run_info.params(dataclasses.asdict(cfg)).items() if "runtime." in k}
+    assert runtime == {
+        "runtime.name": "remote",
+        "runtime.workers": '["node1:8000"]',
+        "runtime.max_concurrent_computation_calls": "-1",
+        "runtime.give_up_after_s": "300.0",
+    }
 
 
 @pytest.mark.parametrize("pack", sorted((paths.PROJECT_ROOT / "experiments").glob("*/carry/*")))

@@ -84,6 +84,8 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
         tracker.start(dataclasses.asdict(cfg))
         for round_num, accuracy in enumerate(ACCURACY[optimizer]):
             tracker.log_metrics({"eval/accuracy": accuracy}, step=round_num)
+            if round_num:
+                tracker.log_metrics({"round/seconds": 30.0}, step=round_num)
         tracker.finish("FINISHED")
         job_ids.append(tracker.run_id)
         tags = client.get_run(tracker.run_id).data.tags
@@ -115,6 +117,8 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
         "summary/final_eval_accuracy": 0.3,
         "summary/best_eval_accuracy": 0.3,
         "summary/best_round": 2.0,
+        "summary/rounds": 2.0,
+        "summary/running_minutes": 1.0,
         "sweep/jobs": 2.0,
         "sweep/finished": 2.0,
     }
