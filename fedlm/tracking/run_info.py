@@ -309,8 +309,16 @@ def short_name(overrides: Mapping[str, str], length: int = NAME_LENGTH) -> str:
 
 
 def values_first(keys: Sequence[str]) -> list[str]:
-    """``keys`` with the config groups (whose values a name shows alone) first, order kept."""
-    return sorted(keys, key=lambda key: not _is_group(key))
+    """``keys`` with the config groups (whose values a name shows alone) first, each followed by
+    its own keys (``server_optimizer``, ``server_optimizer.learning_rate``), then the others; the
+    order given otherwise."""
+    groups = [key for key in keys if _is_group(key)]
+
+    def rank(key: str) -> tuple[int, bool]:
+        group = key.split(".")[0]
+        return (groups.index(group) if group in groups else len(groups), key not in groups)
+
+    return sorted(keys, key=rank)
 
 
 def fit(words: Sequence[str], length: int) -> str:

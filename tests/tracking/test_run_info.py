@@ -116,6 +116,13 @@ def test_names_show_values_first_and_floats_to_three_digits():
         "hydra.overrides": "server_optimizer=adam server_optimizer.learning_rate=0.01 seed=0",
     }
     assert run_info.run_name(only_server) == "adam lr=0.01 seed=0"
+    # a group's choice first, its own keys after it, then the others
+    reordered = {
+        **context,
+        "hydra.overrides": "seed=0 server_optimizer.learning_rate=0.01 "
+        "data=synthetic server_optimizer=adam",
+    }
+    assert run_info.run_name(reordered) == "synthetic adam lr=0.01 seed=0"
 
 
 def test_the_jobs_of_the_shipped_studies_have_names_that_fit_the_runs_table():
