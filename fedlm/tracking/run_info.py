@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import shlex
 import socket
@@ -43,15 +44,38 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 RUN_NAME_TAG = "mlflow.runName"
 DESCRIPTION_TAG = "mlflow.note.content"  # the run page's description (markdown)
 PARENT_RUN_TAG = "mlflow.parentRunId"
+# The runs table's Source column (shown by default) and the run page's Source and User.
+SOURCE_NAME_TAG = "mlflow.source.name"
+SOURCE_TYPE_TAG = "mlflow.source.type"
+USER_TAG = "mlflow.user"
 SWEEP_TAG = "fedlm.sweep"
 CHECKPOINT_DIR_TAG = "fedlm.checkpoint_dir"
 PROG = "uv run fedlm-train"
 # Words of config keys shortened in run names.
 SHORT_WORDS = {"learning_rate": "lr"}
-# Keys that only one choice of a config group takes (the others leave them null): logged only for
-# that choice, so that a run's params hold what its choices use.
-PIPELINE_FIELDS = {"data.pad": "tutorial", "data.loss_on_padding": "paper"}
-SAMPLER_FIELDS = {"sampler.client_ids": "fixed"}
+# A run's name is at most NAME_LENGTH characters (the overrides past it are elided, and all of them
+# are in its description). The runs table's name column (190 px) shows about 19 characters of a
+# top-level run and 16 of a nested one; a sweep's job whose name would be longer drops the key of
+# each dotted swept key (its parent's name lists the keys, in the same order).
+NAME_LENGTH = 40
+CHILD_NAME_LENGTH = 16
+# Keys that only some choices of a config group take (the others leave them null or unused):
+# key -> (the key that makes the choice, the choices that take it). Logged only for those, so that
+# a run's params hold what its choices use.
+ONLY_FOR = {
+    "data.pad": ("data.pipeline", ("tutorial",)),
+    "data.loss_on_padding": ("data.pipeline", ("paper",)),
+    # where the data is read or built from: not a key of TFF's in-memory synthetic set
+    "data.cache_dir": ("data.name", ("shakespeare",)),
+    "data.source": ("data.name", ("shakespeare",)),
+    "data.source_url": ("data.name", ("shakespeare",)),
+    "sampler.client_ids": ("sampler.name", ("fixed",)),
+    # where it runs (resumes and reports never compare these: MAY_CHANGE, report NOT_SETTINGS)
+    "runtime.workers": ("runtime.name", ("remote",)),
+    "runtime.local_workers": ("runtime.name", ("local",)),
+    "runtime.intra_op_threads": ("runtime.name", ("local",)),
+    "runtime.inter_op_threads": ("runtime.name", ("local",)),
+}
 
 
 def param_value(value: Any) -> str:
@@ -90,16 +114,16 @@ def params(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _used(key: str, flat: Mapping[str, str]) -> bool:
-    """Whether the config's choices (``flat``'s ``*.name`` and ``data.pipeline``) take ``key``."""
+    """Whether the config's choices (``flat``'s ``*.name`` and ``data.pipeline``) take ``key``
+    (:data:`ONLY_FOR`, and the optimizers' and aggregators' own keys)."""
     group, _, field = key.partition(".")
     if group in ("client_optimizer", "server_optimizer") and field in _OPTIONAL_OPTIMIZER_FIELDS:
         return field in OPTIMIZER_FIELDS.get(flat.get(f"{group}.name"), ())
     if group == "aggregator" and field in _OPTIONAL_AGGREGATOR_FIELDS:
         return field in AGGREGATOR_FIELDS.get(flat.get("aggregator.name"), ())
-    if key in PIPELINE_FIELDS:
-        return flat.get("data.pipeline") == PIPELINE_FIELDS[key]
-    if key in SAMPLER_FIELDS:
-        return flat.get("sampler.name") == SAMPLER_FIELDS[key]
+    if key in ONLY_FOR:
+        choice, takers = ONLY_FOR[key]
+        return flat.get(choice) in takers
     return True
 
 
@@ -189,14 +213,25 @@ def context_tags(context: Mapping[str, str]) -> dict[str, str]:
     return tags
 
 
+def source_tags(program: str = "fedlm-train") -> dict[str, str]:
+    """MLflow's source and user tags (which ``mlflow.start_run`` sets and a client's
+    ``create_run`` does not): the program that made the run, and who ran it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = "unknown"
+    return {SOURCE_NAME_TAG: program, SOURCE_TYPE_TAG: "LOCAL", USER_TAG: user}
+
+
 def start_tags(
     cfg: TrainConfig, context: Mapping[str, str], checkpoint_dir: Path
 ) -> dict[str, str]:
-    """The tags a new run starts with: its code and versions, how it was started (``context``),
-    its data, its output and checkpoint folders, and, when ``fedlm-train`` started it, the
-    command that runs it again as its description."""
+    """The tags a new run starts with: its code and versions, its source and user, how it was
+    started (``context``), its data, its output and checkpoint folders, and, when ``fedlm-train``
+    started it, the command that runs it again as its description."""
     tags = {
         **git_state(),
+        **source_tags(),
         **versions(),
         **context_tags(context),
         "fedlm.data.name": cfg.data.name,
@@ -259,15 +294,47 @@ def short_keys(keys: Sequence[str]) -> dict[str, str]:
     }
 
 
-def short_name(overrides: Mapping[str, str]) -> str:
-    """``adam lr=0.01 seed=0``: a config group's choice as its value alone, any other key by its
-    short name, floats to 3 significant digits."""
+def short_name(overrides: Mapping[str, str], length: int = NAME_LENGTH) -> str:
+    """``adam lr=0.01 seed=0``: config groups' choices first, as their values alone, then any
+    other key by its short name, floats to 3 significant digits; at most ``length`` characters
+    (the rest elided: ``... …``)."""
     names = short_keys(list(overrides))
     shown = [
-        short_value(value) if _is_group(key) else f"{names[key]}={short_value(value)}"
-        for key, value in overrides.items()
+        short_value(overrides[key])
+        if _is_group(key)
+        else f"{names[key]}={short_value(overrides[key])}"
+        for key in values_first(overrides)
     ]
-    return " ".join(shown)
+    return fit(shown, length)
+
+
+def values_first(keys: Sequence[str]) -> list[str]:
+    """``keys`` with the config groups (whose values a name shows alone) first, each followed by
+    its own keys (``server_optimizer``, ``server_optimizer.learning_rate``), then the others; the
+    order given otherwise."""
+    groups = [key for key in keys if _is_group(key)]
+
+    def rank(key: str) -> tuple[int, bool]:
+        group = key.split(".")[0]
+        return (groups.index(group) if group in groups else len(groups), key not in groups)
+
+    return sorted(keys, key=rank)
+
+
+def fit(words: Sequence[str], length: int) -> str:
+    """The words joined by spaces, as many as fit in ``length`` characters with `` …`` after
+    them when some are left out."""
+    text = " ".join(words)
+    if len(text) <= length:
+        return text
+    shown: list[str] = []
+    for word in words:
+        if len(" ".join([*shown, word, "…"])) > length:
+            break
+        shown.append(word)
+    if not shown:
+        return text[: length - 1] + "…"
+    return " ".join([*shown, "…"])
 
 
 def _is_group(key: str) -> bool:
@@ -276,22 +343,32 @@ def _is_group(key: str) -> bool:
 
 def run_name(context: Mapping[str, str], swept_keys: Sequence[str] = ()) -> str | None:
     """The run's name (:func:`short_name`): the job's values of the swept keys when its sweep
-    names them, else its overrides of keys that change the result (not ``tracking.*``,
-    ``runtime.*``, ``hydra.*``, ``data.cache_dir``, ``resume``, ``output_dir``); MLflow picks a
-    random name when none is left."""
+    names them (without the dotted keys' names where the name would not fit the runs table's
+    column for a nested run, CHILD_NAME_LENGTH), else its overrides of keys that change the
+    result (not ``tracking.*``, ``runtime.*``, ``hydra.*``, ``data.cache_dir``, ``resume``,
+    ``output_dir``); MLflow picks a random name when none is left."""
     overrides = overrides_of(context)
     if any(key in overrides for key in swept_keys):
         shown = {key: overrides[key] for key in swept_keys if key in overrides}
-    else:
-        shown = {key: value for key, value in overrides.items() if _changes_result(key)}
-    return short_name(shown)[:250] or None
+        name = short_name(shown)
+        if len(name) > CHILD_NAME_LENGTH:
+            words = [
+                short_value(shown[key]) if "." in key else short_name({key: shown[key]})
+                for key in values_first(shown)
+            ]
+            name = fit(words, NAME_LENGTH)
+        return name or None
+    shown = {key: value for key, value in overrides.items() if _changes_result(key)}
+    return short_name(shown) or None
 
 
 def sweep_name(swept_keys: Sequence[str], started: float | None = None) -> str:
-    """A sweep's parent run: ``sweep server_optimizer seed 2026-12-02 07:10``."""
+    """A sweep's parent run: ``sweep server_optimizer seed 2026-12-02 07:10`` (the keys in the
+    order its jobs' names show their values)."""
     names = short_keys(list(swept_keys))
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
-    return " ".join(["sweep", *(names[k] for k in swept_keys), when])[:250]
+    keys = fit([names[k] for k in values_first(swept_keys)], 250 - len(" sweep ") - len(when))
+    return " ".join(["sweep", *([keys] if keys else []), when])
 
 
 def _changes_result(key: str) -> bool:

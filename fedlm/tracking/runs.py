@@ -217,6 +217,7 @@ def log_report(
             REPORT_TAG: "true",
             "fedlm.report.runs": " ".join(run_ids)[:5000],
             **run_info.git_state(),
+            **run_info.source_tags("fedlm-report"),
             **{k: v for k, v in nested.items() if v},
             **dict(tags or {}),
         },

@@ -26,6 +26,7 @@ BEST = "summary/best_eval_accuracy"
 BEST_ROUND = "summary/best_round"
 ROUNDS = "summary/rounds"
 RUNNING_MINUTES = "summary/running_minutes"
+KEYS = (FINAL, BEST, BEST_ROUND, ROUNDS, RUNNING_MINUTES)
 STOPPED_FACTOR = 10
 RECENT = 20  # rounds before a round that its time is compared with
 MIN_RECENT = 3  # no round is taken as stopped with fewer timed rounds before it

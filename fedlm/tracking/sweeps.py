@@ -7,7 +7,8 @@ sweeps. Each job finds it by those tags and names it as its parent.
 
 When the sweep ends, or fails, the parent summarises its children: a table of them (name, status,
 final and best ``eval/accuracy``) as its description and as ``report.md``, and the best child's
-summary metrics (by final accuracy, what ``fedlm-train`` returns to a sweeper) as its own.
+summary metrics (by final accuracy, what ``fedlm-train`` returns to a sweeper: its final and best
+accuracy, rounds and running time) as its own, so that sweeps sort beside single runs.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def start_sweep(
             KEYS_TAG: " ".join(swept_keys)[:5000],
             run_info.DESCRIPTION_TAG: run_info.description(overrides, multirun=True)[:5000],
             **run_info.git_state(),
+            **run_info.source_tags(),
         },
     )
     params = [
@@ -107,10 +109,15 @@ def end_sweep(
 
 
 def child_summaries(client: mlflow.MlflowClient, children: Sequence[Run]) -> list[dict]:
-    """Each child's job number, name, status and summary of ``eval/accuracy``, in job order."""
+    """Each child's job number, name, status and summary metrics (:mod:`summary`: of
+    ``eval/accuracy``, rounds and running time), in job order."""
     rows = []
     for run in children:
-        points = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, METRIC)]
+        history = {
+            key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+            for key in (METRIC, summary.ROUND_SECONDS, summary.EVAL_SECONDS)
+            if key in run.data.metrics
+        }
         job = run.data.tags.get("fedlm.sweep.job", "")
         rows.append(
             {
@@ -118,7 +125,7 @@ def child_summaries(client: mlflow.MlflowClient, children: Sequence[Run]) -> lis
                 "run_id": run.info.run_id,
                 "name": run.info.run_name or run.info.run_id,
                 "status": run.info.status,
-                **summary.summary_metrics({METRIC: points}),
+                **summary.summary_metrics(history),
             }
         )
     return sorted(rows, key=lambda row: (row["job"] is None, row["job"] or 0, row["name"]))
@@ -178,8 +185,7 @@ def summarise(client: mlflow.MlflowClient, parent: Run, children: Sequence[Run],
     best = best_child(rows)
     if best is not None:
         client.set_tag(parent_id, BEST_RUN_TAG, best["run_id"])
-        for key in (summary.FINAL, summary.BEST, summary.BEST_ROUND):
-            metrics.append(Metric(key, best[key], now, 0))
+        metrics += [Metric(key, best[key], now, 0) for key in summary.KEYS if key in best]
     client.log_batch(parent_id, metrics=metrics)
 
 

@@ -491,3 +491,42 @@ def test_an_output_folder_on_a_full_disk_is_one_line_before_or_while_hydra_write
     assert (tmp_path / "almost.err").read_text() == (
         f"fedlm-train: error: writing the output folder {disk}/run: No space left on device\n"
     )
+
+
+@pytest.mark.slow  # a real run through the CLI: 70 s beside other jobs on 2 cores
+def test_a_single_run_as_the_mlflow_ui_shows_it(monkeypatch, tmp_path, capfd):
+    """What the runs table and the run page show, read through MLflow's client from the real
+    SQLite store: a short name, the source, the command in the description, train.log among the
+    artifacts, the summary metrics, and no param of a choice not made."""
+    import mlflow
+
+    import fedlm.cli.train as train_cli
+
+    monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
+    overrides = [*TINY_RUN, "server_optimizer=adam", "server_optimizer.learning_rate=0.01"]
+    monkeypatch.setattr(sys, "argv", ["fedlm-train", *overrides, f"hydra.run.dir={tmp_path}/r"])
+    train_cli.main()
+    capfd.readouterr()
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/results/mlflow.db")
+    experiment = client.get_experiment_by_name("cli")
+    (run,) = client.search_runs([experiment.experiment_id])
+    tags, params = run.data.tags, run.data.params
+    assert run.info.run_name == "synthetic tiny adam lr=0.01 rounds=1 …"
+    assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("fedlm-train", "LOCAL")
+    assert tags["mlflow.note.content"].startswith(
+        "Reproduce with:\n\n    uv run fedlm-train " + " ".join(overrides) + "\n\n"
+    )
+    assert "fedlm.hydra.sweep_dir" not in tags
+    assert "train.log" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert {k for k in run.data.metrics if k.startswith("summary/")} == {
+        "summary/final_eval_accuracy",
+        "summary/best_eval_accuracy",
+        "summary/best_round",
+        "summary/rounds",
+        "summary/running_minutes",
+    }
+    assert params["server_optimizer.beta_1"] == "0.9"  # adam's own
+    not_chosen = ["client_optimizer.beta_1", "server_optimizer.momentum", "aggregator.clip"]
+    not_chosen += ["data.source", "data.loss_on_padding", "sampler.client_ids", "runtime.workers"]
+    assert not set(not_chosen) & set(params)

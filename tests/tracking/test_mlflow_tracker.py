@@ -107,6 +107,8 @@ def test_a_run_records_params_tags_metrics_text_config_and_plots(tmp_path, make_
     ):
         assert tags[key], key
     assert "fedlm.hydra.sweep_dir" not in tags and "fedlm.hydra.job_num" not in tags  # one run
+    assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("fedlm-train", "LOCAL")
+    assert run.info.user_id == tags["mlflow.user"] != "unknown"  # the runs table's User
     assert tags["mlflow.note.content"] == (
         "Reproduce with:\n\n    uv run fedlm-train training.rounds=4\n\n"
         "Overrides:\n- `training.rounds=4`\n"

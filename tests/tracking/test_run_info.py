@@ -1,10 +1,19 @@
 import dataclasses
+import json
+import shlex
 import subprocess
 import time
 
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import fedlm.cli.train  # noqa: F401  (registers the config schema and fedlm's resolvers)
 from fedlm import paths
+from fedlm.cli.common import CONFIG_DIR
 from fedlm.config import AggregatorConfig, OptimizerConfig, TrainConfig
 from fedlm.tracking import run_info
+from fedlm.tracking.resume import check_same_config
 
 
 def test_flatten_gives_dotted_keys_and_override_style_values():
@@ -95,21 +104,69 @@ def test_names_show_values_first_and_floats_to_three_digits():
         "training.rounds=1200 eval.temperature=1e-3",
     }
     keys = ["client_optimizer.learning_rate", "server_optimizer.learning_rate", "seed"]
-    assert run_info.run_name(context, keys) == "client.lr=0.00316 server.lr=1 seed=1"
+    # a nested run's name fits the runs table's column: the dotted keys' values alone
+    assert run_info.run_name(context, keys) == "0.00316 1 seed=1"
+    assert run_info.run_name(context, keys[:1]) == "lr=0.00316"
+    # a single run's: its choices first, at most 40 characters, the rest elided
     assert run_info.run_name({**context, "hydra.mode": "RUN"}) == (
-        "client.lr=0.00316 server.lr=1 reddi2021 fedadam seed=1 rounds=1200 temperature=0.001"
+        "reddi2021 fedadam client.lr=0.00316 …"
     )
     only_server = {
         **context,
         "hydra.overrides": "server_optimizer=adam server_optimizer.learning_rate=0.01 seed=0",
     }
     assert run_info.run_name(only_server) == "adam lr=0.01 seed=0"
+    # a group's choice first, its own keys after it, then the others
+    reordered = {
+        **context,
+        "hydra.overrides": "seed=0 server_optimizer.learning_rate=0.01 "
+        "data=synthetic server_optimizer=adam",
+    }
+    assert run_info.run_name(reordered) == "synthetic adam lr=0.01 seed=0"
+
+
+def test_the_jobs_of_the_shipped_studies_have_names_that_fit_the_runs_table():
+    jobs = {
+        ("mcmahan2017", "seed"): ("fedavg_e1_b50", "1"),
+        ("reddi2021", "seed"): ("fedadagrad", "2"),
+        ("training.clients_per_round", "sampler", "seed"): ("10", "round_robin", "1"),
+        ("server_optimizer", "seed"): ("adam", "1"),
+    }
+    names = []
+    for keys, values in jobs.items():
+        overrides = " ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+        names.append(run_info.run_name({**MULTIRUN, "hydra.overrides": overrides}, keys))
+    assert names == [
+        "fedavg_e1_b50 seed=1",
+        "fedadagrad seed=2",
+        "round_robin 10 seed=1",
+        "adam seed=1",
+    ]
+
+
+def test_a_long_name_is_cut_between_words():
+    assert run_info.fit(["a" * 5, "b" * 5, "c" * 5], 17) == "aaaaa bbbbb ccccc"
+    assert run_info.fit(["a" * 5, "b" * 5, "c" * 5], 16) == "aaaaa bbbbb …"
+    assert run_info.fit(["a" * 20], 10) == "aaaaaaaaa…"
 
 
 def test_a_sweep_is_named_by_its_swept_keys_and_start_time():
     started = time.mktime((2026, 12, 2, 7, 10, 0, 0, 0, -1))
     keys = ["server_optimizer", "server_optimizer.learning_rate", "seed"]
     assert run_info.sweep_name(keys, started) == "sweep server_optimizer lr seed 2026-12-02 07:10"
+    # the keys in the order the jobs' names show their values: config groups first
+    keys = ["training.clients_per_round", "sampler", "seed"]
+    assert run_info.sweep_name(keys, started) == (
+        "sweep sampler clients_per_round seed 2026-12-02 07:10"
+    )
+    assert run_info.sweep_name([], started) == "sweep 2026-12-02 07:10"  # a multirun of one job
+
+
+def test_a_runs_source_and_user_are_mlflows_own_tags():
+    tags = run_info.source_tags()
+    assert tags["mlflow.source.name"] == "fedlm-train"
+    assert tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.user"]
 
 
 def test_the_description_holds_the_command_and_every_override():
@@ -166,6 +223,7 @@ def test_params_leave_out_the_keys_of_choices_not_made():
         "data.loss_on_padding": "false",
         "sampler.client_ids": "[]",
     }
+    assert {"data.cache_dir", "data.source", "data.source_url"} <= set(params)
     left_out = set(run_info.flatten(dataclasses.asdict(cfg))) - set(params)
     assert left_out == {
         "resume",
@@ -177,6 +235,7 @@ def test_params_leave_out_the_keys_of_choices_not_made():
         *(f"aggregator.{k}" for k in ("initial_clip", "target_quantile", "clip_learning_rate")),
         *(f"aggregator.{k}" for k in ("clipped_count_stddev", "zeroing", "clipping")),
         "data.pad",
+        "runtime.workers",  # remote's
     }
 
 
@@ -189,3 +248,41 @@ GROUPS = (
     "data.pad",
     "data.loss_on_padding",
 )
+
+
+def test_the_synthetic_data_has_no_file_keys():
+    """data=synthetic is TFF's in-memory set: no cache_dir, source or source_url to log."""
+    cfg = TrainConfig()
+    cfg.data.name, cfg.data.cache_dir, cfg.data.source = "synthetic", "", None
+    params = run_info.params(dataclasses.asdict(cfg))
+    assert not {"data.cache_dir", "data.source", "data.source_url"} & set(params)
+    assert params["data.name"] == "synthetic"
+
+
+def test_a_remote_run_logs_its_workers_and_not_the_local_ones_threads():
+    cfg = TrainConfig()
+    cfg.runtime.name, cfg.runtime.workers = "remote", ["node1:8000"]
+    runtime = {k: v for k, v in run_info.params(dataclasses.asdict(cfg)).items() if "runtime." in k}
+    assert runtime == {
+        "runtime.name": "remote",
+        "runtime.workers": '["node1:8000"]',
+        "runtime.max_concurrent_computation_calls": "-1",
+        "runtime.give_up_after_s": "300.0",
+    }
+
+
+@pytest.mark.parametrize("pack", sorted((paths.PROJECT_ROOT / "experiments").glob("*/carry/*")))
+def test_the_committed_paper_runs_resume_under_the_params_logged_now(pack):
+    """The reddi2021 runs in flight (packed in experiments/reddi2021/carry) resume with the
+    params this code logs for their command: every key both have is equal (where the data lies
+    on this machine aside), so the resume's config check passes."""
+    record = json.loads((pack / "run.json").read_text())
+    overrides = shlex.split(record["tags"]["fedlm.hydra.overrides"])
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "output_dir=."])
+    logged = dict(record["params"])
+    now = run_info.params(OmegaConf.to_container(cfg, resolve=True))
+    for key in ("data.source", "data.cache_dir"):  # this machine's folders
+        logged[key] = now[key]
+    check_same_config(logged, now, str(pack))
+    assert set(now) - set(logged) == set()  # nothing new to log for them

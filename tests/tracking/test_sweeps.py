@@ -63,6 +63,7 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
     assert parent.data.tags["fedlm.sweep.keys"] == "server_optimizer"
     assert re.fullmatch(r"sweep server_optimizer \d{4}-\d\d-\d\d \d\d:\d\d", parent.info.run_name)
     assert parent.data.params == {"server_optimizer": "sgd,adam"}
+    assert parent.data.tags["mlflow.source.name"] == "fedlm-train"  # the runs table's Source
     assert parent.data.tags["mlflow.note.content"] == (
         "Reproduce with:\n\n"
         "    uv run fedlm-train -m server_optimizer=sgd,adam training.rounds=2\n\n"
@@ -83,6 +84,8 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
         tracker.start(dataclasses.asdict(cfg))
         for round_num, accuracy in enumerate(ACCURACY[optimizer]):
             tracker.log_metrics({"eval/accuracy": accuracy}, step=round_num)
+            if round_num:
+                tracker.log_metrics({"round/seconds": 30.0}, step=round_num)
         tracker.finish("FINISHED")
         job_ids.append(tracker.run_id)
         tags = client.get_run(tracker.run_id).data.tags
@@ -92,6 +95,7 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
         assert tags["override.server_optimizer"] == optimizer
         assert tags["fedlm.sweep.values"] == f"server_optimizer={optimizer}"
         assert tags["mlflow.runName"] == optimizer
+        assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("fedlm-train", "LOCAL")
 
     callback.on_multirun_end(multirun_config(sweep_dir))
     parent = client.get_run(parent.info.run_id)
@@ -113,6 +117,8 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
         "summary/final_eval_accuracy": 0.3,
         "summary/best_eval_accuracy": 0.3,
         "summary/best_round": 2.0,
+        "summary/rounds": 2.0,
+        "summary/running_minutes": 1.0,
         "sweep/jobs": 2.0,
         "sweep/finished": 2.0,
     }
@@ -125,7 +131,9 @@ def test_sweep_parent_is_made_once_and_each_job_nests_under_it(tmp_path, time_di
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.md").write_text("# a report\n")
     summary = log_report(None, "sweeps", tmp_path / "report", job_ids)
-    assert client.get_run(summary).data.tags[run_info.PARENT_RUN_TAG] == parent.info.run_id
+    report_tags = client.get_run(summary).data.tags
+    assert report_tags[run_info.PARENT_RUN_TAG] == parent.info.run_id
+    assert report_tags["mlflow.source.name"] == "fedlm-report"
     single = build_tracker(TrainConfig(output_dir=str(tmp_path / "single")), {})
     single.cfg.tracking.experiment_name = "sweeps"
     single.start(dataclasses.asdict(single.cfg))
