@@ -7,6 +7,7 @@ import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
+from shrunk import SHRUNK
 
 import fedlm.cli.train as train_cli
 from fedlm.checks import validate
@@ -16,12 +17,8 @@ from fedlm.report import group_runs
 from fedlm.tracking.runs import load_runs
 
 TINY = [
-    "data=synthetic",
-    "model=tiny",
+    *SHRUNK,
     "training.rounds=1",
-    "training.clients_per_round=2",
-    "training.seq_len=10",
-    "training.batch_size=2",
     "training.max_batches_per_client=1",
     "eval.max_batches=1",
     "eval.generate_length=0",

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from shrunk import SHRUNK
 
 from fedlm.data.build import build_shakespeare
 
@@ -252,12 +253,8 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_before_anything_run
 
 
 TINY_RUN = [
-    "data=synthetic",
-    "model=tiny",
+    *SHRUNK,
     "training.rounds=1",
-    "training.clients_per_round=2",
-    "training.seq_len=10",
-    "training.batch_size=2",
     "training.max_batches_per_client=1",
     "eval.max_batches=1",
     "eval.generate_length=0",

@@ -26,11 +26,9 @@ from dp_accounting import (
 )
 from dp_accounting.pld import PLDAccountant
 from dp_accounting.rdp import RdpAccountant
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from shrunk import SHRUNK, compose_train
 
 from fedlm.cli.carry import main as carry_main
-from fedlm.cli.common import CONFIG_DIR
 from fedlm.cli.train import run_context  # noqa: F401 (registers the schema and resolvers)
 from fedlm.errors import ConfigError
 from fedlm.experiment import run
@@ -41,13 +39,9 @@ from fedlm.tracking.runs import RunRecord
 
 ROUNDS = 3
 SMALL = [
-    "data=synthetic",
-    "model=tiny",
+    *SHRUNK,
     "model.pretrained=none",
     f"training.rounds={ROUNDS}",
-    "training.clients_per_round=2",
-    "training.seq_len=10",
-    "training.batch_size=2",
     "training.max_batches_per_client=2",
     "eval.max_batches=2",
     "eval.generate_length=20",
@@ -65,9 +59,7 @@ TIMING = (
 
 
 def small_config(output_dir: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*SMALL, f"output_dir={output_dir}", *overrides])
-    return OmegaConf.to_object(cfg)
+    return compose_train(*SMALL, f"output_dir={output_dir}", *overrides, shrunk=False)
 
 
 class Interrupt(Exception):
