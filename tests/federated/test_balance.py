@@ -89,3 +89,28 @@ def test_two_workers_on_the_balanced_order_give_one_workers_round_on_the_sampled
         np.testing.assert_allclose(two, one, atol=1e-6)
     train_one, train_two = one_metrics["client_work"]["train"], two_metrics["client_work"]["train"]
     assert train_two == pytest.approx(train_one)
+
+
+def test_a_worker_training_two_clients_at_a_time_gives_the_round_of_all_at_once():
+    """``runtime.max_concurrent_computation_calls=2`` (the worker's cap on client computations
+    running at once) changes when clients train, not what the round computes."""
+    process = tff.learning.algorithms.build_weighted_fed_avg(
+        _model_fn,
+        client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
+        server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
+    )
+    rng = np.random.default_rng(1)
+    clients = [
+        tf.data.Dataset.from_tensor_slices(
+            (rng.normal(size=(n, 3)).astype(np.float32), rng.integers(0, 2, n).astype(np.int32))
+        ).batch(2)
+        for n in (7, 3, 10, 1, 5, 8)
+    ]
+    rounds = {}
+    for calls in (-1, 2):
+        with runtime.execution_context(RuntimeConfig(max_concurrent_computation_calls=calls)):
+            output = process.next(process.initialize(), clients)
+            rounds[calls] = (process.get_model_weights(output.state).trainable, output.metrics)
+    for every, two in zip(rounds[-1][0], rounds[2][0], strict=True):
+        np.testing.assert_array_equal(two, every)
+    assert rounds[2][1]["client_work"]["train"] == rounds[-1][1]["client_work"]["train"]
