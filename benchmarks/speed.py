@@ -18,8 +18,8 @@ For each setting, in one process:
    machine that slows down or speeds up during the run affects both alike): the same clients
    (fedlm's own sampler, rebuilt with the same seed), the same batches (fedlm's own pipeline and
    per-client seeds, from the same in-memory snippets). Each round's client datasets are first
-   read into memory (the seeded pipeline calls ``tf.random.set_seed``, which would make a
-   ``tf.function`` retrace between its calls), then one compiled ``tf.function`` train step per
+   read into memory (timed apart as ``read_seconds``: the pipeline's work, done by fedlm's
+   workers while they train), then one compiled ``tf.function`` train step per
    batch (the same loss, metrics and client optimizer), each client starting from the server
    weights, then the server update of FedAvg with the same client weighting and the same
    ``tff.learning`` server optimizer, all with TensorFlow's default thread pools. Its final weights

@@ -33,7 +33,7 @@ from fedlm.errors import ModelError
 from fedlm.federated import runtime
 from fedlm.federated.aggregators import AggregatorMetrics
 from fedlm.federated.evaluation import Evaluation, evaluation_client_ids, evaluation_sequences
-from fedlm.federated.process import build_learning_process
+from fedlm.federated.process import build_learning_process, model_weights
 from fedlm.federated.samplers import Sampler, build_sampler
 from fedlm.federated.task import Task, build_pipeline
 from fedlm.models.generate import TextGenerator
@@ -313,7 +313,7 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
             state = process.set_model_weights(process.initialize(), start_weights)
             state, first_round, stopped_at = resume(tracker, state, setup.sampler, t, say)
             if first_round == 1:  # a new run (checkpoints come after rounds): round 0 is its start
-                weights = process.get_model_weights(state)
+                weights = model_weights(process, state)
                 metrics = evaluation(weights)
                 if metrics:
                     record(result, tracker, 0, metrics)
@@ -332,14 +332,14 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 seconds = time.monotonic() - started
                 weights, evaluated = None, {}
                 if due(cfg.eval.every, round_num, t.rounds, cfg.eval.final_window):
-                    weights = process.get_model_weights(state)
+                    weights = model_weights(process, state)
                     evaluated = evaluation(weights)
                 metrics, line = report(round_num, output, len(client_ids), evaluated, seconds)
                 record(result, tracker, round_num, metrics)
                 say(line)
                 last = STOP_ROUND in metrics  # the target reached ends the run as its last round
                 if last or due(cfg.eval.generate_every, round_num, t.rounds):
-                    weights = weights or process.get_model_weights(state)
+                    weights = weights or model_weights(process, state)
                     generate(server, weights, round_num, result, tracker, say)
                 if last or due(cfg.tracking.checkpoint_every, round_num, t.rounds):
                     extra = {STOPPED_AT: round_num} if last else {}
@@ -354,6 +354,6 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 tracker.set_tags({STOPPED_AT_TAG: str(stopped_at)})
             last_round = t.rounds if stopped_at is None else stopped_at
             tracker.set_tags(aggregation.tags(last_round))
-            result.final_weights = server.weights(process.get_model_weights(state))
+            result.final_weights = server.weights(model_weights(process, state))
             tracker.log_model(server.keras_model, step=last_round)
     return result

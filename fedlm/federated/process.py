@@ -173,3 +173,22 @@ def build_learning_process(
         algorithms.build_weighted_fed_prox if kind.proximal else algorithms.build_weighted_fed_avg
     )
     return build(weighted_model_fn, *proximal, client_weighting=weighting, **common)
+
+
+def model_weights(process: tff.learning.templates.LearningProcess, state):
+    """The global model weights of ``state``, read from it in this process.
+
+    TFF's ``process.get_model_weights(state)`` is a computation: calling it sends the whole state
+    to a worker and its weights back (for the tutorial's GRU, 16 MB each way; the round itself
+    already moved them once each way). TFF's learning algorithms keep them as the state's
+    ``global_model_weights`` (``tff.learning.templates.LearningAlgorithmState``), the very values
+    that computation returns; another kind of state goes through ``process.get_model_weights``.
+    """
+    import tensorflow_federated as tff
+
+    weights = getattr(state, "global_model_weights", None)
+    if isinstance(state, tff.learning.templates.LearningAlgorithmState) and isinstance(
+        weights, tff.learning.models.ModelWeights
+    ):
+        return weights
+    return process.get_model_weights(state)

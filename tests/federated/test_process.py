@@ -9,7 +9,12 @@ from fedlm.config import AlgorithmConfig, ModelConfig, OptimizerConfig, RuntimeC
 from fedlm.data.pipelines import build_pipeline
 from fedlm.errors import ConfigError
 from fedlm.federated import runtime
-from fedlm.federated.process import build_learning_process, build_optimizer, check_optimizer
+from fedlm.federated.process import (
+    build_learning_process,
+    build_optimizer,
+    check_optimizer,
+    model_weights,
+)
 from fedlm.federated.task import Task
 
 TINY = ModelConfig(name="tiny", cell="gru", embedding_dim=4, units=8, layers=1)
@@ -56,6 +61,32 @@ def test_client_weighting_gives_the_expected_weights(weighting):
     train = metrics["client_work"]["train"]
     assert train["num_examples"] == 3  # sequences, whatever the weighting
     assert train["num_tokens"] == 7
+
+
+@pytest.mark.parametrize("algorithm", ["fedavg", "fedavg_unweighted", "fedprox"])
+def test_model_weights_are_the_states_own_those_get_model_weights_computes(algorithm):
+    """Read from the state in the driver: the values TFF's computation returns, bit for bit,
+    after set_model_weights and after a round, without a call to the worker."""
+    task = Task(build_pipeline("paper", seq_len=4, batch_size=2), TINY)
+    tf.keras.utils.set_random_seed(2)
+    start = tff.learning.models.ModelWeights.from_model(task.keras_model())
+    sgd = OptimizerConfig(name="sgd", learning_rate=0.5)
+    config = AlgorithmConfig(name=algorithm, proximal_strength=0.1)
+    with runtime.execution_context(RuntimeConfig()):
+        process = build_learning_process(
+            task.model_fn(A.element_spec), config, sgd, OptimizerConfig(), ignore_id=PAD
+        )
+        started = process.set_model_weights(process.initialize(), start)
+        for state in (started, process.next(started, [A, B]).state):
+            expected = process.get_model_weights(state)
+            got = model_weights(process, state)
+            assert got is state.global_model_weights
+            for part in ("trainable", "non_trainable"):
+                assert len(getattr(got, part)) == len(getattr(expected, part))
+                for a, b in zip(getattr(got, part), getattr(expected, part), strict=True):
+                    np.testing.assert_array_equal(a, b)
+        trained = model_weights(process, state).trainable
+        assert any(not np.array_equal(a, b) for a, b in zip(trained, start.trainable, strict=True))
 
 
 @pytest.mark.slow  # ~20 s; tests/models/test_metrics.py pins the loss itself, fast
