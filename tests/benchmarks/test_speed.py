@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from shrunk import SHRUNK
 
 SPEED = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
 TINY = [
-    "data=synthetic",
-    "model=tiny",
-    "training.clients_per_round=2",
-    "training.seq_len=10",
-    "training.batch_size=2",
+    *SHRUNK,
     "training.max_batches_per_client=3",
     "eval.batch_size=4",
 ]
