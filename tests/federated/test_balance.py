@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
+from linear_model import linear_model_fn
 
 from fedlm.config import RuntimeConfig
 from fedlm.federated import runtime
@@ -47,20 +48,9 @@ def test_balanced_shares_are_within_one_client_of_even_and_shorter_than_the_samp
     assert balanced_total < 0.95 * sampled_total
 
 
-def _model_fn():
-    keras_model = tf.keras.Sequential(
-        [tf.keras.layers.Input(shape=(3,)), tf.keras.layers.Dense(2, kernel_initializer="zeros")]
-    )
-    return tff.learning.models.from_keras_model(
-        keras_model,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        input_spec=(tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None], tf.int32)),
-    )
-
-
 def test_two_workers_on_the_balanced_order_give_one_workers_round_on_the_sampled_order():
     process = tff.learning.algorithms.build_weighted_fed_avg(
-        _model_fn,
+        linear_model_fn,
         client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
     )
@@ -95,7 +85,7 @@ def test_a_worker_training_two_clients_at_a_time_gives_the_round_of_all_at_once(
     """``runtime.max_concurrent_computation_calls=2`` (the worker's cap on client computations
     running at once) changes when clients train, not what the round computes."""
     process = tff.learning.algorithms.build_weighted_fed_avg(
-        _model_fn,
+        linear_model_fn,
         client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
     )

@@ -19,6 +19,7 @@ import portpicker
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
+from linear_model import linear_model_fn
 
 from fedlm import tff_compat
 from fedlm.config import RuntimeConfig
@@ -245,17 +246,6 @@ def test_fedlm_worker_refuses_a_taken_port():
     assert f"--port={port} is already in use" in done.stderr
 
 
-def _model_fn():
-    keras_model = tf.keras.Sequential(
-        [tf.keras.layers.Input(shape=(3,)), tf.keras.layers.Dense(2, kernel_initializer="zeros")]
-    )
-    return tff.learning.models.from_keras_model(
-        keras_model,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        input_spec=(tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None], tf.int32)),
-    )
-
-
 def _one_round(process, client_data):
     result = process.next(process.initialize(), client_data)
     return process.get_model_weights(result.state).trainable, result.metrics
@@ -273,7 +263,7 @@ def _clients(sizes=(3, 4, 5, 6)):
 
 def _fed_avg():
     return tff.learning.algorithms.build_weighted_fed_avg(
-        _model_fn,
+        linear_model_fn,
         client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0),
     )
