@@ -509,7 +509,7 @@ def test_a_single_run_as_the_mlflow_ui_shows_it(monkeypatch, tmp_path, capfd):
     experiment = client.get_experiment_by_name("cli")
     (run,) = client.search_runs([experiment.experiment_id])
     tags, params = run.data.tags, run.data.params
-    assert run.info.run_name == "synthetic tiny adam lr=0.01 rounds=1 …"
+    assert run.info.run_name == "synthetic tiny adam lr=0.01 …"  # the rest: 40 characters at most
     assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("fedlm-train", "LOCAL")
     assert tags["mlflow.note.content"].startswith(
         "Reproduce with:\n\n    uv run fedlm-train " + " ".join(overrides) + "\n\n"
