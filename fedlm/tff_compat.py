@@ -131,7 +131,8 @@ def check_shakespeare_preprocessing(version: str, found: Iterable[str]) -> None:
     """Raise :class:`FedlmError` unless TFF ``version`` is the release fedlm's paper pipeline was
     written for and its preprocessing module has every name of :data:`SHAKESPEARE_NAMES`
     (``found``: the names it has)."""
-    missing = [name for name in SHAKESPEARE_NAMES if name not in set(found)]
+    found = set(found)
+    missing = [name for name in SHAKESPEARE_NAMES if name not in found]
     if version != TFF_VERSION or missing:
         found_line = f"{', '.join(missing)} missing" if missing else "every name there"
         raise FedlmError(

@@ -187,10 +187,15 @@ def _local_channels(cfg: RuntimeConfig, connect_timeout: float):
     return addresses, channels, exited
 
 
-def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
-    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
+def _check_workers(cfg: RuntimeConfig) -> None:
+    """``runtime.workers``, which a runtime that does not start its workers connects to."""
     if not cfg.workers:
         raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
+
+
+def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
+    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
+    _check_workers(cfg)
     if cfg.max_concurrent_computation_calls != -1:
         raise ConfigError(
             "runtime.max_concurrent_computation_calls",
@@ -233,8 +238,8 @@ def check_runtime(cfg: TrainConfig) -> None:
     at_least("runtime.intra_op_threads", runtime.intra_op_threads, 1, allow_none=True)
     at_least("runtime.inter_op_threads", runtime.inter_op_threads, 1, allow_none=True)
     at_least("runtime.give_up_after_s", runtime.give_up_after_s, 0, allow_none=True)
-    if not RUNTIMES[runtime.name].starts_workers and not runtime.workers:
-        raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
+    if not RUNTIMES[runtime.name].starts_workers:
+        _check_workers(runtime)
 
 
 @contextlib.contextmanager

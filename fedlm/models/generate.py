@@ -107,7 +107,7 @@ def generate_text(
 ) -> str:
     """``start_string`` followed by ``length`` sampled characters (one :class:`TextGenerator`'s
     text: build one to generate several times from the same architecture)."""
-    check_prompt(start_string)
+    check_prompt(start_string)  # before the model is built (the generator checks them again)
     check_sampling(length, temperature, top_k)
     generator = TextGenerator(cfg, vocab_size, id_offset)
     return generator(weights, start_string, length, temperature, top_k, seed)
