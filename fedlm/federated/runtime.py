@@ -202,14 +202,10 @@ def _local_channels(cfg: RuntimeConfig, connect_timeout: float):
 
 
 def _check_workers(cfg: RuntimeConfig) -> None:
-    """``runtime.workers``, which a runtime that does not start its workers connects to."""
+    """``runtime.workers``, which a runtime that does not start its workers connects to, and no
+    cap on their concurrent calls (a flag of the worker, which fedlm does not start)."""
     if not cfg.workers:
         raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
-
-
-def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
-    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
-    _check_workers(cfg)
     if cfg.max_concurrent_computation_calls != -1:
         raise ConfigError(
             "runtime.max_concurrent_computation_calls",
@@ -217,6 +213,11 @@ def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
             "-1 with runtime 'remote' (set the cap on each worker: "
             "fedlm-worker --max-concurrent-computation-calls N)",
         )
+
+
+def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
+    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
+    _check_workers(cfg)
     for address in cfg.workers:
         _check_address(address)
     channels = _connect(
