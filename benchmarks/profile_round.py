@@ -7,9 +7,10 @@
 Runs the rounds as :func:`fedlm.experiment.run` runs them (the same setup, runtime, process,
 client datasets and order), but takes each round apart: the sampler, building the round's client
 datasets (in this process, before any worker starts on the round), the order over the workers,
-and TFF's ``process.next`` (sending the state and the datasets, the workers' training, the state
-back); for each, wall seconds, and the CPU seconds of this process (the driver) and of fedlm's TFF
-workers over the whole round (read from ``/proc``, Linux). A worker's CPU well below the round's
+and the round itself (``Runtime.server_state``'s ``next``: sending the datasets, and the state
+where it does not stay on the worker, the workers' training, the metrics back); for each, wall
+seconds, and the CPU seconds of this process (the driver) and of fedlm's TFF workers over the
+whole round (read from ``/proc``, Linux). A worker's CPU well below the round's
 wall seconds times its threads is time it waited. Round 1 traces and compiles.
 
 Inside ``process.next`` the work runs in other threads (fedlm's event loops, gRPC) and in the
@@ -57,8 +58,11 @@ def profile(setting: str, overrides: list[str], rounds: int) -> None:
     print(f"[{setting}] {' '.join(SETTINGS[setting] + overrides)}", file=sys.stderr)
     with runtime.execution_context(cfg.runtime, say=print) as rt:
         process = learning_process(cfg, setup, say=lambda line: None)
-        state = process.set_model_weights(
-            process.initialize(), starting_weights(setup.task, setup.pretrained)
+        state = rt.server_state(
+            process,
+            process.set_model_weights(
+                process.initialize(), starting_weights(setup.task, setup.pretrained)
+            ),
         )
         print(f"driver pid {os.getpid()}, worker pids {workers.running_workers()}")
         print(
@@ -75,7 +79,7 @@ def profile(setting: str, overrides: list[str], rounds: int) -> None:
             t2 = time.monotonic()
             order = rt.order([client_work(setup.eligible[c], cfg.training) for c in client_ids])
             t3 = time.monotonic()
-            state = process.next(state, [datasets[i] for i in order]).state
+            state.next([datasets[i] for i in order])
             t4 = time.monotonic()
             driver, worker = time.process_time() - cpu0, worker_cpu() - workers0
             print(

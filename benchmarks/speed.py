@@ -75,7 +75,7 @@ SETTINGS = {
     # Reddi et al. 2021 at the paper's scale: 10 clients a round, a whole epoch each, evaluation
     # on the whole test split.
     "reddi2021": ["+experiment=reddi2021", "experiment_scale=full"],
-    # McMahan et al. 2017, FedAvg E=1 B=10 with C=0.1 (111 clients a round).
+    # McMahan et al. 2017, FedAvg E=1 B=10 with C=0.1 (112 clients a round).
     "mcmahan2017": ["+experiment=mcmahan2017", "experiment_scale=full"],
     "custom": [],
 }

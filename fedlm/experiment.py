@@ -217,8 +217,9 @@ def resume(tracker: Tracker, state, sampler: Sampler, training: TrainingConfig, 
     return checkpoint.server_state, checkpoint.round_num + 1, None
 
 
-def train_round(process, state, client_ids, setup: Setup, cfg: TrainConfig, round_num, rt, dp):
-    """Round ``round_num`` of ``process`` on ``client_ids``: the new state and TFF's metrics.
+def train_round(state, client_ids, setup: Setup, cfg: TrainConfig, round_num, rt, dp):
+    """Round ``round_num`` from the server state ``state`` (``Runtime.server_state``, which it
+    advances) on ``client_ids``: TFF's metrics.
 
     A Poisson draw may be empty. With DP (``dp``) the round still runs, on no clients, so the
     server applies the noise alone: that is the release the accountant counts (skipping it would
@@ -226,14 +227,13 @@ def train_round(process, state, client_ids, setup: Setup, cfg: TrainConfig, roun
     updates is 0 / 0). Either way it counts as a round.
     """
     if not client_ids and not dp:
-        return state, None
+        return None
     datasets = round_datasets(
         setup.pipeline, setup.train_snippets, client_ids, cfg.training, cfg.seed, round_num
     )
     # Arranged so that the workers' shares of the round take about equally long.
     order = rt.order([client_work(setup.eligible[c], cfg.training) for c in client_ids])
-    output = process.next(state, [datasets[i] for i in order])
-    return output.state, output.metrics
+    return state.next([datasets[i] for i in order])
 
 
 class ServerModel:
@@ -312,8 +312,9 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
             server = ServerModel(cfg, setup.task)
             state = process.set_model_weights(process.initialize(), start_weights)
             state, first_round, stopped_at = resume(tracker, state, setup.sampler, t, say)
+            state = rt.server_state(process, state)  # kept on the worker where it can stay
             if first_round == 1:  # a new run (checkpoints come after rounds): round 0 is its start
-                weights = model_weights(process, state)
+                weights = model_weights(process, state.value)
                 metrics = evaluation(weights)
                 if metrics:
                     record(result, tracker, 0, metrics)
@@ -326,25 +327,23 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                     say(f"training: round {round_num} of {t.rounds} started")
                 started = time.monotonic()
                 client_ids = setup.sampler.sample()
-                state, output = train_round(
-                    process, state, client_ids, setup, cfg, round_num, rt, dp
-                )
+                output = train_round(state, client_ids, setup, cfg, round_num, rt, dp)
                 seconds = time.monotonic() - started
                 weights, evaluated = None, {}
                 if due(cfg.eval.every, round_num, t.rounds, cfg.eval.final_window):
-                    weights = model_weights(process, state)
+                    weights = model_weights(process, state.value)
                     evaluated = evaluation(weights)
                 metrics, line = report(round_num, output, len(client_ids), evaluated, seconds)
                 record(result, tracker, round_num, metrics)
                 say(line)
                 last = STOP_ROUND in metrics  # the target reached ends the run as its last round
                 if last or due(cfg.eval.generate_every, round_num, t.rounds):
-                    weights = weights or model_weights(process, state)
+                    weights = weights or model_weights(process, state.value)
                     generate(server, weights, round_num, result, tracker, say)
                 if last or due(cfg.tracking.checkpoint_every, round_num, t.rounds):
                     extra = {STOPPED_AT: round_num} if last else {}
                     tracker.save_checkpoint(
-                        Checkpoint(round_num, state, setup.sampler.state, extra)
+                        Checkpoint(round_num, state.value, setup.sampler.state, extra)
                     )
                 if last:
                     stopped_at = round_num
@@ -354,6 +353,6 @@ def run(cfg: TrainConfig, tracker: Tracker | None = None, say: Callable[[str], N
                 tracker.set_tags({STOPPED_AT_TAG: str(stopped_at)})
             last_round = t.rounds if stopped_at is None else stopped_at
             tracker.set_tags(aggregation.tags(last_round))
-            result.final_weights = server.weights(model_weights(process, state))
+            result.final_weights = server.weights(model_weights(process, state.value))
             tracker.log_model(server.keras_model, step=last_round)
     return result

@@ -41,6 +41,12 @@ def test_a_config_of_the_shipped_names_passes():
             synthetic(local_workers=0),
             "runtime.local_workers=0 is not allowed: expected 'auto' or an integer >= 1",
         ),
+        (  # e.g. +experiment=mcmahan2017 runtime=remote: the study caps its local worker
+            synthetic(name="remote", workers=["node1:8000"], max_concurrent_computation_calls=2),
+            "runtime.max_concurrent_computation_calls=2 is not allowed: expected -1 with runtime "
+            "'remote' (set the cap on each worker: fedlm-worker --max-concurrent-computation-calls "
+            "N)",
+        ),
     ],
 )
 def test_a_bad_data_source_or_runtime_is_one_line(cfg, message):

@@ -22,6 +22,10 @@ has gone away and gives up on it (:mod:`fedlm.federated.subrounds`). TFF splits 
 list order (the first ``ceil(n / workers)`` to the first worker, and so on); :meth:`Runtime.order`
 arranges a round's clients so that the shares take about equally long.
 
+The server state. With one local worker it stays on that worker between rounds
+(:meth:`Runtime.server_state`, :mod:`fedlm.federated.resident`): TFF would send it there and back
+every round. Split rounds and remote workers (which may restart) get it sent each round.
+
 Every worker started inside :func:`execution_context` is ended when it exits, on every exit path
 (fedlm/federated/workers.py). TensorFlow Federated is imported lazily, so ``fedlm-worker`` starts
 without it.
@@ -36,11 +40,11 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fedlm.config import RuntimeConfig, TrainConfig, at_least, one_of
 from fedlm.errors import ConfigError, FedlmError
-from fedlm.federated import subrounds
+from fedlm.federated import resident, subrounds
 from fedlm.federated import workers as worker_processes
 
 # TFF's own limits for its gRPC channels to workers (executor_factory.py).
@@ -121,10 +125,20 @@ class Runtime:
     """What the round loop may ask of the installed runtime."""
 
     workers: int = 1  # workers a computation's clients are split over (1: not split)
+    # The one worker's context where the server state may stay between rounds: a local worker,
+    # which fedlm started and which ends with the run (a remote one may restart and lose it).
+    keeps_state: object = field(default=None, compare=False, repr=False)
 
     def order(self, work: Sequence[float]) -> list[int]:
         """The order to pass a round's clients in, given each one's work (e.g. its batches)."""
         return balanced_order(work, self.workers)
+
+    def server_state(self, process, state) -> resident.StateInDriver | resident.StateOnWorker:
+        """``process``'s server state ``state``, to train rounds from (``next``) and read back
+        (``value``): kept on the worker where it may stay, else sent there and back each round."""
+        if self.keeps_state is None:
+            return resident.StateInDriver(process, state)
+        return resident.StateOnWorker(process, state, self.keeps_state)
 
 
 def _check_address(address: str) -> None:
@@ -188,14 +202,10 @@ def _local_channels(cfg: RuntimeConfig, connect_timeout: float):
 
 
 def _check_workers(cfg: RuntimeConfig) -> None:
-    """``runtime.workers``, which a runtime that does not start its workers connects to."""
+    """``runtime.workers``, which a runtime that does not start its workers connects to, and no
+    cap on their concurrent calls (a flag of the worker, which fedlm does not start)."""
     if not cfg.workers:
         raise ConfigError("runtime.workers", [], "a non-empty list of host:port for 'remote'")
-
-
-def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
-    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
-    _check_workers(cfg)
     if cfg.max_concurrent_computation_calls != -1:
         raise ConfigError(
             "runtime.max_concurrent_computation_calls",
@@ -203,6 +213,11 @@ def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
             "-1 with runtime 'remote' (set the cap on each worker: "
             "fedlm-worker --max-concurrent-computation-calls N)",
         )
+
+
+def _remote_channels(cfg: RuntimeConfig, connect_timeout: float):
+    """gRPC channels to the worker services ``runtime.workers``, once each one answers."""
+    _check_workers(cfg)
     for address in cfg.workers:
         _check_address(address)
     channels = _connect(
@@ -279,8 +294,9 @@ def execution_context(
         watchdog = subrounds.Watchdog(
             channels, addresses, loops, give_up_after, say, say_every, exited
         )
+        keeps_state = context if RUNTIMES[cfg.name].starts_workers and len(channels) == 1 else None
         with tff.framework.get_context_stack().install(context):
-            yield Runtime(len(channels))
+            yield Runtime(len(channels), keeps_state)
         finished = True
     finally:
         if watchdog is not None:

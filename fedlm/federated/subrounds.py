@@ -15,11 +15,10 @@ watchdog (:class:`Watchdog`) follows each worker's gRPC channel, names a worker 
 unreachable every 10 s, and after ``runtime.give_up_after_s`` ends the computation waiting on it
 with a :class:`FedlmError` naming it (at once for a local worker that has exited). Every call to a
 worker therefore runs on a loop of fedlm's (:class:`OwnLoop`), one worker's whole computations
-included (:func:`whole_context`), so that the caller can be released even while that loop is stuck
-in a gRPC call.
+included (:func:`whole_context`, also what :mod:`fedlm.federated.resident` runs there), so that
+the caller can be released even while that loop is stuck in a gRPC call.
 
-Only :mod:`fedlm.federated.runtime` uses this module, inside its ``execution_context``. TensorFlow
-Federated and gRPC are imported lazily.
+Only :mod:`fedlm.federated.runtime` uses this module. TFF and gRPC are imported lazily.
 """
 
 from __future__ import annotations
@@ -51,14 +50,15 @@ class OwnLoop:
         self._waiters: set[Callable[[], None]] = set()  # wake the callers waiting here
         self.busy_since: float | None = None  # monotonic time since which a call has waited here
 
-    def _start(self, comp, arg, wake: Callable[[], None]) -> concurrent.futures.Future:
+    def _start(self, coroutine, wake: Callable[[], None]) -> concurrent.futures.Future:
         with self._lock:
             if self._error is not None:
+                coroutine.close()
                 raise FedlmError(str(self._error))
             if not self._waiters:
                 self.busy_since = time.monotonic()
             self._waiters.add(wake)
-        return asyncio.run_coroutine_threadsafe(self._context.invoke(comp, arg), self._loop)
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def _outcome(self, future: concurrent.futures.Future, wake: Callable[[], None]):
         with self._lock:
@@ -79,7 +79,7 @@ class OwnLoop:
         def wake() -> None:
             caller.call_soon_threadsafe(lambda: abandon.done() or abandon.set_result(None))
 
-        future = self._start(comp, arg, wake)
+        future = self._start(self._context.invoke(comp, arg), wake)
         work = asyncio.wrap_future(future)
         try:
             await asyncio.wait([work, abandon], return_when=asyncio.FIRST_COMPLETED)
@@ -90,10 +90,10 @@ class OwnLoop:
             abandon.cancel()
         return self._outcome(future, wake)
 
-    def invoke_sync(self, comp, arg):
-        """Run ``comp`` here and wait for it in the calling thread."""
+    def run_sync(self, coroutine):
+        """Run ``coroutine`` (e.g. the context's ``invoke``) here; wait in the calling thread."""
         done = threading.Event()
-        future = self._start(comp, arg, done.set)
+        future = self._start(coroutine, done.set)
         future.add_done_callback(lambda _: done.set())
         try:
             done.wait()
@@ -251,8 +251,12 @@ def whole_context(channel, name: str):
     loop = OwnLoop(context, name)
 
     class WholeContext(tff.framework.SyncContext):
+        # For values kept on the worker between calls (resident.py): executors, and the loop.
+        executors = context.executor_factory
+        run = staticmethod(loop.run_sync)
+
         def invoke(self, comp, arg=None):
-            return loop.invoke_sync(comp, arg)
+            return loop.run_sync(context.invoke(comp, arg))
 
     return WholeContext(), loop
 
