@@ -20,12 +20,8 @@ def _main(cfg: DictConfig) -> None:
     check_keys(OmegaConf.to_container(cfg, resolve=False), PretrainConfig)  # `+key=` included
     pretrain_cfg = OmegaConf.to_object(cfg)
     corpus_files(pretrain_cfg.corpus, pretrain_cfg.corpus_urls)  # fetched now, before TensorFlow
-    from fedlm.federated import workers
     from fedlm.pretraining import pretrain  # TensorFlow loads after the config is checked
 
-    # The papers' pipeline imports TFF, whose default context would fail in its ServiceManager's
-    # __del__ at interpreter exit (a traceback after "saved:"); fedlm's exit handler drops it.
-    workers.patch_worker_start()
     result = pretrain(pretrain_cfg)
     for key, value in result.metrics.items():
         print(f"{key}: {value:.4f}")
