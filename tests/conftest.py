@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from process_reuse import reusing
 
 
 def _patch_tff() -> None:
@@ -21,41 +22,6 @@ def _patch_tff() -> None:
     experiment = sys.modules.get("fedlm.experiment")
     if experiment is not None and not hasattr(experiment.build_learning_process, "built"):
         experiment.build_learning_process = reusing(experiment.build_learning_process)
-
-
-def _described(value) -> str:
-    """What a process builder's argument is, as far as the built process can depend on it: a
-    model function by what its closure holds (bound methods by their object, a dataclass whose
-    repr is its every field), anything else by its repr."""
-    if isinstance(value, list | tuple):
-        return repr([_described(item) for item in value])
-    if callable(value) and getattr(value, "__closure__", None):
-        return repr([_described(cell.cell_contents) for cell in value.__closure__])
-    owner = getattr(value, "__self__", None)
-    if owner is not None:
-        return f"{value.__qualname__} of {owner!r}"
-    return repr(value)
-
-
-def reusing(build):
-    """``build`` (fedlm.federated.process.build_learning_process, as the round loop calls it)
-    made once per distinct argument list in a test process: a TFF learning process is a set of
-    stateless computations of its arguments, and tracing one costs a tiny run a third of its
-    time (TFF traces the model several times). Every distinct configuration is still built, the
-    first time it is asked for; ``built`` counts the builds and ``reused`` the reuses."""
-    processes = {}
-
-    def build_once(*args, **kwargs):
-        key = _described([*args, *sorted(kwargs.items())])
-        if key in processes:
-            build_once.reused += 1
-        else:
-            processes[key] = build(*args, **kwargs)
-            build_once.built += 1
-        return processes[key]
-
-    build_once.built = build_once.reused = 0
-    return build_once
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
