@@ -8,22 +8,32 @@ import sys
 from pathlib import Path
 
 import pytest
+from process_reuse import reusing
 
 
 def _patch_tff() -> None:
     """Start TFF's workers through fedlm's patch (with a parent-death signal, recorded, and TFF's
-    context dropped at exit) once a test module has imported TFF; no 13 s import otherwise."""
+    context dropped at exit) once a test module has imported TFF; no 13 s import otherwise. And
+    once a test module has imported the round loop, its runs reuse the processes built before."""
     if "tensorflow_federated" in sys.modules:
         from fedlm.federated import workers
 
         workers.patch_worker_start()
+    experiment = sys.modules.get("fedlm.experiment")
+    if experiment is not None and not hasattr(experiment.build_learning_process, "built"):
+        experiment.build_learning_process = reusing(experiment.build_learning_process)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``-n``, in pyproject's addopts), the tests that share a module- or
     class-scoped fixture (a run made once for several tests) go to one worker together, so the
-    fixture is made once; every other test goes wherever a worker is free (``--dist loadgroup``)."""
+    fixture is made once; every other test goes wherever a worker is free (``--dist loadgroup``).
+
+    The groups come first, the largest first: xdist hands out work in collection order, and a
+    group of minutes collected last (tests/tracking sorts last) would keep one worker busy while
+    the others had nothing left to do."""
+    groups = {}
     for item in items:
         fixturedefs = getattr(item, "_fixtureinfo", None)
         shared = fixturedefs is not None and any(
@@ -32,7 +42,12 @@ def pytest_collection_modifyitems(config, items):
             for fixturedef in defs
         )
         if shared:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            group = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+            groups.setdefault(group, []).append(item)
+    grouped = [item for group in sorted(groups.values(), key=len, reverse=True) for item in group]
+    in_a_group = set(map(id, grouped))
+    items[:] = grouped + [item for item in items if id(item) not in in_a_group]
 
 
 def pytest_collection_finish(session):

@@ -61,6 +61,14 @@ def report_errors(prog: str) -> Callable:
                 if not is_disk_full(error):
                     raise
                 exit_disk_full(prog, error)
+            finally:
+                if "tensorflow_federated" in sys.modules:  # imported by the command's work
+                    # TFF's default context would fail in its ServiceManager's __del__ at
+                    # interpreter exit, a traceback after the output; fedlm's exit handler drops
+                    # it first (and ends any worker it started).
+                    from fedlm.federated import workers
+
+                    workers.patch_worker_start()
 
         return wrapper
 

@@ -66,6 +66,30 @@ def test_fedlm_pretrain_runs_and_saves(tmp_path, monkeypatch, capfd):
     assert "validation_accuracy: " in out and "step 2/2 (epoch 1/1)" in out
 
 
+@pytest.mark.slow  # a fedlm-pretrain process of its own, to see how it exits: ~20 s
+def test_fedlm_pretrain_of_the_papers_pipeline_exits_without_a_traceback(tmp_path):
+    """The papers' pipeline imports TFF; its default context must not fail at exit."""
+    book = tmp_path / "book.txt"
+    book.write_text("A merry Christmas, uncle! God save you!\n\n" * 300)
+    env = {
+        **os.environ,
+        "FEDLM_CACHE_DIR": str(tmp_path / "cache"),
+        "FEDLM_RESULTS_DIR": str(tmp_path / "results"),
+    }
+    argv = [f"corpus=[{book}]", "model=tiny", "pipeline=paper", "epochs=1", "steps_per_epoch=2"]
+    argv += ["seq_len=20", "batch_size=4", "shakespeare=none", f"hydra.run.dir={tmp_path}/out"]
+    done = subprocess.run(
+        [sys.executable, "-m", "fedlm.cli.pretrain", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "saved: " in done.stdout
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
 def test_fedlm_pretrain_reports_a_bad_value_in_one_line(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("FEDLM_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setattr(sys, "argv", ["fedlm-pretrain", "model=tiny", "optimizer=rmsprop"])

@@ -34,6 +34,18 @@ B = client([[9, 10, 11, 89]])
 WEIGHTS = {"num_examples": (2, 1), "num_tokens": (3, 4), "uniform": (1, 1)}
 
 
+def assert_read_from_the_state(process, state):
+    """fedlm's ``model_weights`` reads the state's own weights, in this process: the values
+    TFF's ``get_model_weights`` computation returns, bit for bit."""
+    expected = process.get_model_weights(state)
+    got = model_weights(process, state)
+    assert got is state.global_model_weights
+    for part in ("trainable", "non_trainable"):
+        assert len(getattr(got, part)) == len(getattr(expected, part))
+        for a, b in zip(getattr(got, part), getattr(expected, part), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("weighting", sorted(WEIGHTS))
 def test_client_weighting_gives_the_expected_weights(weighting):
     task = Task(build_pipeline("paper", seq_len=4, batch_size=2), TINY)
@@ -46,10 +58,12 @@ def test_client_weighting_gives_the_expected_weights(weighting):
             task.model_fn(A.element_spec), algorithm, sgd, OptimizerConfig(), ignore_id=PAD
         )
         state = process.set_model_weights(process.initialize(), start)
+        assert_read_from_the_state(process, state)  # FedAvg's (the test below: the others')
 
         def after(datasets):
             output = process.next(state, datasets)
-            return process.get_model_weights(output.state).trainable, output.metrics
+            assert_read_from_the_state(process, output.state)
+            return model_weights(process, output.state).trainable, output.metrics
 
         alone_a, _ = after([A])
         alone_b, _ = after([B])
@@ -63,7 +77,8 @@ def test_client_weighting_gives_the_expected_weights(weighting):
     assert train["num_tokens"] == 7
 
 
-@pytest.mark.parametrize("algorithm", ["fedavg", "fedavg_unweighted", "fedprox"])
+# FedAvg's (weighted) process: the test above, for each client weighting.
+@pytest.mark.parametrize("algorithm", ["fedavg_unweighted", "fedprox"])
 def test_model_weights_are_the_states_own_those_get_model_weights_computes(algorithm):
     """Read from the state in the driver: the values TFF's computation returns, bit for bit,
     after set_model_weights and after a round, without a call to the worker."""
@@ -78,13 +93,7 @@ def test_model_weights_are_the_states_own_those_get_model_weights_computes(algor
         )
         started = process.set_model_weights(process.initialize(), start)
         for state in (started, process.next(started, [A, B]).state):
-            expected = process.get_model_weights(state)
-            got = model_weights(process, state)
-            assert got is state.global_model_weights
-            for part in ("trainable", "non_trainable"):
-                assert len(getattr(got, part)) == len(getattr(expected, part))
-                for a, b in zip(getattr(got, part), getattr(expected, part), strict=True):
-                    np.testing.assert_array_equal(a, b)
+            assert_read_from_the_state(process, state)
         trained = model_weights(process, state).trainable
         assert any(not np.array_equal(a, b) for a, b in zip(trained, start.trainable, strict=True))
 

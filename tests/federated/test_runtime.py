@@ -316,9 +316,14 @@ def test_the_workers_shares_run_at_the_same_time(monkeypatch):
     monkeypatch.setattr(subrounds.OwnLoop, "invoke", recording_invoke)
     with runtime.execution_context(RuntimeConfig(local_workers=2)):
         assert busy_total([500_000, 500_000]) == 2
-    shares = [c for c in calls if c[2] - c[1] > 0.1]  # the two up-to-merge calls
-    assert sorted(name for name, _, _ in shares) == ["fedlm-worker-0", "fedlm-worker-1"]
-    (_, start_a, end_a), (_, start_b, end_b) = shares
+    # Each worker's longest call is its share of the spinning clients (on a loaded machine other
+    # calls can also take more than a fraction of a second, so no fixed threshold picks them).
+    longest = {}
+    for name, start, end in calls:
+        if name not in longest or end - start > longest[name][1] - longest[name][0]:
+            longest[name] = (start, end)
+    assert sorted(longest) == ["fedlm-worker-0", "fedlm-worker-1"]
+    (start_a, end_a), (start_b, end_b) = longest.values()
     assert max(start_a, start_b) < min(end_a, end_b)
 
 

@@ -212,6 +212,8 @@ def test_a_crash_between_logging_and_checkpointing_resumes_to_the_uninterrupted_
     assert_same_metrics(metric_table(client, resumed.run_id), expected)
 
 
+@pytest.mark.slow  # two more processes to build (looped, unrolled): the default suite has each
+# part (test_unroll: the same numbers; the crash above: resuming to the uninterrupted metrics)
 def test_a_run_started_looped_resumes_unrolled_to_the_uninterrupted_metrics(
     tmp_path, reference, store_uri
 ):
