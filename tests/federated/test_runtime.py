@@ -78,11 +78,15 @@ EXITS = {
 # TFF's own local runtime (one worker it starts) and fedlm's side-by-side one (workers it starts).
 LOCAL_WORKERS = (1, 2)
 CASES = [(name, n) for n in LOCAL_WORKERS for name in EXITS]
-# Each case is a process that pays TensorFlow's import: the default suite leaves by every path
-# from fedlm's side-by-side runtime (it starts and ends the workers itself), the slow set from
-# TFF's own one as well.
+# Each case is a process that pays TensorFlow's import. The default suite leaves fedlm's
+# side-by-side runtime (it starts and ends the workers itself) normally, by Ctrl-C inside a
+# computation (the hardest orderly exit) and by SIGKILL (no exit handler at all); the slow set
+# also by an exception and SIGTERM, and every path from TFF's own runtime.
+DEFAULT_CASES = {("normal", 2), ("sigint", 2), ("sigkill", 2)}
 CASE_PARAMS = [
-    pytest.param(name, n, marks=[pytest.mark.slow] if n == 1 else [], id=f"{name}-{n}")
+    pytest.param(
+        name, n, marks=[] if (name, n) in DEFAULT_CASES else [pytest.mark.slow], id=f"{name}-{n}"
+    )
     for name, n in CASES
 ]
 

@@ -95,6 +95,7 @@ def test_bad_values_and_short_corpora_are_refused(corpus, tmp_path):
         pretrain(PretrainConfig(**{**base, "corpus": [str(tmp_path / "none.txt")]}))
 
 
+@pytest.mark.slow  # the real books (the slow set's); the tests above pre-train on small texts
 def test_pretrain_on_the_shared_dickens_then_generate(tmp_path):
     books = [
         shared_data_dir() / "dickens" / n
