@@ -49,6 +49,8 @@ class StateOnWorker:
         self._worker = worker
         self._result_type = process.next.type_signature.result  # with TFF's Python containers
         self._comp = tff.backends.native.desugar_and_transform_to_native(process.next)
+        # (state name, type), (client data name, type): the computation's two parameters
+        self._parameters = tff.structure.to_elements(self._comp.type_signature.parameter)
         self._value = state  # None while the newest state is only on the worker
         self._remote = None  # (executor, the newest state there)
         self._comp_value = None  # (executor, the computation there)
@@ -75,9 +77,7 @@ class StateOnWorker:
         import tensorflow_federated as tff
 
         executor = self._worker.executors.create_executor({tff.CLIENTS: len(client_data)})
-        (state_name, state_type), (data_name, data_type) = tff.structure.to_elements(
-            self._comp.type_signature.parameter
-        )
+        (state_name, state_type), (data_name, data_type) = self._parameters
         state = await self._state_on(executor, state_type)
         data = await executor.create_value(tff.tensorflow.transform_args(client_data), data_type)
         arg = await executor.create_struct(
