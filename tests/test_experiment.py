@@ -325,6 +325,7 @@ def test_poisson_dp_round_without_clients_applies_the_noise_and_counts_add_or_re
     assert tracker.status == "FINISHED"
 
 
+@pytest.mark.slow  # ~8 s; the empty Poisson round with DP (the harder case) stays in the default
 def test_poisson_round_without_clients_and_without_dp_is_skipped(tmp_path):
     tracker, lines = RecordingTracker(), []
     run(config(tmp_path, *POISSON_EMPTY_ROUND_2), tracker, lines.append)
@@ -359,9 +360,10 @@ def test_zeroing_logs_an_infinite_epsilon_and_says_why_once(tmp_path):
 @pytest.mark.parametrize(
     "aggregator, keys",
     [
-        (
+        pytest.param(  # ~9 s a distinct process: the slow set; compression stays in the default
             "robust",
             {"aggregator/clip_norm", "aggregator/clipped_fraction", "aggregator/zeroed_fraction"},
+            marks=pytest.mark.slow,
         ),
         ("compression", {"aggregator/clip_norm", "aggregator/bits_per_client"}),
         # dp_fixed: test_poisson_dp_round_without_clients_applies_the_noise_and_counts_add_or_remove

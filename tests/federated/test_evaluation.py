@@ -70,7 +70,7 @@ def test_paper_pipeline_loss_is_the_mean_over_characters_whatever_the_batching()
             losses = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
             total += float(np.sum(losses.numpy()[keep]))
             count += int(keep.sum())
-    for batch_size in (1, 3, 64):
+    for batch_size in (1, 64):  # and 3, the training batch, in Keras's evaluation above
         now = evaluate_once(task, weights, batch_size)
         assert now["loss"] == pytest.approx(total / count, rel=1e-5)
         assert now["accuracy"] == pytest.approx(before["accuracy"], abs=1e-7)

@@ -78,7 +78,10 @@ def test_client_weighting_gives_the_expected_weights(weighting):
 
 
 # FedAvg's (weighted) process: the test above, for each client weighting.
-@pytest.mark.parametrize("algorithm", ["fedavg_unweighted", "fedprox"])
+# fedavg_unweighted (~8 s a process of its own) in the slow set: FedAvg's read is the test above's.
+@pytest.mark.parametrize(
+    "algorithm", [pytest.param("fedavg_unweighted", marks=pytest.mark.slow), "fedprox"]
+)
 def test_model_weights_are_the_states_own_those_get_model_weights_computes(algorithm):
     """Read from the state in the driver: the values TFF's computation returns, bit for bit,
     after set_model_weights and after a round, without a call to the worker."""

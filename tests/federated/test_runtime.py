@@ -195,7 +195,8 @@ def test_workers_end_and_output_closes_on_every_exit_path(exits, name, local_wor
         assert text in result.stderr
 
 
-@pytest.mark.parametrize("local_workers", LOCAL_WORKERS)
+# TFF's own runtime (one worker) in the slow set, as its exit paths are; fedlm's stays.
+@pytest.mark.parametrize("local_workers", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_enter_and_exit_again_gives_a_fresh_context_and_leaves_no_worker(local_workers):
     started = []
     for leave_by_exception in (False, True, False):
@@ -431,7 +432,8 @@ def _start_fedlm_workers(count, log_folder):
     return [f"localhost:{port}" for port in ports], started
 
 
-@pytest.mark.parametrize("count, dead", [(2, 1), (1, 0)])
+# One worker of one lost (~6 s): the slow set; one of two lost, the harder case, stays.
+@pytest.mark.parametrize("count, dead", [(2, 1), pytest.param(1, 0, marks=pytest.mark.slow)])
 def test_a_lost_remote_worker_is_named_while_waited_for_and_given_up_on(tmp_path, count, dead):
     addresses, remote_workers = _start_fedlm_workers(count, tmp_path)
     said = []

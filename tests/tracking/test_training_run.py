@@ -486,6 +486,7 @@ def test_a_run_that_reached_its_target_is_finished_and_resuming_it_does_nothing(
     assert tracker.checkpoints.rounds() == [1, 2]
 
 
+@pytest.mark.slow  # ~12 s; the stopped run, and its resume doing nothing, stay in the default suite
 def test_a_run_resumed_before_its_target_goes_on_to_stop_where_it_would_have(
     tmp_path, stopped, store_uri
 ):
@@ -509,6 +510,7 @@ def test_a_run_resumed_before_its_target_goes_on_to_stop_where_it_would_have(
     assert_same_metrics(metric_table(client, crashed.run_id), expected)
 
 
+@pytest.mark.slow  # ~11 s; as above
 def test_a_run_that_crashed_after_its_target_checkpoint_resumes_to_its_end_without_training(
     tmp_path, stopped, store_uri
 ):
