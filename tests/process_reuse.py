@@ -1,6 +1,12 @@
 """The round loop's TFF learning processes, built once per distinct configuration in a test
 process (tests/conftest.py installs :func:`reusing` once a test module imports the loop)."""
 
+import re
+
+# The process never reads the model config's pre-trained path: the starting weights are set on
+# its state (fedlm.experiment.starting_weights), so a run from a pre-trained file reuses it.
+_PRETRAINED = re.compile(r"\bpretrained=(\\?'[^'\\]*\\?'|None)")  # quoted once or twice
+
 
 def described(value) -> str:
     """What a process builder's argument is, as far as the built process can depend on it: a
@@ -26,7 +32,7 @@ def reusing(build):
     processes = {}
 
     def build_once(*args, **kwargs):
-        key = described([*args, *sorted(kwargs.items())])
+        key = _PRETRAINED.sub("pretrained=<any>", described([*args, *sorted(kwargs.items())]))
         if key in processes:
             build_once.reused += 1
         else:

@@ -95,13 +95,15 @@ def test_the_round_loops_process_builds_are_reused_only_for_the_same_arguments()
     first = build(model_fn, AlgorithmConfig(), clients_per_round=2)
     again = build(task(8).model_fn, AlgorithmConfig(), clients_per_round=2)
     assert again is first and (build.built, build.reused) == (1, 1)
+    from_file = Task(task(8).pipeline, ModelConfig(units=8, pretrained="/m.h5"))  # same process
+    assert build(from_file.model_fn, AlgorithmConfig(), clients_per_round=2) is first
     for other in (
         (task(9).model_fn, AlgorithmConfig()),  # another model
         (model_fn, dataclasses.replace(AlgorithmConfig(), name="fedprox")),  # another algorithm
     ):
         assert build(*other, clients_per_round=2) is not first
     assert build(model_fn, AlgorithmConfig(), clients_per_round=3) is not first
-    assert (build.built, build.reused) == (4, 1) and len(built) == 4
+    assert (build.built, build.reused) == (4, 2) and len(built) == 4
 
     def closure(units):  # a model function as Task.model_fn makes them: by what it holds
         inner = task(units)
