@@ -1,24 +1,28 @@
 """The round loop's TFF learning processes, built once per distinct configuration in a test
 process (tests/conftest.py installs :func:`reusing` once a test module imports the loop)."""
 
-import re
+import dataclasses
 
-# The process never reads the model config's pre-trained path: the starting weights are set on
-# its state (fedlm.experiment.starting_weights), so a run from a pre-trained file reuses it.
-_PRETRAINED = re.compile(r"\bpretrained=(\\?'[^'\\]*\\?'|None)")  # quoted once or twice
+# Fields no built process depends on: a run's starting weights are set on the process's state
+# (fedlm.experiment.starting_weights), whatever file they came from.
+UNUSED_FIELDS = frozenset({"pretrained"})
 
 
 def described(value) -> str:
     """What a process builder's argument is, as far as the built process can depend on it: a
-    model function by what its closure holds (bound methods by their object, a dataclass whose
-    repr is its every field), anything else by its repr."""
+    model function by what its closure holds (bound methods by their object), a dataclass by its
+    fields but :data:`UNUSED_FIELDS`, anything else by its repr."""
     if isinstance(value, list | tuple):
         return repr([described(item) for item in value])
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [f.name for f in dataclasses.fields(value) if f.name not in UNUSED_FIELDS]
+        kept = {name: described(getattr(value, name)) for name in fields}
+        return f"{type(value).__qualname__}({kept!r})"
     if callable(value) and getattr(value, "__closure__", None):
         return repr([described(cell.cell_contents) for cell in value.__closure__])
     owner = getattr(value, "__self__", None)
     if owner is not None:
-        return f"{value.__qualname__} of {owner!r}"
+        return f"{value.__qualname__} of {described(owner)}"
     return repr(value)
 
 
@@ -32,7 +36,7 @@ def reusing(build):
     processes = {}
 
     def build_once(*args, **kwargs):
-        key = _PRETRAINED.sub("pretrained=<any>", described([*args, *sorted(kwargs.items())]))
+        key = described([*args, *sorted(kwargs.items())])
         if key in processes:
             build_once.reused += 1
         else:
