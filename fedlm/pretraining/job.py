@@ -21,9 +21,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from fedlm import vocab
+from fedlm import paths, vocab
 from fedlm.config import PretrainConfig
+from fedlm.data.clients import build_stamp
 from fedlm.data.pipelines import PIPELINES
+from fedlm.data.shakespeare_text import PARSER_VERSION
 from fedlm.errors import ConfigError, DataError
 from fedlm.io import write_text
 from fedlm.models.architectures import build_model, check_model_config
@@ -35,6 +37,7 @@ from fedlm.pretraining.batches import (
     corpus_batches,
     shakespeare_test_snippets,
 )
+from fedlm.tracking.run_info import git_state
 
 SHAKESPEARE_SOURCES = ("auto", "sqlite", "gutenberg", "synthetic", "none")
 KERAS_OPTIMIZERS = ("adam", "sgd")
@@ -189,6 +192,17 @@ def evaluate_saved(cfg: PretrainConfig) -> tuple[dict[str, float], str]:
     return evaluate_model(model, cfg, data)
 
 
+def _build_of(source: str) -> dict[str, str]:
+    """The parser version and source SHA-256 of the Shakespeare build that gave shakespeare_*
+    (``sqlite``: the built database's stamp; ``gutenberg``: this fedlm's parser); else empty."""
+    if source == "sqlite":
+        stamp = build_stamp("shakespeare", paths.cache_dir() / "shakespeare") or {}
+        return {k: stamp[k] for k in ("parser_version", "source_sha256") if k in stamp}
+    if source == "gutenberg":
+        return {"parser_version": str(PARSER_VERSION)}
+    return {}
+
+
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Train ``cfg.model`` on ``cfg.corpus``, evaluate it, save it; return metrics and the path."""
     validate_pretrain(cfg)
@@ -250,6 +264,12 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         "path": str(target),
         "config": dataclasses.asdict(cfg),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # The per-epoch history behind the figures, the epoch kept (1-based) and what produced
+        # them: a committed copy of this file is the model's source (experiments/SOURCES.md).
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "kept_epoch": (kept if kept >= 0 else len(history.history["loss"]) + kept) + 1,
+        "git": git_state(),
+        "shakespeare_build": _build_of(source),
     }
     write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     return result

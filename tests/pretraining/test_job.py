@@ -54,6 +54,12 @@ def test_pretrain_trains_evaluates_and_saves_atomically(corpus, tmp_path, isolat
     assert result.shakespeare_source == "synthetic"
     record = json.loads(result.path.with_suffix(".json").read_text())
     assert record["metrics"] == result.metrics and record["config"]["model"]["name"] == "tiny"
+    # The record is the model's committed history: per-epoch metrics, the epoch kept, the code.
+    assert {len(v) for v in record["history"].values()} == {2}
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(record["history"])
+    assert record["history"]["loss"][record["kept_epoch"] - 1] == result.metrics["train_loss"]
+    assert len(record["git"]["mlflow.source.git.commit"]) == 40
+    assert record["shakespeare_build"] == {}  # synthetic: no build behind it
     assert load_pretrained_weights("dickens", cfg.model, 86) is not None
     cfg.model.pretrained = "dickens"
     metrics, source = evaluate_saved(cfg)  # the saved model scores what pretrain reported
